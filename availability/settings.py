@@ -1,0 +1,25 @@
+"""Settings in one place: environment variables with the AVAILABILITY_ prefix.
+
+Secrets are SecretStr so they never show up in a repr, a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Only for demos and tests: pseudonyms made with a published key can be reversed by anyone
+# who guesses the phone number or address, so the CLI warns when it is in use.
+DEVELOPMENT_KEY = "availability-development-key-not-secret"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AVAILABILITY_", frozen=True, extra="ignore")
+
+    warehouse: str | None = None  # a directory (embedded chDB) or http(s)://user:pass@host:8123/db
+    agreements: str | None = None  # service-agreements YAML; the shipped default when unset
+    pseudonym_key: SecretStr = SecretStr(DEVELOPMENT_KEY)  # HMAC key for caller_ref / sender_ref
+
+    @property
+    def uses_development_key(self) -> bool:
+        return self.pseudonym_key.get_secret_value() == DEVELOPMENT_KEY

@@ -1,0 +1,41 @@
+"""Subject -> categories (spec/agreements.md, "Priority"), so the subject itself can be dropped.
+
+Matching is case-insensitive, ignores diacritics (`anstand` matches `anstånd`) and matches
+word prefixes (`makuler` matches `makulering`, `makuleras`).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+PRIORITY = "priority"
+_WORD = re.compile(r"\w+")
+
+
+def fold(text: str) -> str:
+    """Lower case without diacritics: `Anstånd` -> `anstand`."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def matched_keywords(subject: str, keywords: Iterable[str]) -> list[str]:
+    """The keywords (folded) that start some word of the subject, in keyword order."""
+    words = _WORD.findall(fold(subject))
+    found = []
+    for kw in keywords:
+        stem = fold(kw)
+        if stem and stem not in found and any(w.startswith(stem) for w in words):
+            found.append(stem)
+    return found
+
+
+def categories(subject: str | None, keywords: Iterable[str], given: Iterable[str] = ()) -> list[str]:
+    """The message's categories: those the source gave, plus `priority` and the matched stems."""
+    out = list(dict.fromkeys(given))
+    hits = matched_keywords(subject, keywords) if subject else []
+    for c in ([PRIORITY] if hits else []) + hits:
+        if c not in out:
+            out.append(c)
+    return out

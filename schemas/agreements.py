@@ -1,0 +1,267 @@
+"""The service-agreements file (spec/agreements.md): loading, validation, the typed result.
+
+Every error names the key path, e.g. `queues.kundreskontra.calendar: unknown calendar 'x'`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+import yaml
+
+from availability.errors import AgreementsError
+from schemas.calendar import WEEKDAYS, Calendar, DayRule, Interval
+
+DEFAULT_PRIORITY_KEYWORDS = ("anstånd", "makuler", "avbetalning")
+
+
+# -- the file's shape (unknown keys are errors) -----------------------------------------------
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class CalendarFile(_Strict):
+    holidays: str | None = None
+    closed: list[str] = []
+    hours: dict[str, list[str]] = {}
+    reduced: dict[str, list[str]] = {}
+
+
+class QueueFile(_Strict):
+    name: str
+    calendar: str
+    service_level_seconds: float
+    service_level_target: float
+    answer_rate_target: float
+    short_abandon_seconds: float = 0
+
+
+class MailboxFile(_Strict):
+    name: str
+    calendar: str
+    response_target: str | int
+    priority_response_target: str | int | None = None
+    priority_keywords: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_PRIORITY_KEYWORDS))
+
+
+class AgreementsFile(_Strict):
+    timezone: str
+    calendars: dict[str, CalendarFile]
+    queues: dict[str, QueueFile] = {}
+    mailboxes: dict[str, MailboxFile] = {}
+
+
+# -- the typed result ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Queue:
+    id: str
+    name: str
+    calendar_id: str
+    calendar: Calendar
+    service_level_seconds: float
+    service_level_target: float
+    answer_rate_target: float
+    short_abandon_seconds: float
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    id: str
+    name: str
+    calendar_id: str
+    calendar: Calendar
+    response_target_seconds: float
+    priority_response_target_seconds: float
+    priority_keywords: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Agreements:
+    timezone: ZoneInfo
+    calendars: dict[str, Calendar]
+    queues: dict[str, Queue]
+    mailboxes: dict[str, Mailbox]
+    source: str = "<memory>"
+
+    def local(self, t: datetime) -> datetime:
+        return t.astimezone(self.timezone)
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str | int | float) -> float:
+    """`90s`, `30m`, `8h`, `2d`, `1h30m`, or a plain number of seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = str(value).strip().replace(" ", "")
+        parts = _DURATION.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            raise ValueError(f"invalid duration '{value}' (expected e.g. 90s, 30m, 8h, 2d)")
+        seconds = sum(float(n) * _UNIT[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError(f"invalid duration '{value}': must be positive")
+    return seconds
+
+
+def default_agreements_path() -> Path:
+    return Path(str(resources.files("schemas") / "default_agreements.yaml"))
+
+
+def load_agreements(path: str | Path | None = None) -> Agreements:
+    """Read and validate an agreements file (the shipped default when path is None)."""
+    path = Path(path) if path is not None else default_agreements_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AgreementsError(f"{path}: cannot read agreements file ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise AgreementsError(f"{path}: not valid YAML ({_first_line(exc)})") from None
+    try:
+        return parse_agreements(raw, source=str(path))
+    except AgreementsError as exc:
+        raise AgreementsError(f"{path}: {exc}") from None
+
+
+def parse_agreements(raw: Any, source: str = "<memory>") -> Agreements:
+    if not isinstance(raw, dict):
+        raise AgreementsError("the agreements file must be a mapping with timezone, calendars, queues, mailboxes")
+    try:
+        spec = msgspec.convert(_dates_to_text(raw), AgreementsFile)
+    except msgspec.ValidationError as exc:
+        raise AgreementsError(_path_message(str(exc))) from None
+
+    try:
+        tz = ZoneInfo(spec.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise AgreementsError(f"timezone: unknown time zone '{spec.timezone}'") from None
+
+    calendars = {cid: _calendar(f"calendars.{cid}", c, tz) for cid, c in spec.calendars.items()}
+
+    def calendar_of(path: str, cid: str) -> Calendar:
+        if cid not in calendars:
+            known = ", ".join(sorted(calendars)) or "none defined"
+            raise AgreementsError(f"{path}.calendar: unknown calendar '{cid}' (known: {known})")
+        return calendars[cid]
+
+    queues = {}
+    for qid, q in spec.queues.items():
+        path = f"queues.{qid}"
+        for key in ("service_level_target", "answer_rate_target"):
+            if not 0 <= getattr(q, key) <= 1:
+                raise AgreementsError(f"{path}.{key}: must be a fraction between 0 and 1, got {getattr(q, key)}")
+        for key in ("service_level_seconds", "short_abandon_seconds"):
+            if getattr(q, key) < 0:
+                raise AgreementsError(f"{path}.{key}: must not be negative")
+        queues[qid] = Queue(
+            id=qid,
+            name=q.name,
+            calendar_id=q.calendar,
+            calendar=calendar_of(path, q.calendar),
+            service_level_seconds=q.service_level_seconds,
+            service_level_target=q.service_level_target,
+            answer_rate_target=q.answer_rate_target,
+            short_abandon_seconds=q.short_abandon_seconds,
+        )
+
+    mailboxes = {}
+    for mid, m in spec.mailboxes.items():
+        path = f"mailboxes.{mid}"
+        target = _duration(f"{path}.response_target", m.response_target)
+        priority = m.priority_response_target
+        mailboxes[mid] = Mailbox(
+            id=mid,
+            name=m.name,
+            calendar_id=m.calendar,
+            calendar=calendar_of(path, m.calendar),
+            response_target_seconds=target,
+            priority_response_target_seconds=(
+                target if priority is None else _duration(f"{path}.priority_response_target", priority)
+            ),
+            priority_keywords=tuple(m.priority_keywords),
+        )
+    return Agreements(timezone=tz, calendars=calendars, queues=queues, mailboxes=mailboxes, source=source)
+
+
+def _calendar(path: str, c: CalendarFile, tz: ZoneInfo) -> Calendar:
+    if c.holidays:
+        import holidays as pyholidays
+
+        if c.holidays not in pyholidays.list_supported_countries():
+            raise AgreementsError(f"{path}.holidays: unknown country code '{c.holidays}'")
+    hours: dict[int, tuple[Interval, ...]] = {}
+    for day, intervals in c.hours.items():
+        if day not in WEEKDAYS:
+            raise AgreementsError(f"{path}.hours.{day}: unknown weekday (use {', '.join(WEEKDAYS)})")
+        hours[WEEKDAYS.index(day)] = _intervals(f"{path}.hours.{day}", intervals)
+    closed = tuple(_day_rule(f"{path}.closed[{i}]", d) for i, d in enumerate(c.closed))
+    reduced = tuple(
+        (_day_rule(f"{path}.reduced.{d}", d), _intervals(f"{path}.reduced.{d}", iv)) for d, iv in c.reduced.items()
+    )
+    return Calendar(tz=tz, hours=hours, holidays=c.holidays, closed=closed, reduced=reduced)
+
+
+def _intervals(path: str, texts: list[str]) -> tuple[Interval, ...]:
+    try:
+        ivs = sorted((Interval.parse(t) for t in texts), key=lambda iv: iv.start)
+    except ValueError as exc:
+        raise AgreementsError(f"{path}: {exc}") from None
+    for a, b in itertools.pairwise(ivs):
+        if b.start < a.end:
+            raise AgreementsError(f"{path}: intervals overlap")
+    return tuple(ivs)
+
+
+def _day_rule(path: str, text: str) -> DayRule:
+    try:
+        return DayRule.parse(text)
+    except ValueError as exc:
+        raise AgreementsError(f"{path}: {exc}") from None
+
+
+def _duration(path: str, value: str | int) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise AgreementsError(f"{path}: {exc}") from None
+
+
+def _dates_to_text(obj: Any) -> Any:
+    """YAML reads `2026-12-23` as a date; the file's model wants the text."""
+    if isinstance(obj, dict):
+        return {str(k) if isinstance(k, date) else k: _dates_to_text(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_dates_to_text(v) for v in obj]
+    return obj.isoformat() if isinstance(obj, date) else obj
+
+
+def _path_message(msgspec_error: str) -> str:
+    """`Expected int, got str - at `$.queues.k.x`` -> `queues.k.x: expected int, got str`."""
+    message, _, where = msgspec_error.partition(" - at `$")
+    path = where.rstrip("`").lstrip(".")
+    message = message.replace("Object contains unknown field", "unknown key")
+    message = message.replace("Object missing required field", "missing required key")
+    message = message[:1].lower() + message[1:]
+    return f"{path}: {message}" if path else message
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
