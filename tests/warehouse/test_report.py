@@ -142,13 +142,14 @@ def test_open_case_is_judged_now_when_now_is_before_month_end(warehouse, agreeme
 
 @pytest.mark.parametrize("split", [1, 2, 3, 7])
 def test_events_split_across_batches_in_any_order_give_the_same_report(new_warehouse, agreements, split):
-    events = call(
-        "x",
-        ("queued", "2026-04-14T10:00:00+02:00", K),
-        ("transferred", "2026-04-14T10:00:30+02:00", K | {"to_queue": "avgifter"}),
-        ("answered", "2026-04-14T10:01:00+02:00", A | {"agent": "a"}),
-        ("ended", "2026-04-14T10:05:00+02:00", {}),
-    ) + [
+    events = [
+        *call(
+            "x",
+            ("queued", "2026-04-14T10:00:00+02:00", K),
+            ("transferred", "2026-04-14T10:00:30+02:00", K | {"to_queue": "avgifter"}),
+            ("answered", "2026-04-14T10:01:00+02:00", A | {"agent": "a"}),
+            ("ended", "2026-04-14T10:05:00+02:00", {}),
+        ),
         mail("received", "2026-04-14T09:00:00+02:00", "u1", "m1"),
         mail("replied", "2026-04-14T10:00:00+02:00", "u1", "r1"),
     ]
