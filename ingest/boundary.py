@@ -30,14 +30,14 @@ _QUEUE_DATA = (CallQueuedData, CallAnsweredData, CallQueueData, CallTransferredD
 def reason_of(exc: msgspec.MsgspecError) -> str:
     """msgspec's message, reworded for a person reading a rejects file."""
     text = str(exc)
-    if isinstance(exc, msgspec.DecodeError):
+    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
         return f"not valid JSON ({text.removeprefix('JSON is malformed: ')})"
     message, _, where = text.partition(" - at `$")
     path = where.rstrip("`").lstrip(".")
     if path == "type" and message.startswith("Invalid value"):
         return f"unknown type {message.removeprefix('Invalid value ')}"
     if "with a timezone component" in message:
-        return f"{path}: time without UTC offset (write Z or +02:00)"
+        return f"{path}: no UTC offset (write Z or +02:00)"
     message = message.replace("Object missing required field", "missing required field")
     message = message[:1].lower() + message[1:]
     return f"{path}: {message}" if path else message

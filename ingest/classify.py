@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from functools import lru_cache
 
 PRIORITY = "priority"
 _WORD = re.compile(r"\w+")
@@ -20,15 +21,15 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+@lru_cache(maxsize=256)
+def _stems(keywords: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(s for s in map(fold, keywords) if s))
+
+
 def matched_keywords(subject: str, keywords: Iterable[str]) -> list[str]:
     """The keywords (folded) that start some word of the subject, in keyword order."""
     words = _WORD.findall(fold(subject))
-    found = []
-    for kw in keywords:
-        stem = fold(kw)
-        if stem and stem not in found and any(w.startswith(stem) for w in words):
-            found.append(stem)
-    return found
+    return [stem for stem in _stems(tuple(keywords)) if any(w.startswith(stem) for w in words)]
 
 
 def categories(subject: str | None, keywords: Iterable[str], given: Iterable[str] = ()) -> list[str]:

@@ -37,13 +37,15 @@ def read_batches(path: Path, boundary: Boundary, batch_size: int = 20_000) -> It
     with handle:
         for number, line in enumerate(handle, start=1):
             done += len(line)
+            if number == 1:
+                line = line.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
             if line.strip():
                 result = boundary.accept(line)
                 if isinstance(result, str):
                     rejected.append(Rejected(str(path), number, result, line.rstrip(b"\r\n")))
                 else:
                     events.append(result)
-            if len(events) >= batch_size:
+            if len(events) + len(rejected) >= batch_size:
                 yield Batch(events, rejected, done)
                 events, rejected = [], []
     yield Batch(events, rejected, done)

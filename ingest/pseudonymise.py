@@ -14,7 +14,7 @@ from functools import lru_cache
 import msgspec
 
 from ingest.classify import categories
-from schemas.agreements import Agreements
+from schemas.agreements import DEFAULT_PRIORITY_KEYWORDS, Agreements
 from schemas.events import CallOffered, Event, MailReceived
 
 
@@ -26,25 +26,43 @@ class Pseudonymiser:
         self.ref = lru_cache(maxsize=65536)(self._ref)
 
     def _ref(self, value: str) -> str:
-        # Normalised first so "+46 70-123 45 67" and "+46701234567" count as the same person.
-        normal = "".join(value.split()).replace("-", "").casefold()
-        return hmac.new(self._key, normal.encode(), hashlib.sha256).hexdigest()[:32]
+        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def caller_ref(self, number: str) -> str:
+        return self.ref(normal_number(number))
+
+    def sender_ref(self, address: str) -> str:
+        return self.ref(address.strip().casefold())
 
     def apply(self, event: Event) -> Event:
         """The event as it may leave ingest."""
         if isinstance(event, CallOffered) and event.data.caller is not None:
             call = event.data
-            ref = self.ref(call.caller) if call.caller else None
+            ref = self.caller_ref(call.caller) if call.caller else call.caller_ref
             return msgspec.structs.replace(event, data=msgspec.structs.replace(call, caller=None, caller_ref=ref))
         if isinstance(event, MailReceived):
             mail = event.data
-            mailbox = self._agreements.mailboxes[mail.mailbox]
+            mailbox = self._agreements.mailboxes.get(mail.mailbox)
+            keywords = mailbox.priority_keywords if mailbox else DEFAULT_PRIORITY_KEYWORDS
             data = msgspec.structs.replace(
                 mail,
                 sender=None,
                 subject=None,
-                sender_ref=self.ref(mail.sender) if mail.sender else mail.sender_ref,
-                categories=categories(mail.subject, mailbox.priority_keywords, mail.categories),
+                sender_ref=self.sender_ref(mail.sender) if mail.sender else mail.sender_ref,
+                categories=categories(mail.subject, keywords, mail.categories),
             )
             return msgspec.structs.replace(event, data=data)
         return event
+
+
+def normal_number(number: str) -> str:
+    """One form per Swedish phone number, so repeat callers are counted as one.
+
+    `+46 70-123 45 67`, `0046701234567` and `070-123 45 67` all become `+46701234567`.
+    """
+    digits = "".join(ch for ch in number if ch.isdigit() or ch == "+")
+    if digits.startswith("00"):
+        return "+" + digits[2:]
+    if digits.startswith("0"):
+        return "+46" + digits[1:]
+    return digits

@@ -134,7 +134,7 @@ def load_agreements(path: str | Path | None = None) -> Agreements:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise AgreementsError(f"{path}: not valid YAML ({_first_line(exc)})") from None
+        raise AgreementsError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from None
     try:
         return parse_agreements(raw, source=str(path))
     except AgreementsError as exc:
@@ -144,10 +144,11 @@ def load_agreements(path: str | Path | None = None) -> Agreements:
 def parse_agreements(raw: Any, source: str = "<memory>") -> Agreements:
     if not isinstance(raw, dict):
         raise AgreementsError("the agreements file must be a mapping with timezone, calendars, queues, mailboxes")
+    data = _dates_to_text(raw)
     try:
-        spec = msgspec.convert(_dates_to_text(raw), AgreementsFile)
+        spec = msgspec.convert(data, AgreementsFile)
     except msgspec.ValidationError as exc:
-        raise AgreementsError(_path_message(str(exc))) from None
+        raise AgreementsError(_locate(data) or _path_message(str(exc))) from None
 
     try:
         tz = ZoneInfo(spec.timezone)
@@ -253,15 +254,47 @@ def _dates_to_text(obj: Any) -> Any:
     return obj.isoformat() if isinstance(obj, date) else obj
 
 
-def _path_message(msgspec_error: str) -> str:
+def _locate(data: dict[str, Any]) -> str | None:
+    """msgspec writes a path inside a map of ids as `queues[...]`; find the id by converting
+    each entry on its own, so the message names `queues.kundreskontra`."""
+    sections: tuple[tuple[str, type[_Strict]], ...] = (
+        ("calendars", CalendarFile),
+        ("queues", QueueFile),
+        ("mailboxes", MailboxFile),
+    )
+    for section, model in sections:
+        entries = data.get(section)
+        if not isinstance(entries, dict):
+            continue
+        for ident, entry in entries.items():
+            prefix = f"{section}.{ident}"
+            if isinstance(entry, dict):
+                for name in ("hours", "reduced"):
+                    days = entry.get(name) if model is CalendarFile else None
+                    for day, value in days.items() if isinstance(days, dict) else ():
+                        try:
+                            msgspec.convert(value, list[str])
+                        except msgspec.ValidationError as exc:
+                            return _path_message(str(exc), f"{prefix}.{name}.{day}")
+            try:
+                msgspec.convert(entry, model)
+            except msgspec.ValidationError as exc:
+                return _path_message(str(exc), prefix)
+    return None
+
+
+def _path_message(msgspec_error: str, prefix: str = "") -> str:
     """`Expected int, got str - at `$.queues.k.x`` -> `queues.k.x: expected int, got str`."""
     message, _, where = msgspec_error.partition(" - at `$")
-    path = where.rstrip("`").lstrip(".")
+    path = ".".join(p for p in (prefix, where.rstrip("`").lstrip(".")) if p)
     message = message.replace("Object contains unknown field", "unknown key")
     message = message.replace("Object missing required field", "missing required key")
     message = message[:1].lower() + message[1:]
     return f"{path}: {message}" if path else message
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """`did not find expected ',' or ']' at line 7, column 9`: what and where, on one line."""
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else str(problem)

@@ -142,7 +142,7 @@ class Calendar:
     def _year(self, year: int) -> _Year:
         cached = self._years.get(year)
         if cached is None:
-            offset = 0.0 if year == CLOCK_EPOCH_YEAR else self._year(year - 1).end_offset
+            offset = 0.0 if year <= CLOCK_EPOCH_YEAR else self._year(year - 1).end_offset
             cached = self._years[year] = _Year.build(self, year, offset)
         return cached
 
@@ -178,6 +178,8 @@ class _Year:
         while day.year == year:
             for iv in cal.intervals_on(day):
                 a, b = _instant(day, iv.start, cal.tz), _instant(day, iv.end, cal.tz)
+                if b <= a:
+                    continue  # the wall-clock interval does not exist that day (spring forward)
                 starts.append(a)
                 ends.append(b)
                 cum.append(total)

@@ -1,0 +1,190 @@
+"""JSON Schemas (draft 2020-12) generated from the msgspec models, committed in schemas/jsonschema/.
+
+The models in schemas/events.py and schemas/agreements.py are the source of truth; the JSON
+Schemas are for everything that is not this Python code (other producers, editors, contract
+tests). They are generated, never edited by hand:
+
+    python -m schemas.jsonschema_gen            # (re)write schemas/jsonschema/*.schema.json
+    python -m schemas.jsonschema_gen --check    # exit 1, listing the drifted files, writing nothing
+
+Files: `event.schema.json` (the whole tagged union on `type`), one `<type>.schema.json` per
+event type (`call.offered.schema.json`, ...) and `agreements.schema.json` (the file's shape).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from schemas.agreements import AgreementsFile
+from schemas.events import EVENT_TYPES, Event
+
+Schema = dict[str, Any]
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+BASE_ID = "https://availability.example/schemas/"
+OUT_DIR = Path(__file__).resolve().parent / "jsonschema"
+
+# msgspec renders `Annotated[datetime, Meta(tz=True)]` as {"type": "string", "format": "date-time"}:
+# nothing in it says that the offset is required, and `format` is only an annotation unless a
+# validator opts in to format assertion. So the envelope's `time` gets a pattern requiring the
+# RFC 3339 time-offset at the end (`Z`, or `+hh:mm` / `-hh:mm`; RFC 3339 allows a lower-case
+# `z`, and so does msgspec), which makes a time without offset invalid under the schema as it is
+# for the decoder. The schema is the producers' contract and is slightly stricter than the
+# decoder, which also accepts `+0200` and a space instead of `T`.
+MSGSPEC_DATETIME: Schema = {"type": "string", "format": "date-time"}
+TIME_OFFSET_PATTERN = r"([Zz]|[+-]\d{2}:\d{2})$"
+TIME_DESCRIPTION = "RFC 3339 timestamp with offset (`Z` or `+02:00`) of the moment it happened (event time)."
+
+# spec/events.md, one line per type.
+EVENT_DESCRIPTIONS = {
+    "call.offered": "The call reached the switch (before the DTMF menu).",
+    "call.queued": "The caller chose a process (tonval) and entered that queue.",
+    "call.answered": "An agent was connected.",
+    "call.abandoned": "The caller hung up while waiting in the queue.",
+    "call.transferred": "The call left `queue` for `to_queue` before being answered (overflow or menu transfer).",
+    "call.callback_requested": "The caller left the queue asking to be called back.",
+    "call.ended": "The call was disconnected (after talk, in the menu, or while queued).",
+    "agent.state": "An agent's state changed.",
+    "mail.received": "A message arrived in the function mailbox.",
+    "mail.replied": "The mailbox sent a reply in the thread.",
+    "mail.closed": "The case was finished without a reply.",
+}
+
+_BEFORE_BOUNDARY = "Personal data: only before the ingest boundary, which replaces it with "
+FIELD_DESCRIPTIONS: dict[tuple[str, str], str] = {
+    ("CallOfferedData", "caller"): _BEFORE_BOUNDARY + "`caller_ref`.",
+    ("CallOfferedData", "caller_ref"): "Keyed hash (HMAC-SHA256, 32 hex digits) of the caller, set by ingest.",
+    ("MailReceivedData", "sender"): _BEFORE_BOUNDARY + "`sender_ref`.",
+    ("MailReceivedData", "subject"): _BEFORE_BOUNDARY + "`categories`.",
+    ("MailReceivedData", "sender_ref"): "Keyed hash (HMAC-SHA256, 32 hex digits) of the sender, set by ingest.",
+    ("MailReceivedData", "categories"): "Categories given by the source plus `priority` and the matched keyword stems.",
+}
+
+
+def generate() -> dict[str, Schema]:
+    """File name -> JSON Schema, for every file in schemas/jsonschema/."""
+    schemas: dict[str, Schema] = {
+        "event.schema.json": _document(
+            "event.schema.json",
+            _post_process(msgspec.json.schema(Event)),
+            title="Event",
+            description=(
+                "A canonical event (spec/events.md): a CloudEvents 1.0 envelope in structured JSON, "
+                "a tagged union on `type`."
+            ),
+        )
+    }
+    for cls in EVENT_TYPES:
+        name = str(cls.__struct_config__.tag)
+        schemas[f"{name}.schema.json"] = _document(
+            f"{name}.schema.json",
+            _hoist(_post_process(msgspec.json.schema(cls))),
+            title=name,
+            description=EVENT_DESCRIPTIONS[name],
+        )
+    schemas["agreements.schema.json"] = _document(
+        "agreements.schema.json",
+        _hoist(msgspec.json.schema(AgreementsFile)),
+        title="Service agreements",
+        description=(
+            "The service-agreements file (spec/agreements.md), written in YAML. This schema checks "
+            "its shape; the loader also checks calendar references, durations, targets between 0 "
+            "and 1, weekdays, named days and the time zone."
+        ),
+    )
+    return schemas
+
+
+def render(schema: Schema) -> str:
+    """The committed text of a schema: deterministic, so a diff means a change."""
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def drifted(out_dir: Path, expected: dict[str, str]) -> list[str]:
+    """Files in out_dir that are missing, differ from `expected`, or are no longer generated."""
+    names = [n for n, text in expected.items() if _read(out_dir / n) != text]
+    stale = [p.name for p in out_dir.glob("*.schema.json") if p.name not in expected] if out_dir.is_dir() else []
+    return sorted(names + stale)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m schemas.jsonschema_gen", description="Generate the JSON Schemas from the msgspec models."
+    )
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 listing drifted files")
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help=f"output directory (default {OUT_DIR})")
+    args = parser.parse_args(argv)
+    out_dir: Path = args.out
+
+    expected = {name: render(schema) for name, schema in generate().items()}
+    changed = drifted(out_dir, expected)
+    if args.check:
+        if changed:
+            print(f"JSON Schemas out of date in {out_dir}:", file=sys.stderr)
+            for name in changed:
+                print(f"  {name}", file=sys.stderr)
+            print("run: python -m schemas.jsonschema_gen", file=sys.stderr)
+            return 1
+        print(f"{len(expected)} JSON Schemas up to date in {out_dir}")
+        return 0
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in changed:
+        if name in expected:
+            (out_dir / name).write_bytes(expected[name].encode("utf-8"))
+            print(f"wrote {out_dir / name}")
+        else:
+            print(f"{out_dir / name} is no longer generated: remove it", file=sys.stderr)
+    if not changed:
+        print(f"{len(expected)} JSON Schemas already up to date in {out_dir}")
+    return 0
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _document(filename: str, schema: Schema, *, title: str, description: str) -> Schema:
+    head: Schema = {"$schema": DRAFT, "$id": BASE_ID + filename, "title": title, "description": description}
+    return head | {k: v for k, v in schema.items() if k not in head}
+
+
+def _hoist(schema: Schema) -> Schema:
+    """`{"$ref": "#/$defs/X", "$defs": {...}}` -> X itself at the root, with the other $defs."""
+    ref = schema["$ref"]
+    defs: Schema = dict(schema["$defs"])
+    name = ref.removeprefix("#/$defs/")
+    if json.dumps(ref) in json.dumps(defs):  # a recursive model cannot be hoisted; none of ours is
+        raise ValueError(f"{name} refers to itself")
+    root: Schema = defs.pop(name)
+    return root | ({"$defs": defs} if defs else {})
+
+
+def _post_process(schema: Schema) -> Schema:
+    """The time offset pattern and the field descriptions, on the envelope and data $defs."""
+    envelopes = {cls.__name__ for cls in EVENT_TYPES}
+    for name, definition in schema["$defs"].items():
+        properties: Schema = definition.get("properties", {})
+        if name in envelopes:
+            if properties.get("time") != MSGSPEC_DATETIME:
+                # Fail loudly if msgspec ever changes this, so the pattern is reviewed, not stacked.
+                raise RuntimeError(f"{name}.time: unexpected msgspec schema {properties.get('time')!r}")
+            properties["time"] = MSGSPEC_DATETIME | {"pattern": TIME_OFFSET_PATTERN, "description": TIME_DESCRIPTION}
+        for (owner, field), text in FIELD_DESCRIPTIONS.items():
+            if owner == name:
+                properties[field] = properties[field] | {"description": text}
+    return schema
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,390 @@
+"""Loading and validating the service-agreements file (spec/agreements.md).
+
+Every error must name the key path, e.g. `queues.kundreskontra.calendar: unknown calendar 'x'`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from availability.errors import AgreementsError
+from schemas.agreements import (
+    DEFAULT_PRIORITY_KEYWORDS,
+    default_agreements_path,
+    load_agreements,
+    parse_agreements,
+    parse_duration,
+)
+from schemas.calendar import Interval
+
+SHARED = Path(os.environ.get("AVAILABILITY_SHARED", Path(__file__).resolve().parents[3] / "shared"))
+EXAMPLE = SHARED / "examples" / "agreements.yaml"
+TZ = ZoneInfo("Europe/Stockholm")
+H = 3600.0
+
+BASE: dict[str, Any] = {
+    "timezone": "Europe/Stockholm",
+    "calendars": {
+        "kontor": {
+            "holidays": "SE",
+            "closed": ["midsommarafton", "julafton"],
+            "hours": {"mon": ["08:00-12:00", "13:00-16:30"], "fri": ["08:00-16:00"]},
+            "reduced": {"valborgsmassoafton": ["08:00-13:00"]},
+        }
+    },
+    "queues": {
+        "kundreskontra": {
+            "name": "Kundreskontra",
+            "calendar": "kontor",
+            "service_level_seconds": 60,
+            "service_level_target": 0.8,
+            "answer_rate_target": 0.9,
+            "short_abandon_seconds": 5,
+        }
+    },
+    "mailboxes": {
+        "kundreskontra": {
+            "name": "Kundreskontra",
+            "calendar": "kontor",
+            "response_target": "8h",
+            "priority_response_target": "4h",
+        }
+    },
+}
+
+DELETE = object()
+
+
+def with_(path: str, value: Any) -> dict[str, Any]:
+    """BASE with the value at a dotted key path replaced (or deleted with DELETE)."""
+    raw = copy.deepcopy(BASE)
+    *parents, last = path.split(".")
+    node = raw
+    for key in parents:
+        node = node[key]
+    if value is DELETE:
+        node.pop(last, None)
+    else:
+        node[last] = value
+    return raw
+
+
+# -- the shipped files --------------------------------------------------------------------------
+
+
+def test_default_agreements_load() -> None:
+    a = load_agreements()
+    assert a.source == str(default_agreements_path())
+    assert a.timezone == TZ
+    assert set(a.calendars) == {"telefontid", "kontorstid"}
+    assert len(a.queues) == 9
+    assert len(a.mailboxes) == 9
+    # Queues and mailboxes have the same nine process ids.
+    assert set(a.queues) == set(a.mailboxes)
+    for q in a.queues.values():
+        assert q.calendar is a.calendars[q.calendar_id]
+        assert 0 <= q.service_level_target <= 1 and 0 <= q.answer_rate_target <= 1
+    for m in a.mailboxes.values():
+        assert m.calendar is a.calendars[m.calendar_id]
+        assert 0 < m.priority_response_target_seconds <= m.response_target_seconds
+
+
+def test_default_agreements_values() -> None:
+    a = load_agreements()
+    q = a.queues["kundreskontra"]
+    assert (q.calendar_id, q.service_level_seconds, q.service_level_target, q.answer_rate_target) == (
+        "telefontid",
+        60,
+        0.8,
+        0.9,
+    )
+    m = a.mailboxes["kundreskontra"]
+    assert m.response_target_seconds == 8 * H  # 8h
+    assert m.priority_response_target_seconds == 4 * H  # 4h
+    assert m.priority_keywords == ("anstånd", "makuler", "avbetalning", "inkasso", "betalningspåminnelse")
+    # redovisning omits priority_keywords and priority_response_target.
+    r = a.mailboxes["redovisning"]
+    assert r.priority_keywords == DEFAULT_PRIORITY_KEYWORDS
+    assert r.response_target_seconds == 16 * H
+    assert r.priority_response_target_seconds == 16 * H  # falls back to response_target
+
+
+@pytest.mark.parametrize(
+    ("calendar", "day", "expected"),
+    [
+        ("telefontid", "2026-04-02", []),  # skartorsdag is closed for phones
+        ("kontorstid", "2026-04-02", ["08:00-13:00"]),  # ... and reduced for mailboxes
+        ("telefontid", "2026-01-05", []),  # trettondagsafton (Mon) closed for phones
+        ("kontorstid", "2026-01-05", ["08:00-13:00"]),
+        ("telefontid", "2026-10-30", ["08:30-12:00"]),  # allhelgonaafton (Fri) reduced
+        ("telefontid", "2026-01-23", ["08:30-12:00", "13:00-15:00"]),  # an ordinary Friday
+        ("kontorstid", "2026-06-19", []),  # midsommarafton closed
+    ],
+)
+def test_default_calendars(calendar: str, day: str, expected: list[str]) -> None:
+    cal = load_agreements().calendars[calendar]
+    assert cal.intervals_on(date.fromisoformat(day)) == tuple(Interval.parse(x) for x in expected)
+
+
+def test_example_agreements_load() -> None:
+    a = load_agreements(EXAMPLE)
+    assert a.source == str(EXAMPLE)
+    assert set(a.queues) == {"kundreskontra", "avgifter"}
+    assert set(a.mailboxes) == {"kundreskontra"}
+    m = a.mailboxes["kundreskontra"]
+    assert m.calendar is a.calendars["kontor"]
+    assert (m.response_target_seconds, m.priority_response_target_seconds) == (8 * H, 4 * H)
+    assert m.priority_keywords == DEFAULT_PRIORITY_KEYWORDS  # omitted in the file
+    # The spec's example on this calendar: Fri 15:30 -> Mon 09:00 = 0.5 h + 1 h.
+    cal = a.calendars["kontor"]
+    assert cal.business_seconds(
+        datetime(2026, 1, 16, 15, 30, tzinfo=TZ), datetime(2026, 1, 19, 9, tzinfo=TZ)
+    ) == pytest.approx(1.5 * H)
+
+
+def test_parse_base() -> None:
+    a = parse_agreements(BASE)
+    assert a.source == "<memory>"
+    assert a.queues["kundreskontra"].calendar is a.calendars["kontor"]
+    assert a.queues["kundreskontra"].short_abandon_seconds == 5
+
+
+# -- durations ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("90s", 90),
+        ("30m", 30 * 60),
+        ("8h", 8 * 3600),
+        ("2d", 2 * 86400),  # a d is 24 h of open time
+        ("1h30m", 3600 + 30 * 60),
+        ("1d2h3m4s", 86400 + 2 * 3600 + 3 * 60 + 4),
+        ("1.5h", 5400),  # decimal amounts
+        (" 8h ", 8 * 3600),  # surrounding spaces
+        ("1h 30m", 5400),  # spaces between parts are ignored
+        (3600, 3600),  # plain int: seconds
+        (90.5, 90.5),  # plain float: seconds
+    ],
+)
+def test_parse_duration(value: str | int | float, seconds: float) -> None:
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize(
+    "value", ["8 hours", "8", "h", "", "8x", "-5m", "1h30", "8h-", "0s", "0m0s", 0, -60, "eight hours"]
+)
+def test_parse_duration_rejects(value: str | int) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("90s", 90), ("30m", 1800), ("8h", 28800), ("2d", 172800), ("1h30m", 5400), (7200, 7200)],
+)
+def test_response_target_durations(value: str | int, seconds: float) -> None:
+    m = parse_agreements(with_("mailboxes.kundreskontra.response_target", value)).mailboxes["kundreskontra"]
+    assert m.response_target_seconds == seconds
+
+
+def test_priority_keywords_default_when_omitted() -> None:
+    assert "priority_keywords" not in BASE["mailboxes"]["kundreskontra"]
+    m = parse_agreements(BASE).mailboxes["kundreskontra"]
+    assert m.priority_keywords == ("anstånd", "makuler", "avbetalning")
+
+
+def test_priority_keywords_given() -> None:
+    m = parse_agreements(with_("mailboxes.kundreskontra.priority_keywords", ["inkasso"])).mailboxes["kundreskontra"]
+    assert m.priority_keywords == ("inkasso",)
+
+
+def test_priority_response_target_defaults_to_response_target() -> None:
+    m = parse_agreements(with_("mailboxes.kundreskontra.priority_response_target", DELETE)).mailboxes["kundreskontra"]
+    assert m.priority_response_target_seconds == 8 * H
+
+
+def test_optional_sections() -> None:
+    # queues and mailboxes may be omitted; short_abandon_seconds defaults to 0; holidays to none.
+    raw = with_("queues.kundreskontra.short_abandon_seconds", DELETE)
+    del raw["mailboxes"]
+    del raw["calendars"]["kontor"]["holidays"]
+    a = parse_agreements(raw)
+    assert a.mailboxes == {}
+    assert a.queues["kundreskontra"].short_abandon_seconds == 0
+    assert a.calendars["kontor"].holidays is None
+
+
+# -- errors name the key path -------------------------------------------------------------------
+
+Q = "queues.kundreskontra"
+M = "mailboxes.kundreskontra"
+C = "calendars.kontor"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (f"{Q}.calendar", "x", "queues.kundreskontra.calendar: unknown calendar 'x'"),  # the spec's example
+        (f"{M}.calendar", "x", "mailboxes.kundreskontra.calendar: unknown calendar 'x'"),
+        (f"{Q}.service_level_target", 1.5, f"{Q}.service_level_target: must be a fraction between 0 and 1, got 1.5"),
+        (f"{Q}.answer_rate_target", -0.1, f"{Q}.answer_rate_target: must be a fraction between 0 and 1"),
+        (f"{Q}.service_level_seconds", -1, f"{Q}.service_level_seconds: must not be negative"),
+        (f"{Q}.short_abandon_seconds", -5, f"{Q}.short_abandon_seconds: must not be negative"),
+        (f"{C}.hours.fri", ["16:00-08:00"], f"{C}.hours.fri: invalid interval '16:00-08:00': end must be after start"),
+        (f"{C}.hours.fri", ["0800-1600"], f"{C}.hours.fri: invalid interval '0800-1600' (expected HH:MM-HH:MM)"),
+        (f"{C}.hours.fri", ["08:00-25:00"], f"{C}.hours.fri: invalid interval '08:00-25:00'"),
+        (f"{C}.hours.mon", ["08:00-12:00", "11:00-16:30"], f"{C}.hours.mon: intervals overlap"),
+        # Overlap is found after sorting, whatever order the intervals are written in.
+        (f"{C}.hours.mon", ["13:00-16:30", "08:00-13:30"], f"{C}.hours.mon: intervals overlap"),
+        (f"{C}.hours.mnd", ["08:00-16:30"], f"{C}.hours.mnd: unknown weekday"),
+        (f"{C}.closed", ["julafton", "paskafton"], f"{C}.closed[1]: unknown day 'paskafton'"),
+        (f"{C}.closed", ["2026-02-30"], f"{C}.closed[0]: unknown day '2026-02-30'"),
+        (f"{C}.reduced", {"paskafton": ["08:00-13:00"]}, f"{C}.reduced.paskafton: unknown day 'paskafton'"),
+        (
+            f"{C}.reduced",
+            {"valborgsmassoafton": ["13:00-08:00"]},
+            f"{C}.reduced.valborgsmassoafton: invalid interval '13:00-08:00'",
+        ),
+        (f"{C}.holidays", "XX", f"{C}.holidays: unknown country code 'XX'"),
+        (f"{M}.response_target", "8 hours", f"{M}.response_target: invalid duration '8 hours'"),
+        (f"{M}.response_target", 0, f"{M}.response_target: invalid duration '0': must be positive"),
+        (f"{M}.priority_response_target", "4 timmar", f"{M}.priority_response_target: invalid duration '4 timmar'"),
+        ("timezone", "Europe/Stokholm", "timezone: unknown time zone 'Europe/Stokholm'"),
+        ("timezone", "", "timezone: unknown time zone ''"),
+        # Wrong type / unknown key / missing key at the top level (no dict ids in the path).
+        ("timezone", 5, "timezone: expected `str`, got `int`"),
+        ("colour", "red", "unknown key `colour`"),
+        ("timezone", DELETE, "missing required key `timezone`"),
+        ("calendars", DELETE, "missing required key `calendars`"),
+    ],
+)
+def test_errors_name_the_key_path(path: str, value: Any, message: str) -> None:
+    with pytest.raises(AgreementsError, match="^" + re.escape(message)):
+        parse_agreements(with_(path, value))
+
+
+# msgspec reports a path inside a map of ids as `$.queues[...]`; the loader names the id.
+@pytest.mark.parametrize(
+    ("path", "value", "pattern"),
+    [
+        pytest.param(
+            f"{Q}.colour",
+            "red",
+            # Either form names the whole path; which one is not decided by the spec.
+            r"^queues\.kundreskontra(\.colour: unknown key|: unknown key `colour`)",
+            id="unknown-queue-key",
+        ),
+        pytest.param(
+            f"{C}.colour",
+            "red",
+            r"^calendars\.kontor(\.colour: unknown key|: unknown key `colour`)",
+            id="unknown-calendar-key",
+        ),
+        pytest.param(
+            f"{Q}.service_level_seconds",
+            "sixty",
+            r"^queues\.kundreskontra\.service_level_seconds: expected `float`, got `str`",
+            id="wrong-type-in-queue",
+        ),
+        pytest.param(
+            f"{C}.hours.mon",
+            "08:00-16:30",
+            r"^calendars\.kontor\.hours\.mon: expected `array`, got `str`",
+            id="wrong-type-in-hours",
+        ),
+        pytest.param(
+            f"{M}.name",
+            DELETE,
+            r"^mailboxes\.kundreskontra: missing required key `name`",
+            id="missing-mailbox-key",
+        ),
+    ],
+)
+def test_errors_inside_id_maps_name_the_id(path: str, value: Any, pattern: str) -> None:
+    with pytest.raises(AgreementsError, match=pattern):
+        parse_agreements(with_(path, value))
+
+
+@pytest.mark.parametrize("raw", [None, [], "timezone: Europe/Stockholm", 5])
+def test_not_a_mapping(raw: Any) -> None:
+    with pytest.raises(AgreementsError, match="must be a mapping"):
+        parse_agreements(raw)
+
+
+# -- reading files ------------------------------------------------------------------------------
+
+
+def test_load_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(AgreementsError) as info:
+        load_agreements(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: cannot read agreements file")
+    assert "\n" not in message
+
+
+def test_load_invalid_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("timezone: Europe/Stockholm\ncalendars: [kontor\n", encoding="utf-8")
+    with pytest.raises(AgreementsError) as info:
+        load_agreements(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: not valid YAML (")
+    assert "\n" not in message
+
+
+def test_load_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text("", encoding="utf-8")
+    with pytest.raises(AgreementsError, match=re.escape(f"{path}: ") + ".*must be a mapping"):
+        load_agreements(path)
+
+
+def test_load_prefixes_validation_errors_with_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text(EXAMPLE.read_text(encoding="utf-8").replace("calendar: kontor", "calendar: x", 1), encoding="utf-8")
+    with pytest.raises(AgreementsError, match="^" + re.escape(f"{path}: queues.kundreskontra.calendar: unknown")):
+        load_agreements(path)
+
+
+UNQUOTED_DATES = """\
+timezone: Europe/Stockholm
+calendars:
+  kontor:
+    holidays: SE
+    closed: [julafton, 2026-12-23]
+    hours:
+      wed: ["08:00-16:30"]
+      mon: ["08:00-16:30"]
+    reduced:
+      2026-12-28: ["08:00-12:00"]
+queues: {}
+mailboxes: {}
+"""
+
+
+def test_unquoted_iso_dates_in_yaml(tmp_path: Path) -> None:
+    # YAML reads 2026-12-23 as a date, not text; the loader must accept it all the same.
+    path = tmp_path / "a.yaml"
+    path.write_text(UNQUOTED_DATES, encoding="utf-8")
+    cal = load_agreements(path).calendars["kontor"]
+    assert cal.intervals_on(date(2026, 12, 23)) == ()  # Wed, closed by the ISO date
+    assert cal.intervals_on(date(2026, 12, 16)) == (Interval.parse("08:00-16:30"),)  # a normal Wed
+    assert cal.intervals_on(date(2026, 12, 28)) == (Interval.parse("08:00-12:00"),)  # Mon, reduced
+
+
+def test_unquoted_iso_date_in_parse_agreements() -> None:
+    # The same with a date object handed straight to parse_agreements.
+    cal = parse_agreements(with_(f"{C}.closed", [date(2026, 12, 21)])).calendars["kontor"]
+    assert cal.intervals_on(date(2026, 12, 21)) == ()  # Mon 21 Dec closed
+    assert cal.intervals_on(date(2026, 12, 14)) != ()  # Mon 14 Dec open
