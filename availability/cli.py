@@ -105,10 +105,9 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.simulator import simulate, write_jsonl
-
     from dashboards.report import monthly_report
     from dashboards.report_table import render
+    from ingest.simulator import simulate, write_jsonl
     from stream_jobs.replay import replay
 
     out = Path(args.out)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
 
 from availability.errors import WarehouseError
 from schemas.events import CALL_TYPES, MAIL_TYPES, Event, decode, encode, event_key, type_name
@@ -21,6 +24,7 @@ from stream_jobs.mail import MailCase
 
 DEFAULT_DATABASE = "availability"
 EVENT_COLUMNS = ["kind", "type", "source", "id", "time", "key", "payload"]
+_json = msgspec.json.Encoder()
 CALL_COLUMNS = [
     "call_id", "offered_at", "entrance", "caller_ref", "queue", "first_queued_at", "outcome", "queue_open",
     "wait_seconds", "short_abandon", "in_service_level", "agent", "talk_seconds", "transferred_from", "ended_at",
@@ -42,9 +46,15 @@ def ms(t: datetime) -> int:
 
 
 class Warehouse:
+    """Writes go to one background thread, in order, so ClickHouse parses and stores a batch
+    while Python derives the next (the engine releases the GIL). Every read first waits for
+    the writes before it, and `flush()` is the point where all writes are acknowledged."""
+
     def __init__(self, client: Any, target: str) -> None:
         self.client = client
         self.target = target
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse-writer")
+        self._pending: list[Future[None]] = []
 
     # -- connection -------------------------------------------------------------------------
 
@@ -76,7 +86,17 @@ class Warehouse:
         return warehouse
 
     def close(self) -> None:
-        self.client.close()
+        try:
+            self.flush()
+        finally:
+            self._writer.shutdown()
+            self.client.close()
+
+    def flush(self) -> None:
+        """Wait until every write so far is stored; raises the first write's error, if any."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
 
     def __enter__(self) -> Warehouse:
         return self
@@ -105,8 +125,6 @@ class Warehouse:
     # -- writes -----------------------------------------------------------------------------
 
     def insert_events(self, events: Sequence[Event]) -> None:
-        if not events:
-            return
         cols: list[list[Any]] = [[] for _ in EVENT_COLUMNS]
         kind, typ, source, ids, time, key, payload = cols
         for ev in events:
@@ -117,18 +135,34 @@ class Warehouse:
             ids.append(ev.id)
             time.append(ev.time)
             key.append(event_key(ev))
-            payload.append(encode(ev))
-        self.client.insert("events", cols, column_names=EVENT_COLUMNS, column_oriented=True)
+            payload.append(encode(ev).decode())
+        self._insert_columns("events", EVENT_COLUMNS, cols)
 
     def upsert_calls(self, facts: Iterable[CallFact]) -> None:
-        rows = [_call_row(f) for f in facts]
-        if rows:
-            self.client.insert("call_facts", rows, column_names=CALL_COLUMNS)
+        self._insert_rows("call_facts", CALL_COLUMNS, [_call_row(f) for f in facts])
 
     def upsert_cases(self, cases: Iterable[MailCase]) -> None:
-        rows = [_case_row(c) for c in cases]
-        if rows:
-            self.client.insert("mail_cases", rows, column_names=CASE_COLUMNS)
+        self._insert_rows("mail_cases", CASE_COLUMNS, [_case_row(c) for c in cases])
+
+    def _insert_rows(self, table: str, names: list[str], rows: list[list[Any]]) -> None:
+        self._insert_columns(table, names, [list(col) for col in zip(*rows, strict=True)] if rows else [])
+
+    def _insert_columns(self, table: str, names: list[str], columns: list[list[Any]]) -> None:
+        """One JSONCompactColumns block, encoded by msgspec and parsed by ClickHouse: several
+        times faster than row-by-row conversion in Python. Instants travel as RFC 3339 text
+        with their offset, which `best_effort` parsing turns into the right UTC instant."""
+        if columns and columns[0]:
+            block = _json.encode(columns)
+            self._pending.append(
+                self._writer.submit(
+                    self.client.raw_insert,
+                    table,
+                    names,
+                    insert_block=block,
+                    fmt="JSONCompactColumns",
+                    settings={"date_time_input_format": "best_effort"},
+                )
+            )
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -140,21 +174,31 @@ class Warehouse:
         out: dict[str, list[Event]] = defaultdict(list)
         if not keys:
             return out
-        where = "kind = {kind:String} AND key IN {keys:Array(String)}"
-        params: dict[str, Any] = {"kind": kind, "keys": keys}
+        # The keys travel as one JSON string parameter: binding thousands of separate string
+        # literals costs more in the driver than the query costs in ClickHouse.
+        where = "kind = {kind:String} AND key IN JSONExtract({keys:String}, 'Array(String)')"
+        params: dict[str, Any] = {"kind": kind, "keys": _json.encode(keys).decode()}
         if since is not None and until is not None:
             where += (
                 " AND time >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')"
                 " AND time <= fromUnixTimestamp64Milli({until:Int64}, 'UTC')"
             )
             params |= {"since": ms(since), "until": ms(until)}
+        self.flush()
         result = self.client.query(f"SELECT key, payload FROM events WHERE {where}", parameters=params)
         for key, payload in result.result_rows:
             out[key].append(decode(payload))
         return out
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        self.flush()
         return list(self.client.query(sql, parameters=parameters or {}).result_rows)
+
+    def records(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows as column name -> value."""
+        self.flush()
+        result = self.client.query(sql, parameters=parameters or {})
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
 
 def _call_row(f: CallFact) -> list[Any]:
@@ -164,15 +208,15 @@ def _call_row(f: CallFact) -> list[Any]:
         c.queue if c else "", c.queued_at if c else None, c.outcome if c else "", f.queue_open,
         c.wait_seconds if c else None, f.short_abandon, f.in_service_level, (c.agent if c else None) or "",
         f.talk_seconds, list(c.transferred_from) if c else [], f.ended_at,
-        [i.queue for i in f.internal], [i.queued_at for i in f.internal], [i.outcome for i in f.internal],
-        [i.wait_seconds for i in f.internal], f.events,
+        [i.queue for i in f.internal], [i.queued_at for i in f.internal],
+        [i.outcome for i in f.internal], [i.wait_seconds for i in f.internal], f.events,
     ]  # fmt: skip
 
 
 def _case_row(c: MailCase) -> list[Any]:
     return [
-        c.mailbox, c.thread_id, c.seq, c.opened_at, c.opened_clock, c.ended_at, c.end, c.close_reason,
-        c.lead_seconds, c.priority, c.target_seconds, c.messages, c.sender_ref or "",
+        c.mailbox, c.thread_id, c.seq, c.opened_at, c.opened_clock, c.ended_at, c.end,
+        c.close_reason, c.lead_seconds, c.priority, c.target_seconds, c.messages, c.sender_ref or "",
     ]  # fmt: skip
 
 

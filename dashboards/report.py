@@ -116,7 +116,7 @@ def monthly_report(
     queues: dict[str, dict[str, Any]] = {
         q: {k: None if k in _RATIOS else 0 for k in QUEUE_KEYS} | {"internal_transfers": 0} for q in agreements.queues
     }
-    for row in _dicts(warehouse, QUEUES_SQL, period):
+    for row in warehouse.records(QUEUES_SQL, period):
         if row["queue"] in queues:
             queues[row["queue"]].update({k: _number(row[k]) for k in QUEUE_KEYS if k in row})
     for left, count in warehouse.query(TRANSFERS_SQL, period):
@@ -132,7 +132,7 @@ def monthly_report(
         m: {k: None if k == "median_lead_seconds" else 0 for k in MAILBOX_KEYS} for m in ids
     }
     params = period | {"eval": ms(eval_at), "mailboxes": ids, "clocks": clocks}
-    for row in _dicts(warehouse, MAILBOXES_SQL, params):
+    for row in warehouse.records(MAILBOXES_SQL, params):
         if row["mailbox"] in mailboxes:
             mailboxes[row["mailbox"]].update({k: _number(row[k]) for k in MAILBOX_KEYS})
 
@@ -143,11 +143,6 @@ def monthly_report(
         "evaluated_at": eval_at.isoformat().replace("+00:00", "Z"),
         "definitions": DEFINITIONS,
     }
-
-
-def _dicts(warehouse: Warehouse, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    result = warehouse.client.query(sql, parameters=params)
-    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
 
 def _number(value: Any) -> Any:

@@ -15,10 +15,12 @@ PRIORITY = "priority"
 _WORD = re.compile(r"\w+")
 
 
+_COMBINING = re.compile(r"[\u0300-\u036f]")  # the combining diacritical marks block
+
+
 def fold(text: str) -> str:
     """Lower case without diacritics: `Anstånd` -> `anstand`."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text.casefold()))
 
 
 @lru_cache(maxsize=256)
@@ -28,7 +30,7 @@ def _stems(keywords: tuple[str, ...]) -> tuple[str, ...]:
 
 def matched_keywords(subject: str, keywords: Iterable[str]) -> list[str]:
     """The keywords (folded) that start some word of the subject, in keyword order."""
-    words = _WORD.findall(fold(subject))
+    words = tuple(_WORD.findall(fold(subject)))
     return [stem for stem in _stems(tuple(keywords)) if any(w.startswith(stem) for w in words)]
 
 

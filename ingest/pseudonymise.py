@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from functools import lru_cache
 
 import msgspec
@@ -17,16 +18,20 @@ from ingest.classify import categories
 from schemas.agreements import DEFAULT_PRIORITY_KEYWORDS, Agreements
 from schemas.events import CallOffered, Event, MailReceived
 
+_NOT_DIGIT = re.compile(r"[^0-9+]")
+
 
 class Pseudonymiser:
     def __init__(self, key: bytes, agreements: Agreements) -> None:
-        self._key = key
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)  # copied per value: the key pads once
         self._agreements = agreements
         # Callers and senders repeat; the cache saves the HMAC for repeats (bounded).
         self.ref = lru_cache(maxsize=65536)(self._ref)
 
     def _ref(self, value: str) -> str:
-        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:32]
+        mac = self._keyed.copy()
+        mac.update(value.encode())
+        return mac.hexdigest()[:32]
 
     def caller_ref(self, number: str) -> str:
         return self.ref(normal_number(number))
@@ -60,7 +65,7 @@ def normal_number(number: str) -> str:
 
     `+46 70-123 45 67`, `0046701234567` and `070-123 45 67` all become `+46701234567`.
     """
-    digits = "".join(ch for ch in number if ch.isdigit() or ch == "+")
+    digits = _NOT_DIGIT.sub("", number)
     if digits.startswith("00"):
         return "+" + digits[2:]
     if digits.startswith("0"):

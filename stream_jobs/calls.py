@@ -24,14 +24,15 @@ from schemas.events import (
 )
 from stream_jobs.ordering import ordered
 
-_ORDER = {
-    "call.offered": 0,
-    "call.queued": 1,
-    "call.transferred": 2,
-    "call.answered": 3,
-    "call.callback_requested": 4,
-    "call.abandoned": 5,
-    "call.ended": 6,
+# Tie order for events at the same instant: the order a call goes through them.
+_ORDER: dict[type, int] = {
+    CallOffered: 0,
+    CallQueued: 1,
+    CallTransferred: 2,
+    CallAnswered: 3,
+    CallbackRequested: 4,
+    CallAbandoned: 5,
+    CallEnded: 6,
 }
 
 WAITING, ANSWERED, ABANDONED, CALLBACK = "waiting", "answered", "abandoned", "callback"
@@ -112,10 +113,11 @@ def derive_call(call_id: str, events: Iterable[CallEvent], agreements: Agreement
         return contacts[-1]
 
     for ev in evs:
-        if isinstance(ev, CallOffered):
+        # `type(ev) is X` narrows like isinstance() and is cheaper on this hot path.
+        if type(ev) is CallOffered:
             if offered_at is None:
                 offered_at, entrance, caller_ref = ev.time, ev.data.entrance, ev.data.caller_ref
-        elif isinstance(ev, CallQueued):
+        elif type(ev) is CallQueued:
             q = ev.data.queue
             if not contacts:
                 contacts.append(_Open(q, ev.time))
@@ -123,22 +125,22 @@ def derive_call(call_id: str, events: Iterable[CallEvent], agreements: Agreement
                 contacts[-1].move_to(q)  # queued elsewhere while waiting: a transfer
             else:
                 contacts.append(_Open(q, ev.time))  # after an answer: an internal transfer
-        elif isinstance(ev, CallTransferred):
+        elif type(ev) is CallTransferred:
             c = current(ev.data.queue, ev.time)
             if c.outcome == WAITING:
                 c.move_to(ev.data.to_queue)
             else:
                 contacts.append(_Open(ev.data.to_queue, ev.time))  # transferred after answer
-        elif isinstance(ev, CallAnswered):
+        elif type(ev) is CallAnswered:
             c = current(ev.data.queue, ev.time)
             if c.outcome == WAITING:
                 c.agent = ev.data.agent
             c.leave(ANSWERED, ev.time, ev.data.queue)
-        elif isinstance(ev, CallbackRequested):
+        elif type(ev) is CallbackRequested:
             current(ev.data.queue, ev.time).leave(CALLBACK, ev.time, ev.data.queue)
-        elif isinstance(ev, CallAbandoned):
+        elif type(ev) is CallAbandoned:
             current(ev.data.queue, ev.time).leave(ABANDONED, ev.time, ev.data.queue)
-        elif isinstance(ev, CallEnded) and ended_at is None:
+        elif type(ev) is CallEnded and ended_at is None:
             ended_at = ev.time
             for c in contacts:  # ended while waiting: the caller hung up
                 c.leave(ABANDONED, ev.time, c.queue)

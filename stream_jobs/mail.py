@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from schemas.agreements import Mailbox
-from schemas.events import MailClosed, MailEvent, MailReceived
+from schemas.events import MailClosed, MailEvent, MailReceived, MailReplied
 from stream_jobs.ordering import ordered
 
-_ORDER = {"mail.received": 0, "mail.replied": 1, "mail.closed": 2}
+_ORDER: dict[type, int] = {MailReceived: 0, MailReplied: 1, MailClosed: 2}
 PRIORITY = "priority"
 REPLIED, CLOSED, OPEN = "replied", "closed", ""
 

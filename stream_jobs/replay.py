@@ -46,4 +46,5 @@ def replay(
             read = batch.bytes_read
             on_progress(before + read)
         before += read
+    deriver.warehouse.flush()
     return result

@@ -9,7 +9,7 @@ CREATE TABLE IF NOT EXISTS events
     id          String,
     time        DateTime64(3, 'UTC'),
     key         String,                          -- call id, agent, or mailbox/thread_id
-    payload     String CODEC(ZSTD(3)),
+    payload     String,
     ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree
