@@ -30,21 +30,22 @@ def _secs(value: float | None) -> str:
 
 
 def render(report: dict[str, Any], agreements: Agreements, stream: TextIO) -> None:
-    console = Console(file=stream, width=max(120, Console(file=stream).width), highlight=False)
-    calls = Table(title=f"Phone queues {report['month']}", title_justify="left")
-    for col in ("process", "offered", "answered", "abandoned", "answer rate (target)",
-                "service level (target)", "ASA", "p90 wait", "max wait", "out of hours"):  # fmt: skip
-        calls.add_column(col, justify="left" if col == "process" else "right")
+    """Green where the promise is kept, red where it is broken; targets beside the values."""
+    console = Console(file=stream, width=max(170, Console(file=stream).width), highlight=False)
+    calls = Table(title=f"Phone queues, {report['month']}", title_justify="left")
+    for col in ("process", "offered", "answered", "abandoned (short)", "answer rate / target",
+                "service level / target", "ASA", "p90 wait", "max wait", "out of hours"):  # fmt: skip
+        calls.add_column(col, justify="left" if col == "process" else "right", no_wrap=True)
     for qid, m in report["queues"].items():
         q = agreements.queues[qid]
         calls.add_row(
-            q.name,
+            qid,
             str(m["offered"]),
             str(m["answered"]),
-            f"{m['abandoned']} ({m['short_abandoned']} short)",
-            f"{_pct(m['answer_rate'], q.answer_rate_target)} ({q.answer_rate_target:.0%})",
-            f"{_pct(m['service_level'], q.service_level_target)} "
-            f"({q.service_level_target:.0%} in {q.service_level_seconds:.0f} s)",
+            f"{m['abandoned']} ({m['short_abandoned']})",
+            f"{_pct(m['answer_rate'], q.answer_rate_target)} / {q.answer_rate_target:.0%}",
+            f"{_pct(m['service_level'], q.service_level_target)} / {q.service_level_target:.0%} "
+            f"≤{q.service_level_seconds:.0f}s",
             _secs(m["asa_seconds"]),
             _secs(m["wait_p90_seconds"]),
             _secs(m["max_wait_seconds"]),
@@ -52,23 +53,23 @@ def render(report: dict[str, Any], agreements: Agreements, stream: TextIO) -> No
         )
     console.print(calls)
 
-    mail = Table(title=f"Function mailboxes {report['month']}", title_justify="left")
+    mail = Table(title=f"Function mailboxes, {report['month']}", title_justify="left")
     for col in ("mailbox", "received", "answered", "closed", "open", "within target", "breached",
-                "median lead (target)", "priority in target"):  # fmt: skip
-        mail.add_column(col, justify="left" if col == "mailbox" else "right")
+                "median lead / target", "priority in target"):  # fmt: skip
+        mail.add_column(col, justify="left" if col == "mailbox" else "right", no_wrap=True)
     for mid, m in report["mailboxes"].items():
         mb = agreements.mailboxes[mid]
         decided = m["within_target"] + m["breached"]
         share = m["within_target"] / decided if decided else None
         mail.add_row(
-            mb.name,
+            mid,
             str(m["received"]),
             str(m["answered"]),
             str(m["closed_without_reply"]),
             str(m["open_at_end"]),
             f"{m['within_target']} ({_pct(share)})",
             f"[red]{m['breached']}[/]" if m["breached"] else "0",
-            f"{_secs(m['median_lead_seconds'])} ({_secs(mb.response_target_seconds)})",
+            f"{_secs(m['median_lead_seconds'])} / {_secs(mb.response_target_seconds)}",
             f"{m['priority_within_target']}/{m['priority_received']}",
         )
     console.print(mail)
