@@ -35,10 +35,10 @@ def read_batches(path: Path, boundary: Boundary, batch_size: int = 20_000) -> It
     rejected: list[Rejected] = []
     done = 0
     with handle:
+        if handle.peek(3)[:3] == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark
+            done += len(handle.read(3))
         for number, line in enumerate(handle, start=1):
             done += len(line)
-            if number == 1:
-                line = line.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
             if line.strip():
                 result = boundary.accept(line)
                 if isinstance(result, str):

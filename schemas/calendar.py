@@ -116,18 +116,15 @@ class Calendar:
         return reduced.get(day, regular)
 
     def is_open(self, t: datetime) -> bool:
-        ts = t.timestamp()
-        year = self._year(t.astimezone(self.tz).year)
+        ts, year = self._locate(t)
         i = bisect.bisect_right(year.starts, ts) - 1
         return i >= 0 and ts < year.ends[i]
 
     def clock(self, t: datetime) -> float:
         """B(t): business seconds from 1 Jan CLOCK_EPOCH_YEAR (local) to t."""
-        ts = t.timestamp()
-        local_year = t.astimezone(self.tz).year
-        if local_year < CLOCK_EPOCH_YEAR:
+        ts, year = self._locate(t)
+        if year.number < CLOCK_EPOCH_YEAR:
             raise ValueError(f"time {t.isoformat()} is before {CLOCK_EPOCH_YEAR}")
-        year = self._year(local_year)
         i = bisect.bisect_right(year.starts, ts) - 1
         if i < 0:
             return year.offset
@@ -138,6 +135,17 @@ class Calendar:
         return max(0.0, self.clock(b) - self.clock(a))
 
     # -- per-year tables, built lazily and cached ------------------------------------------
+
+    def _locate(self, t: datetime) -> tuple[float, _Year]:
+        """Epoch seconds of t and the table of its local year. The year in t's own offset is
+        the local one or a neighbour (offsets are within a day), so no time-zone conversion."""
+        ts = t.timestamp()
+        year = self._year(t.year)
+        if ts < year.begins:
+            year = self._year(t.year - 1)
+        elif ts >= year.next_begins:
+            year = self._year(t.year + 1)
+        return ts, year
 
     def _year(self, year: int) -> _Year:
         cached = self._years.get(year)
@@ -159,6 +167,9 @@ class Calendar:
 
 @dataclass
 class _Year:
+    number: int
+    begins: float  # epoch seconds of local 1 January 00:00
+    next_begins: float
     starts: list[float]
     ends: list[float]
     cum: list[float]  # open seconds in this year before interval i
@@ -185,7 +196,8 @@ class _Year:
                 cum.append(total)
                 total += b - a
             day += timedelta(days=1)
-        return cls(starts, ends, cum, offset)
+        begins, next_begins = _instant(date(year, 1, 1), 0, cal.tz), _instant(date(year + 1, 1, 1), 0, cal.tz)
+        return cls(year, begins, next_begins, starts, ends, cum, offset)
 
 
 def _instant(day: date, minutes: int, tz: ZoneInfo) -> float:

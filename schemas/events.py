@@ -181,6 +181,10 @@ def type_name(event: Event) -> str:
     return _NAME[type(event)]
 
 
+def type_name_of(cls: type) -> str:
+    return _NAME[cls]
+
+
 def decode(raw: bytes | str) -> Event:
     """Parse and validate one event; raises msgspec.DecodeError / ValidationError."""
     event: Event = _decoder.decode(raw)

@@ -8,8 +8,9 @@ first, so the result does not depend on arrival order or repeats.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
+
+from msgspec import Struct
 
 from schemas.agreements import Agreements
 from schemas.events import (
@@ -38,8 +39,7 @@ _ORDER: dict[type, int] = {
 WAITING, ANSWERED, ABANDONED, CALLBACK = "waiting", "answered", "abandoned", "callback"
 
 
-@dataclass(frozen=True)
-class Contact:
+class Contact(Struct, frozen=True, gc=False):
     """One stay of a call in the queues, from first queued to answer, abandon or callback."""
 
     queue: str  # the last queue it waited in (ACE attribution)
@@ -54,8 +54,7 @@ class Contact:
         return None if self.left_at is None else (self.left_at - self.queued_at).total_seconds()
 
 
-@dataclass(frozen=True)
-class CallFact:
+class CallFact(Struct, frozen=True, gc=False):
     call_id: str
     offered_at: datetime | None
     entrance: str | None
@@ -76,14 +75,15 @@ class CallFact:
         return (self.ended_at - c.left_at).total_seconds()
 
 
-@dataclass
 class _Open:
-    queue: str
-    queued_at: datetime
-    outcome: str = WAITING
-    left_at: datetime | None = None
-    agent: str | None = None
-    transferred_from: list[str] = field(default_factory=list)
+    __slots__ = ("agent", "left_at", "outcome", "queue", "queued_at", "transferred_from")
+
+    def __init__(self, queue: str, queued_at: datetime) -> None:
+        self.queue, self.queued_at = queue, queued_at
+        self.outcome: str = WAITING
+        self.left_at: datetime | None = None
+        self.agent: str | None = None
+        self.transferred_from: list[str] = []
 
     def move_to(self, queue: str) -> None:
         if queue != self.queue:

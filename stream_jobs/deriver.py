@@ -28,7 +28,7 @@ from stream_jobs.mail import derive_thread
 # A call's events all lie within this of each other (CallGuide has no day-long calls).
 CALL_SPAN = timedelta(days=1)
 CALL_GRACE = timedelta(hours=6)
-THREAD_GRACE = timedelta(days=60)
+THREAD_GRACE = timedelta(days=2)
 
 
 E = TypeVar("E", CallEvent, MailEvent)

@@ -12,8 +12,9 @@ stable key for the warehouse's upserts.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
+
+from msgspec import Struct
 
 from schemas.agreements import Mailbox
 from schemas.events import MailClosed, MailEvent, MailReceived, MailReplied
@@ -24,8 +25,7 @@ PRIORITY = "priority"
 REPLIED, CLOSED, OPEN = "replied", "closed", ""
 
 
-@dataclass(frozen=True)
-class MailCase:
+class MailCase(Struct, frozen=True, gc=False):
     mailbox: str
     thread_id: str
     seq: int  # 1 for the thread's first case

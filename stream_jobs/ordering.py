@@ -16,10 +16,9 @@ def ordered(events: Iterable[E], tie_order: Mapping[type, int]) -> list[E]:
     Sorting before folding is what makes a derivation independent of arrival order and
     duplicates.
     """
-    seen: set[tuple[str, str]] = set()
-    out = []
-    for ev in sorted(events, key=lambda e: (e.time, tie_order[type(e)], e.source, e.id)):
-        if (ev.source, ev.id) not in seen:
-            seen.add((ev.source, ev.id))
-            out.append(ev)
-    return out
+    in_order = sorted(events, key=lambda e: (e.time, tie_order[type(e)], e.source, e.id))
+    # Built from the back, so for each (source, id) the position kept is the first in order.
+    first = {(e.source, e.id): i for i, e in reversed(list(enumerate(in_order)))}
+    if len(first) == len(in_order):
+        return in_order
+    return [in_order[i] for i in sorted(first.values())]

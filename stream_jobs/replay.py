@@ -5,7 +5,9 @@ The same derivations and warehouse code as the stream path, without Kafka.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,18 +35,32 @@ def replay(
     """Process files in order; `on_progress` gets the bytes read so far across all files."""
     result = ReplayResult()
     before = 0
-    for path in paths:
-        read = 0
-        for batch in read_batches(path, boundary, batch_size):
-            for rejected in batch.rejected:
-                on_reject(rejected)
-            applied = deriver.apply(batch.events)
-            result.accepted += applied.events
-            result.rejected += len(batch.rejected)
-            result.calls += applied.calls
-            result.cases += applied.cases
-            read = batch.bytes_read
-            on_progress(before + read)
-        before += read
-    deriver.warehouse.flush()
+    with fewer_collections():
+        for path in paths:
+            read = 0
+            for batch in read_batches(path, boundary, batch_size):
+                for rejected in batch.rejected:
+                    on_reject(rejected)
+                applied = deriver.apply(batch.events)
+                result.accepted += applied.events
+                result.rejected += len(batch.rejected)
+                result.calls += applied.calls
+                result.cases += applied.cases
+                read = batch.bytes_read
+                on_progress(before + read)
+            before += read
+        deriver.warehouse.flush()
     return result
+
+
+@contextmanager
+def fewer_collections(threshold: int = 100_000) -> Iterator[None]:
+    """A replay allocates millions of short-lived objects; at the default threshold (700)
+    the cyclic collector runs thousands of times and rescans the derivation state each time,
+    about a tenth of the replay's time. Nothing here forms cycles that need it sooner."""
+    before = gc.get_threshold()
+    gc.set_threshold(threshold, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
