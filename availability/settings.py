@@ -5,7 +5,7 @@ Secrets are SecretStr so they never show up in a repr, a log line or a traceback
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Only for demos and tests: pseudonyms made with a published key can be reversed by anyone
@@ -19,6 +19,15 @@ class Settings(BaseSettings):
     warehouse: str | None = None  # a directory (embedded chDB) or http(s)://user:pass@host:8123/db
     agreements: str | None = None  # service-agreements YAML; the shipped default when unset
     pseudonym_key: SecretStr = SecretStr(DEVELOPMENT_KEY)  # HMAC key for caller_ref / sender_ref
+
+    # The stream path. KAFKA_BOOTSTRAP_SERVERS (the name deploy/dev/kafka.sh honours) wins.
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "AVAILABILITY_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    topic_prefix: str = ""  # e.g. "test-1234." so environments can share a broker
+    webhook_token: SecretStr | None = None  # bearer token the CallGuide webhook must send
+    imap_password: SecretStr | None = None  # the function mailbox account's password
 
     @property
     def uses_development_key(self) -> bool:
