@@ -1,0 +1,136 @@
+"""The stream-path commands: `topics create`, `publish`, `stream`, `simulate --to-kafka`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from availability import cli_common as common
+from availability.errors import InputError
+from availability.settings import Settings
+
+EXIT_REJECTED = 2
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
+    from availability.kafka_admin import ensure_topics
+
+    for line in ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix, args.replication_factor):
+        print(line)
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
+    """The JSONL ingest boundary, then Kafka: the stream-path twin of `process`."""
+    from availability.kafka_admin import ensure_topics
+    from ingest.jsonl import read_batches
+    from ingest.publisher import KafkaPublisher
+
+    paths = [Path(p) for p in args.files]
+    for p in paths:
+        if not p.is_file():
+            raise InputError(f"{p}: no such file")
+    boundary = common.boundary(settings, common.agreements(args.agreements))
+    ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
+    accepted = rejected = 0
+    with (
+        KafkaPublisher(settings.kafka_bootstrap_servers, settings.topic_prefix) as publisher,
+        common.RejectsWriter(args.rejects) as on_reject,
+    ):
+        for path in paths:
+            for batch in read_batches(path, boundary):
+                for r in batch.rejected:
+                    on_reject(r)
+                accepted += publisher.publish(batch.events)
+                rejected += len(batch.rejected)
+    print(f"published {accepted} events to Kafka, {rejected} rejected", file=sys.stderr)
+    return EXIT_REJECTED if rejected else 0
+
+
+def publish_simulation(args: argparse.Namespace, settings: Settings, events: Iterable[Any]) -> int:
+    """`simulate --to-kafka`: through the ingest boundary to Kafka, at `--speed`× real time."""
+    from availability.kafka_admin import ensure_topics
+    from ingest.publisher import KafkaPublisher
+    from schemas.events import encode
+
+    boundary = common.boundary(settings, common.agreements(args.agreements))
+    ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
+    count = 0
+    pending: list[Any] = []
+    started, first = time.monotonic(), None
+    with KafkaPublisher(settings.kafka_bootstrap_servers, settings.topic_prefix) as publisher:
+        for ev in events:
+            accepted = boundary.accept(encode(ev))
+            if isinstance(accepted, str):
+                raise InputError(f"the simulator made an invalid event: {accepted}")
+            first = first or ev.time
+            if args.speed:
+                due = (ev.time - first).total_seconds() / args.speed - (time.monotonic() - started)
+                if due > 0.05:  # send what is due, then wait for the next event's moment
+                    count += publisher.publish(pending)
+                    pending = []
+                    time.sleep(due)
+            pending.append(accepted)
+            if len(pending) >= 5000:
+                count += publisher.publish(pending)
+                pending = []
+        count += publisher.publish(pending)
+    print(f"published {count} simulated events to Kafka", file=sys.stderr)
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
+    from availability.kafka_admin import ensure_topics
+    from stream_jobs.stream_app import run
+
+    if not args.warehouse:
+        raise InputError("no warehouse given: use --warehouse DIR|URL or set AVAILABILITY_WAREHOUSE")
+    agreements = common.agreements(args.agreements)
+    common.boundary(settings, agreements)  # warns about the development key before the worker starts
+    ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
+    run(
+        settings,
+        agreements,
+        args.warehouse,
+        web_port=args.web_port,
+        loglevel=args.loglevel,
+        max_events=args.batch_events,
+        max_seconds=args.batch_seconds,
+    )
+    return 0
+
+
+def add_commands(sub: Any, settings: Settings, agreements_opt: Callable[[Any], None]) -> None:
+    env = "env KAFKA_BOOTSTRAP_SERVERS, AVAILABILITY_TOPIC_PREFIX"
+    topics = sub.add_parser("topics", help=f"Kafka topics ({env})")
+    topics_sub = topics.add_subparsers(title="actions", required=True, metavar="ACTION")
+    p = topics_sub.add_parser("create", help="create the topics, or check they match their definitions")
+    p.add_argument("--replication-factor", type=common.positive(int), default=1)
+    p.set_defaults(run=cmd_topics_create)
+
+    p = sub.add_parser("publish", help=f"JSONL events through the ingest boundary to Kafka ({env})")
+    p.add_argument("files", nargs="+", metavar="FILE.jsonl")
+    agreements_opt(p)
+    p.add_argument("--rejects", metavar="FILE", help="write rejected lines here (JSONL) instead of to stderr")
+    p.set_defaults(run=cmd_publish)
+
+    p = sub.add_parser("stream", help=f"the stream worker: Kafka -> warehouse, until stopped ({env})")
+    agreements_opt(p)
+    p.add_argument(
+        "--warehouse",
+        metavar="W",
+        default=settings.warehouse,
+        help="a directory (embedded ClickHouse) or http://user:pass@host:8123/db (env AVAILABILITY_WAREHOUSE)",
+    )
+    p.add_argument("--web-port", type=int, default=6066, help="port of /metrics (default 6066)")
+    p.add_argument("--batch-events", type=common.positive(int), default=5000, help="write at most N events a batch")
+    p.add_argument(
+        "--batch-seconds", type=common.positive(float), default=0.5, help="write a batch at least every S seconds"
+    )
+    p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(run=cmd_stream)

@@ -1,0 +1,51 @@
+"""`availability topics create`: make the broker's topics match schemas/topics.py."""
+
+from __future__ import annotations
+
+from availability.errors import AvailabilityError
+from schemas.topics import ALL, Topic, with_prefix
+
+
+class TopicsError(AvailabilityError):
+    pass
+
+
+def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: int = 1) -> list[str]:
+    """Create missing topics; check existing ones have the defined partition count.
+
+    Returns one line per topic saying what was done. A topic with other partitions is an
+    error: Faust refuses it, and repartitioning would move calls between workers.
+    """
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap_servers.split(","), request_timeout_ms=10_000, bootstrap_timeout_ms=5_000
+        )
+    except KafkaError as exc:
+        raise TopicsError(f"cannot reach Kafka at {bootstrap_servers} ({type(exc).__name__})") from None
+    try:
+        wanted: list[Topic] = [with_prefix(t, prefix) for t in ALL]
+        present = set(admin.list_topics()) & {t.name for t in wanted}
+        existing = {m["name"]: len(m["partitions"]) for m in admin.describe_topics(sorted(present))} if present else {}
+        lines, missing = [], []
+        for t in wanted:
+            if t.name not in existing:
+                missing.append(t)
+            elif existing[t.name] != t.partitions:
+                raise TopicsError(
+                    f"topic {t.name} has {existing[t.name]} partitions, the definition says {t.partitions}"
+                )
+            else:
+                lines.append(f"{t.name}: exists, {t.partitions} partitions")
+        if missing:
+            admin.create_topics(
+                [NewTopic(t.name, t.partitions, replication_factor, topic_configs=t.config()) for t in missing]
+            )
+            lines += [f"{t.name}: created, {t.partitions} partitions, key {t.key}" for t in missing]
+        return lines
+    except KafkaError as exc:
+        raise TopicsError(f"Kafka at {bootstrap_servers}: {type(exc).__name__}: {exc}") from None
+    finally:
+        admin.close()
