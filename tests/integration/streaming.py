@@ -1,0 +1,106 @@
+"""Running the real `availability` commands against the real broker, for the stream tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+AVAILABILITY = [sys.executable, "-m", "availability.cli"]
+
+
+def cli(env: dict[str, str], *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*AVAILABILITY, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"availability {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+class Worker:
+    """`availability stream` as a subprocess, with its /metrics."""
+
+    def __init__(self, env: dict[str, str], warehouse: Path, agreements: str, port: int, *extra: str) -> None:
+        self.port = port
+        self.log = warehouse.parent / f"stream-{port}-{time.monotonic_ns()}.log"
+        args = ["stream", "--warehouse", str(warehouse), *_agreements(agreements), "--web-port", str(port), *extra]
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen([*AVAILABILITY, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.wait_for(lambda: self.metrics() is not None, "the worker's /metrics", timeout=60)
+
+    def metrics(self) -> dict[str, float] | None:
+        if self.process.poll() is not None:
+            raise AssertionError(f"the stream worker exited {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            return None
+        values: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
+
+    def processed(self) -> float:
+        m = self.metrics() or {}
+        return m.get('availability_stream_events_total{outcome="processed"}', 0.0) + m.get(
+            'availability_stream_events_total{outcome="rejected"}', 0.0
+        )
+
+    def wait_for(self, condition: Any, what: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+def committed_everything(bootstrap: str, group: str, topics: list[str]) -> bool:
+    """True when the group's committed offsets reach the end of every partition of the topics."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        committed = admin.list_group_offsets(group).get(group, {})
+        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        ends = consumer.end_offsets(partitions)
+        return all(end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items())
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def report(env: dict[str, str], warehouse: Path, agreements: str, month: str) -> dict[str, Any]:
+    out = cli(
+        env, "report", "--month", month, *_agreements(agreements), "--warehouse", str(warehouse),
+        "--format", "json", "--as-of", "2027-01-01T00:00:00Z",
+    ).stdout  # fmt: skip
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def environment(bootstrap: str, prefix: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AVAILABILITY_")}
+    return env | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "AVAILABILITY_TOPIC_PREFIX": prefix} | extra
+
+
+def _agreements(path: str) -> list[str]:
+    """`--agreements PATH`, or nothing for the shipped default."""
+    return ["--agreements", path] if path else []
