@@ -105,6 +105,41 @@ def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_ingest_webhook(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.webhook import serve
+
+    serve(settings, common.agreements(args.agreements), args.host, args.port, args.allow_anonymous)
+    return 0
+
+
+def cmd_ingest_imap(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+
+    from ingest.imap import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    agreements = common.agreements(args.agreements)
+    common.boundary(settings, agreements)  # warns about the development key before polling starts
+    stats = run(
+        settings,
+        agreements,
+        args.mailbox,
+        args.host,
+        args.port,
+        args.user,
+        ssl=args.ssl,
+        inbox=args.inbox,
+        sent=args.sent,
+        done=args.done or None,
+        checkpoint=args.checkpoint,
+        interval=args.interval,
+        once=args.once,
+    )
+    print(f"imap {args.mailbox}: {stats}", file=sys.stderr)
+    return 0
+
+
 def add_commands(sub: Any, settings: Settings, agreements_opt: Callable[[Any], None]) -> None:
     env = "env KAFKA_BOOTSTRAP_SERVERS, AVAILABILITY_TOPIC_PREFIX"
     topics = sub.add_parser("topics", help=f"Kafka topics ({env})")
@@ -134,3 +169,39 @@ def add_commands(sub: Any, settings: Settings, agreements_opt: Callable[[Any], N
     )
     p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=cmd_stream)
+
+    ingest = sub.add_parser("ingest", help="run a source: the CallGuide webhook or an IMAP function mailbox")
+    sources = ingest.add_subparsers(title="sources", required=True, metavar="SOURCE")
+    p = sources.add_parser(
+        "webhook",
+        help=f"HTTP receiver for CallGuide CloudEvents -> Kafka ({env}, AVAILABILITY_WEBHOOK_TOKEN)",
+        epilog="POST /events (one CloudEvent or application/cloudevents-batch+json), GET /healthz, GET /metrics. "
+        "A bearer token (env AVAILABILITY_WEBHOOK_TOKEN) is required unless --allow-anonymous.",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8088)
+    p.add_argument("--allow-anonymous", action="store_true", help="accept requests without a token (tests only)")
+    agreements_opt(p)
+    p.set_defaults(run=cmd_ingest_webhook)
+
+    p = sources.add_parser(
+        "imap",
+        help=f"poll a function mailbox over IMAP -> Kafka ({env}, AVAILABILITY_IMAP_PASSWORD)",
+        epilog="Inbox -> mail.received, sent folder -> mail.replied, done folder -> mail.closed; see docs/imap.md. "
+        "The password comes from env AVAILABILITY_IMAP_PASSWORD.",
+    )
+    p.add_argument("--mailbox", required=True, metavar="ID", help="the mailbox id in the agreements")
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", type=int, help="default 993 with --ssl, else 143")
+    p.add_argument("--user", required=True)
+    p.add_argument("--ssl", action="store_true", help="IMAP over TLS")
+    p.add_argument("--inbox", default="INBOX")
+    p.add_argument("--sent", default="Sent")
+    p.add_argument("--done", default="Done", help="folder of cases finished without reply ('' for none)")
+    p.add_argument(
+        "--checkpoint", metavar="FILE", help="UIDVALIDITY/UID checkpoint (default ./imap-ID.checkpoint.json)"
+    )
+    p.add_argument("--interval", type=common.positive(float), default=60.0, help="seconds between polls")
+    p.add_argument("--once", action="store_true", help="poll once and exit")
+    agreements_opt(p)
+    p.set_defaults(run=cmd_ingest_imap)

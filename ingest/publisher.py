@@ -6,6 +6,7 @@ webhook, `availability publish`) can promise that what it accepted is stored.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -37,6 +38,7 @@ class KafkaPublisher:
                 linger_ms=5,
                 batch_size=256 * 1024,
                 max_block_ms=max_block_ms,  # fail fast when the broker is away (webhook: 503)
+                bootstrap_timeout_ms=max_block_ms,  # the constructor connects, and would wait 30 s
                 request_timeout_ms=10_000,
                 delivery_timeout_ms=30_000,
             )
@@ -66,11 +68,17 @@ class KafkaPublisher:
             for future in futures:
                 future.get(timeout=timeout)
         except KafkaError as exc:
-            raise PublishError(f"Kafka at {self.bootstrap_servers} did not acknowledge ({type(exc).__name__})") from None
+            raise PublishError(
+                f"Kafka at {self.bootstrap_servers} did not acknowledge ({type(exc).__name__})"
+            ) from None
         return len(futures)
 
     def close(self) -> None:
-        self._producer.close(timeout=10)
+        from kafka.errors import KafkaError
+
+        # Records still pending with the broker away make close() raise; they expire on their own.
+        with contextlib.suppress(KafkaError):
+            self._producer.close(timeout=10)
 
     def __enter__(self) -> KafkaPublisher:
         return self

@@ -70,6 +70,12 @@ class Deriver:
         self.threads: _Entities[MailEvent] = _Entities(THREAD_GRACE)
         self.watermark: datetime | None = None
 
+    def forget(self) -> None:
+        """Drop what memory holds. After a Kafka rebalance another worker may have written
+        events of our entities; they are reloaded from the warehouse when touched again."""
+        self.calls = _Entities(CALL_GRACE)
+        self.threads = _Entities(THREAD_GRACE)
+
     def apply(self, events: Sequence[Event]) -> BatchResult:
         """Store the batch and upsert the facts of every call and thread it touches."""
         calls: dict[str, list[CallEvent]] = defaultdict(list)
