@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,45 @@ class Worker:
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+class Webhook:
+    """`availability ingest webhook --allow-anonymous` as a subprocess."""
+
+    def __init__(self, env: dict[str, str], agreements: str, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        args = ["ingest", "webhook", "--port", str(port), "--allow-anonymous", *_agreements(agreements)]
+        self.process = subprocess.Popen(
+            [*AVAILABILITY, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 60
+        while not self._healthy():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.process.kill()
+                raise AssertionError(f"the webhook did not start: {self.process.stdout.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            time.sleep(0.2)
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def post(self, body: bytes, content_type: str) -> int:
+        request = urllib.request.Request(f"{self.url}/events", data=body, headers={"Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+
+    def __enter__(self) -> Webhook:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=30)
 
 

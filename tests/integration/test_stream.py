@@ -6,11 +6,13 @@ import random
 import socket
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.conftest import EXAMPLES
-from tests.integration.streaming import Worker, cli, committed_everything, environment, report
+from tests.integration.streaming import Webhook, Worker, cli, committed_everything, environment, report
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +42,9 @@ def shuffled_with_duplicates(lines: list[str], seed: int) -> list[str]:
 
 
 @pytest.mark.skipif(not EXAMPLES.is_dir(), reason="the spec's examples are not available")
-def test_stream_gives_the_same_report_as_process(tmp_path: Path, env: dict[str, str], kafka_bootstrap: str) -> None:
+def test_events_through_the_webhook_and_publish_give_the_same_report_as_process(
+    tmp_path: Path, env: dict[str, str], kafka_bootstrap: str
+) -> None:
     lines = (EXAMPLES / "events.jsonl").read_text().splitlines()
     mixed = shuffled_with_duplicates(lines, seed=11)
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
@@ -49,15 +53,28 @@ def test_stream_gives_the_same_report_as_process(tmp_path: Path, env: dict[str, 
 
     cli(env, "topics", "create")
     cli(env, "publish", str(second), "--agreements", EXAMPLE_AGREEMENTS)
+    # Something that bypassed the ingest boundary: the worker must put it on the dead-letter topic.
+    prefix = env["AVAILABILITY_TOPIC_PREFIX"]
+    invalid = (
+        b'{"specversion": "1.0", "id": "x1", "source": "rogue", "type": "call.queued", "time": "2026-04-01T09:00:00"}'
+    )
+    with KafkaProducer(bootstrap_servers=kafka_bootstrap) as producer:
+        producer.send(f"{prefix}availability.calls", key=b"p9", value=invalid).get(timeout=30)
     worker = Worker(env, tmp_path / "stream-wh", EXAMPLE_AGREEMENTS, free_port())
-    cli(env, "publish", str(first), "--agreements", EXAMPLE_AGREEMENTS)  # while the worker runs
+    # The other half through the CallGuide webhook, while the worker runs.
+    with Webhook(env, EXAMPLE_AGREEMENTS, free_port()) as webhook:
+        body = ("[" + ",".join(first.read_text().splitlines()) + "]").encode()
+        assert webhook.post(body, "application/cloudevents-batch+json") == 202
     group = env["AVAILABILITY_TOPIC_PREFIX"] + "availability-stream"
     worker.wait_for(
         lambda: committed_everything(kafka_bootstrap, group, topic_names(env["AVAILABILITY_TOPIC_PREFIX"])),
         "all offsets committed",
     )
-    assert worker.processed() == len(mixed)
+    assert worker.processed() == len(mixed) + 1
     assert worker.stop() == 0  # SIGTERM: flush, commit, exit cleanly
+    [dead] = consume_all(kafka_bootstrap, f"{prefix}availability.dead-letter")
+    assert dead.value == invalid and dead.key == b"p9"
+    assert b"offset" in dict(dead.headers)["reason"]  # "time: no UTC offset (...)"
 
     cli(
         env,
@@ -72,6 +89,30 @@ def test_stream_gives_the_same_report_as_process(tmp_path: Path, env: dict[str, 
     replayed = report(env, tmp_path / "replay-wh", EXAMPLE_AGREEMENTS, "2026-04")
     assert streamed == replayed
     assert streamed["queues"]["kundreskontra"]["offered"] == 4  # and it is the worked example's
+
+
+def consume_all(bootstrap: str, topic: str) -> list[Any]:
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    try:
+        return list(consumer)
+    finally:
+        consumer.close()
+
+
+def test_simulate_to_kafka_publishes_what_simulate_writes(
+    tmp_path: Path, env: dict[str, str], kafka_bootstrap: str
+) -> None:
+    day = ["simulate", "--start", "2026-03-04", "--days", "1", "--seed", "3", "--scale", "0.2"]
+    cli(env, *day, "--out", str(tmp_path / "day.jsonl"))
+    cli(env, *day, "--to-kafka")
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    try:
+        topics = topic_names(env["AVAILABILITY_TOPIC_PREFIX"])
+        partitions = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        published = sum(consumer.end_offsets(partitions).values())  # fresh topics: end offset = messages
+    finally:
+        consumer.close()
+    assert published == sum(1 for _ in (tmp_path / "day.jsonl").open())
 
 
 def test_sigkill_in_the_middle_of_a_day_loses_nothing_and_counts_nothing_twice(
