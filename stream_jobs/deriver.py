@@ -17,13 +17,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from availability.warehouse import Warehouse
 from schemas.agreements import Agreements
 from schemas.events import CALL_CLASSES, MAIL_CLASSES, CallEvent, Event, MailEvent, event_key
-from stream_jobs.calls import derive_call
-from stream_jobs.mail import derive_thread
+from stream_jobs.calls import CallFact, derive_call
+from stream_jobs.mail import MailCase, derive_thread
 
 # A call's events all lie within this of each other (CallGuide has no day-long calls).
 CALL_SPAN = timedelta(days=1)
@@ -41,6 +41,7 @@ class _Entities(Generic[E]):
     grace: timedelta
     events: dict[str, dict[tuple[str, str], E]] = field(default_factory=dict)
     last: dict[str, datetime] = field(default_factory=dict)
+    derived: dict[str, Any] = field(default_factory=dict)  # the last fact(s), when changes are tracked
 
     def add(self, key: str, events: Sequence[E]) -> None:
         held = self.events.setdefault(key, {})
@@ -53,6 +54,7 @@ class _Entities(Generic[E]):
         horizon = watermark - self.grace
         for key in [k for k, t in self.last.items() if t < horizon]:
             del self.events[key], self.last[key]
+            self.derived.pop(key, None)
 
 
 @dataclass
@@ -60,12 +62,17 @@ class BatchResult:
     events: int = 0
     calls: int = 0
     cases: int = 0
+    # With track_changes: each touched call's fact before and after this batch, and each
+    # touched thread's cases before and after (what the live metrics count transitions of).
+    call_changes: list[tuple[CallFact | None, CallFact]] = field(default_factory=list)
+    case_changes: list[tuple[list[MailCase], list[MailCase]]] = field(default_factory=list)
 
 
 class Deriver:
-    def __init__(self, warehouse: Warehouse, agreements: Agreements) -> None:
+    def __init__(self, warehouse: Warehouse, agreements: Agreements, *, track_changes: bool = False) -> None:
         self.warehouse = warehouse
         self.agreements = agreements
+        self.track_changes = track_changes
         self.calls: _Entities[CallEvent] = _Entities(CALL_GRACE)
         self.threads: _Entities[MailEvent] = _Entities(THREAD_GRACE)
         self.watermark: datetime | None = None
@@ -102,23 +109,53 @@ class Deriver:
             self.threads.add(key, [ev for ev in known if isinstance(ev, MailEvent)])
 
         self.warehouse.insert_events(events)
+        result = BatchResult(events=len(events))
+        track = self.track_changes
 
         facts = []
         for key, call_events in calls.items():
+            before = self._call(key) if track else None
             self.calls.add(key, call_events)
-            facts.append(derive_call(key, self.calls.events[key].values(), self.agreements))
+            fact = derive_call(key, self.calls.events[key].values(), self.agreements)
+            facts.append(fact)
+            if track:
+                self.calls.derived[key] = fact
+                result.call_changes.append((before, fact))
         self.warehouse.upsert_calls(facts)
 
         cases = []
         for key, mail_events in threads.items():
+            before_cases = self._cases(key) if track else []
             self.threads.add(key, mail_events)
             mailbox_id, _, thread_id = key.partition("/")
-            mailbox = self.agreements.mailboxes[mailbox_id]
-            cases.extend(derive_thread(thread_id, self.threads.events[key].values(), mailbox))
+            after = derive_thread(thread_id, self.threads.events[key].values(), self.agreements.mailboxes[mailbox_id])
+            cases.extend(after)
+            if track:
+                self.threads.derived[key] = after
+                result.case_changes.append((before_cases, after))
         self.warehouse.upsert_cases(cases)
 
         latest = max(ev.time for ev in events)
         self.watermark = latest if self.watermark is None else max(self.watermark, latest)
         self.calls.evict(self.watermark)
         self.threads.evict(self.watermark)
-        return BatchResult(len(events), len(facts), len(cases))
+        result.calls, result.cases = len(facts), len(cases)
+        return result
+
+    def _call(self, key: str) -> CallFact | None:
+        """The fact as last derived (what memory and the warehouse held before this batch)."""
+        if key in self.calls.derived:
+            fact: CallFact = self.calls.derived[key]
+            return fact
+        held = self.calls.events.get(key)
+        return derive_call(key, held.values(), self.agreements) if held else None
+
+    def _cases(self, key: str) -> list[MailCase]:
+        if key in self.threads.derived:
+            cases: list[MailCase] = self.threads.derived[key]
+            return cases
+        held = self.threads.events.get(key)
+        if not held:
+            return []
+        mailbox_id, _, thread_id = key.partition("/")
+        return derive_thread(thread_id, held.values(), self.agreements.mailboxes[mailbox_id])

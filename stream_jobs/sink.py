@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ingest.boundary import Boundary
-from stream_jobs.deriver import Deriver
+from schemas.events import Event
+from stream_jobs.deriver import BatchResult, Deriver
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class WarehouseSink:
         self.deriver = deriver
         self.dead_letter = dead_letter
         self.stats = SinkStats()
+        # Called with each stored batch and the Deriver's result (the live metrics).
+        self.on_stored: list[Callable[[Sequence[Event], BatchResult], None]] = []
 
     def write(self, messages: Sequence[Message]) -> None:
         """Validate, store and derive a batch; returns when it is all acknowledged.
@@ -52,7 +55,7 @@ class WarehouseSink:
         Raises if the warehouse fails: then nothing of the batch may be committed.
         """
         started = time.monotonic()
-        events = []
+        events: list[Event] = []
         for m in messages:
             accepted = self.boundary.accept(m.value)
             if isinstance(accepted, str):
@@ -61,9 +64,11 @@ class WarehouseSink:
                 log.warning("rejected a message: %s", accepted)
             else:
                 events.append(accepted)
-        self.deriver.apply(events)
+        result = self.deriver.apply(events)
         self.deriver.warehouse.flush()
         stored_at = time.time()  # the rows are queryable from here on
+        for hook in self.on_stored:
+            hook(events, result)
         rejected = len(messages) - len(events)
         self.stats.processed += len(events)
         self.stats.rejected += rejected

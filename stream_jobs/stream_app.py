@@ -31,6 +31,7 @@ from ingest.publisher import KafkaPublisher
 from schemas.agreements import Agreements
 from schemas.topics import DEAD_LETTER, EVENT_TOPICS, with_prefix
 from stream_jobs.deriver import Deriver
+from stream_jobs.live import LiveState
 from stream_jobs.sink import Message, WarehouseSink
 
 log = logging.getLogger(__name__)
@@ -145,10 +146,12 @@ def build_app(
         dead_letters.publish_raw(DEAD_LETTER, key, value, [("reason", reason.encode())])
 
     key = settings.pseudonym_key.get_secret_value().encode()
-    sink = WarehouseSink(
-        Boundary(agreements, Pseudonymiser(key, agreements)), Deriver(warehouse, agreements), dead_letter
-    )
+    deriver = Deriver(warehouse, agreements, track_changes=True)
+    sink = WarehouseSink(Boundary(agreements, Pseudonymiser(key, agreements)), deriver, dead_letter)
     metrics = _Metrics(sink)
+    live = LiveState(agreements)  # the wall's and the alerts' metrics (docs/live-metrics.md)
+    sink.on_stored.append(live.observe)
+    metrics.registry.register(live)
     consumer = BatchConsumer(settings, sink, metrics, max_events=max_events, max_seconds=max_seconds)
     app.batch_consumer = consumer
     app.task(consumer.run)

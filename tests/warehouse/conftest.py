@@ -28,6 +28,7 @@ def new_warehouse(chdb_dir: str) -> Iterator[Callable[[], Warehouse]]:
 
     yield open_one
     for wh, database in opened:
+        wh.flush()  # writes still on the writer thread would land in a dropped database
         wh.client.command(f"DROP DATABASE IF EXISTS `{database}`")
         wh.close()
 
