@@ -62,10 +62,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_process(args: argparse.Namespace, settings: Settings) -> int:
     from stream_jobs.replay import replay
 
-    paths = [Path(p) for p in args.files]
-    for p in paths:
-        if not p.is_file():
-            raise InputError(f"{p}: no such file")
+    paths = common.input_files(args.files)
     agreements = common.agreements(args.agreements)
     with common.warehouse(args.warehouse) as wh:
         boundary, deriver = common.pipeline(settings, agreements, wh)

@@ -15,6 +15,15 @@ from availability.errors import InputError
 from availability.settings import Settings
 
 
+def input_files(names: list[str]) -> list[Path]:
+    """The event files, each checked to exist before any work starts."""
+    paths = [Path(name) for name in names]
+    for path in paths:
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+    return paths
+
+
 def agreements(path: str | None) -> Any:
     from schemas.agreements import load_agreements
 

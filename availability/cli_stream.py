@@ -6,7 +6,6 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from availability import cli_common as common
@@ -31,10 +30,7 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.jsonl import read_batches
     from ingest.publisher import KafkaPublisher
 
-    paths = [Path(p) for p in args.files]
-    for p in paths:
-        if not p.is_file():
-            raise InputError(f"{p}: no such file")
+    paths = common.input_files(args.files)
     boundary = common.boundary(settings, common.agreements(args.agreements))
     ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
     accepted = rejected = 0

@@ -4,7 +4,6 @@ pseudonymisation, subject classification and JSONL batches. No network, no servi
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from schemas.events import (
     encode,
     type_name,
 )
+from tests.conftest import SHARED
 
 KEY = b"test-key-one"
 OTHER_KEY = b"test-key-two"
@@ -34,14 +34,7 @@ EMAIL = "anna.svensson@example.se"
 
 
 def shared_dir() -> Path | None:
-    """/work/shared next to the repository, or $AVAILABILITY_SHARED; None if neither exists."""
-    candidate = Path(__file__).resolve().parents[2].parent / "shared"
-    if candidate.is_dir():
-        return candidate
-    env = os.environ.get("AVAILABILITY_SHARED")
-    if env and Path(env).is_dir():
-        return Path(env)
-    return None
+    return SHARED if SHARED.is_dir() else None
 
 
 @pytest.fixture(scope="module")

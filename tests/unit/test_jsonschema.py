@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from datetime import date
 from pathlib import Path
 
@@ -17,19 +16,15 @@ from ingest.pseudonymise import Pseudonymiser
 from schemas import jsonschema_gen
 from schemas.agreements import default_agreements_path, load_agreements
 from schemas.events import TYPE_NAMES, decode, encode
+from tests.conftest import SHARED
 
 SCHEMA_DIR = Path(jsonschema_gen.__file__).resolve().parent / "jsonschema"
 
 
 def shared_dir() -> Path:
-    """/work/shared next to the repository, or $AVAILABILITY_SHARED; skip if neither exists."""
-    candidate = Path(__file__).resolve().parents[2].parent / "shared"
-    if candidate.is_dir():
-        return candidate
-    env = os.environ.get("AVAILABILITY_SHARED")
-    if env and Path(env).is_dir():
-        return Path(env)
-    pytest.skip(f"shared examples not found: neither {candidate} nor $AVAILABILITY_SHARED exists")
+    if not SHARED.is_dir():
+        pytest.skip(f"shared examples not found at {SHARED} (set AVAILABILITY_SHARED)")
+    return SHARED
 
 
 @pytest.fixture(scope="module")
