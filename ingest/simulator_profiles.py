@@ -184,3 +184,14 @@ CHASE_MEDIAN_S = 20 * 3600.0
 FOLLOWUP_SHARE = 0.15  # the sender answers the reply (a new case in the same thread)
 FOLLOWUP_MEDIAN_S = 24 * 3600.0
 MAX_FOLLOWUPS = 2
+
+
+# -- lookups ------------------------------------------------------------------------------------
+
+
+def queue_profile(queue: str) -> QueueProfile:
+    return QUEUES.get(queue, DEFAULT_QUEUE)
+
+
+def mailbox_profile(mailbox: str) -> MailboxProfile:
+    return MAILBOXES.get(mailbox, DEFAULT_MAILBOX)
