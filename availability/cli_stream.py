@@ -136,6 +136,28 @@ def cmd_ingest_imap(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_dashboards_provision(args: argparse.Namespace, settings: Settings) -> int:
+    from dashboards.provision import provision
+
+    if not args.grafana_url:
+        raise InputError("no Grafana given: use --grafana-url URL or set AVAILABILITY_GRAFANA_URL")
+    token = args.token or (settings.grafana_token.get_secret_value() if settings.grafana_token else None)
+    if not token:
+        raise InputError("no Grafana token given: use --token or set AVAILABILITY_GRAFANA_TOKEN")
+    changes = provision(
+        args.grafana_url,
+        token,
+        agreements=common.agreements(args.agreements),
+        prometheus_url=args.prometheus_url,
+        clickhouse_host=args.clickhouse_host,
+        clickhouse_port=args.clickhouse_port,
+        clickhouse_database=args.clickhouse_database,
+    )
+    for change in changes:
+        print(f"{change.kind} {change.uid}: {change.outcome}")
+    return 0
+
+
 def add_commands(sub: Any, settings: Settings, agreements_opt: Callable[[Any], None]) -> None:
     env = "env KAFKA_BOOTSTRAP_SERVERS, AVAILABILITY_TOPIC_PREFIX"
     topics = sub.add_parser("topics", help=f"Kafka topics ({env})")
@@ -201,3 +223,17 @@ def add_commands(sub: Any, settings: Settings, agreements_opt: Callable[[Any], N
     p.add_argument("--once", action="store_true", help="poll once and exit")
     agreements_opt(p)
     p.set_defaults(run=cmd_ingest_imap)
+
+    dashboards = sub.add_parser("dashboards", help="Grafana dashboards, alert rules and datasources")
+    actions = dashboards.add_subparsers(title="actions", required=True, metavar="ACTION")
+    p = actions.add_parser(
+        "provision", help="create or update (by uid) datasources, folder, dashboards and alert rules in Grafana"
+    )
+    p.add_argument("--grafana-url", default=settings.grafana_url, help="env AVAILABILITY_GRAFANA_URL")
+    p.add_argument("--token", help="a service-account token (env AVAILABILITY_GRAFANA_TOKEN)")
+    p.add_argument("--prometheus-url", default="http://localhost:9090")
+    p.add_argument("--clickhouse-host", default="localhost")
+    p.add_argument("--clickhouse-port", type=int, default=9000)
+    p.add_argument("--clickhouse-database", default="availability")
+    agreements_opt(p)
+    p.set_defaults(run=cmd_dashboards_provision)

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     topic_prefix: str = ""  # e.g. "test-1234." so environments can share a broker
     webhook_token: SecretStr | None = None  # bearer token the CallGuide webhook must send
     imap_password: SecretStr | None = None  # the function mailbox account's password
+    grafana_url: str | None = None  # for `availability dashboards provision`
+    grafana_token: SecretStr | None = None  # a Grafana service-account token
 
     @property
     def uses_development_key(self) -> bool:
