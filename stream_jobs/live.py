@@ -53,7 +53,12 @@ class LiveState(Collector):
         self.ended_cases: Counter[tuple[str, str]] = Counter()  # (mailbox, outcome)
         self.agents: dict[str, AgentStateChanged] = {}  # latest state event per agent
         self.source_event: dict[str, float] = {}
-        self.source_seen: dict[str, float] = {}
+        # The sources that must keep sending start as seen now, so one silent since the worker
+        # started still sets off the freshness alert.
+        started = time.time()
+        self.source_seen: dict[str, float] = {
+            s: started for s in ["callguide", *(f"imap/{m}" for m in agreements.mailboxes)]
+        }
         self._clock: tuple[datetime, float] | None = None  # (latest event time, wall time then)
 
     # -- feeding ----------------------------------------------------------------------------
@@ -181,6 +186,7 @@ class LiveState(Collector):
         )
         for source in sorted(self.source_event):
             event_time.add_metric([source], self.source_event[source])
+        for source in sorted(self.source_seen):
             seen.add_metric([source], self.source_seen[source])
         yield from (event_time, seen)
 

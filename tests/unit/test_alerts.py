@@ -1,0 +1,127 @@
+"""The alert rules and the Alertmanager configuration: generated files up to date, the same
+rules in Prometheus and Grafana, routes per process. promtool and amtool run in
+tests/integration/test_alert_rules.py; mails end to end in tests/integration/test_alerting_e2e.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dashboards import alertmanager, alerts
+from schemas.agreements import Agreements, load_agreements
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Agreements:
+    return load_agreements()
+
+
+def test_the_committed_files_are_generated_from_the_definitions(shipped: Agreements) -> None:
+    changed = alerts.drifted(alerts.ROOT, alerts.generate(shipped))
+    assert not changed, f"out of date: {[str(p) for p in changed]}; run: python -m dashboards.alerts"
+
+
+def test_check_reports_drift_and_writing_mends_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert alerts.main(["--check", "--root", str(tmp_path)]) == 1
+    assert alerts.main(["--root", str(tmp_path)]) == 0
+    assert alerts.main(["--check", "--root", str(tmp_path)]) == 0
+    rules = tmp_path / alerts.PROMETHEUS_RULES
+    rules.write_text(rules.read_text(encoding="utf-8").replace("for: 5m", "for: 6m"), encoding="utf-8")
+    assert alerts.main(["--check", "--root", str(tmp_path)]) == 1
+    assert str(alerts.PROMETHEUS_RULES) in capsys.readouterr().err
+
+
+def test_every_rule_is_silent_while_closed_and_labelled() -> None:
+    for rule in alerts.rules():
+        gate = {"queue": "availability_queue_open", "mailbox": "availability_mailbox_open"}
+        assert gate.get(rule.subject, "availability_queue_open") in rule.expr, rule.alert
+        assert len(rule.uid) <= 40
+    assert len({r.alert for r in alerts.rules()}) == len({r.uid for r in alerts.rules()}) == len(alerts.rules())
+
+
+def test_prometheus_and_grafana_carry_the_same_rules(shipped: Agreements) -> None:
+    prometheus = alerts.prometheus_rules(shipped)["groups"][0]["rules"]
+    grafana = alerts.grafana_rules(shipped)
+    assert grafana["apiVersion"] == 1
+    group = grafana["groups"][0]
+    assert group["folder"] and group["interval"] == "1m"
+    assert len(group["rules"]) == len(prometheus)
+    for p, g in zip(prometheus, group["rules"], strict=True):
+        refs = {d["refId"]: d for d in g["data"]}
+        assert g["condition"] in refs
+        assert refs["A"]["datasourceUid"] == "prometheus" and refs["A"]["model"]["instant"] is True
+        assert refs["A"]["model"]["expr"] == p["expr"]
+        assert refs["C"]["model"]["expression"] == "is_number($A)"
+        assert g["title"] == p["alert"]  # the same alertname in both
+        assert g["for"] == p["for"] and g["labels"] == p["labels"]
+        assert g["noDataState"] == "OK"
+        # The same templates, with Grafana's way to the query's value.
+        assert {k: v.replace("$values.A.Value", "$value") for k, v in g["annotations"].items()} == p["annotations"]
+        assert "{{ $value " not in str(g["annotations"])
+
+
+def test_messages_name_every_process_and_its_promise(shipped: Agreements) -> None:
+    rules = alerts.prometheus_rules(shipped)["groups"][0]["rules"]
+    text = "\n".join(v for rule in rules for v in rule["annotations"].values())
+    for q in shipped.queues.values():
+        assert q.name in text
+        assert alerts.sl_promise(q) in text
+    for m in shipped.mailboxes.values():
+        assert m.name in text
+    assert "80 % besvarade inom 60 s" in text
+    assert "svar inom 8 h arbetstid, prioriterade ärenden inom 4 h" in text
+
+
+def test_the_dashboard_url_is_a_parameter(shipped: Agreements) -> None:
+    rules = alerts.prometheus_rules(shipped, dashboard_url="https://grafana.kommun.se/d/wall")["groups"][0]["rules"]
+    assert rules[0]["annotations"]["dashboard"] == "https://grafana.kommun.se/d/wall?var-queue={{ $labels.queue }}"
+
+
+def test_for_can_be_overridden_for_tests(shipped: Agreements) -> None:
+    rules = alerts.prometheus_rules(shipped, for_override="1s")["groups"][0]["rules"]
+    assert {r["for"] for r in rules} == {"1s"}
+
+
+def test_lookup_escapes_template_text() -> None:
+    template = alerts._lookup("queue", {"a": "A {{ b }}"}, "{{ $labels.queue }}")
+    assert template.startswith('{{ if eq $labels.queue "a" }}A {{ "{{" }} b }}')
+    assert template.endswith("{{- end }}")
+
+
+def test_words() -> None:
+    assert alerts.percent(0.8) == "80 %" and alerts.percent(0.875) == "87.5 %"
+    assert alerts.hours(8 * 3600) == "8 h" and alerts.hours(5400) == "1 h 30 min" and alerts.hours(1800) == "30 min"
+
+
+def test_routes_send_each_process_to_its_managers(shipped: Agreements) -> None:
+    managers = alertmanager.load_managers(alerts.ROOT / alerts.MANAGERS, shipped)
+    config = alertmanager.config(managers)
+    route = config["route"]
+    assert route["group_by"] == ["alertname", "process"]
+    assert route["receiver"] == "default"
+    assert route["routes"][0] == {"receiver": "chat", "continue": True}
+    receivers = {r["name"]: r for r in config["receivers"]}
+    for child in route["routes"][1:]:
+        (matcher,) = child["matchers"]
+        process = matcher.removeprefix('process="').removesuffix('"')
+        (mail,) = receivers[child["receiver"]]["email_configs"]
+        assert mail["to"] == ", ".join(managers.managers[process])
+        assert mail["send_resolved"] is True
+    assert set(managers.managers) == set(shipped.queues) | {"telefoni"}
+    assert receivers["chat"]["webhook_configs"][0]["send_resolved"] is True
+
+
+def test_managers_file_errors_name_the_key(tmp_path: Path, shipped: Agreements) -> None:
+    base = yaml.safe_load((alerts.ROOT / alerts.MANAGERS).read_text(encoding="utf-8"))
+    path = tmp_path / "managers.yaml"
+    path.write_text(yaml.safe_dump(base | {"managers": {"kundreskontro": ["a@example.se"]}}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"managers\.kundreskontro: not a queue or mailbox id"):
+        alertmanager.load_managers(path, shipped)
+    path.write_text(yaml.safe_dump(base | {"managers": {"avgifter": ["chef.example.se"]}}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"managers\.avgifter: not an e-mail address"):
+        alertmanager.load_managers(path, shipped)
+    path.write_text(yaml.safe_dump(base | {"smtp_host": "x"}), encoding="utf-8")
+    with pytest.raises(ValueError, match="smtp_host"):
+        alertmanager.load_managers(path, shipped)
