@@ -18,7 +18,6 @@ docs/alerts.md explains each rule and its threshold.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Literal
 
 import yaml
 
+from availability.generated import sync
 from schemas.agreements import Agreements, Mailbox, Queue, default_agreements_path, load_agreements
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -578,17 +578,6 @@ def generate(
     }
 
 
-def drifted(root: Path, expected: Mapping[Path, str]) -> list[Path]:
-    return sorted(path for path, text in expected.items() if _read(root / path) != text)
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m dashboards.alerts",
@@ -604,24 +593,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     agreements = load_agreements(args.agreements)
     expected = generate(agreements, dashboard_url=args.dashboard_url, managers_path=args.managers)
-    changed = drifted(root, expected)
-    if args.check:
-        if changed:
-            print(f"generated alerting files out of date under {root}:", file=sys.stderr)
-            for path in changed:
-                print(f"  {path}", file=sys.stderr)
-            print("run: python -m dashboards.alerts", file=sys.stderr)
-            return 1
-        print(f"{len(expected)} alerting files up to date under {root}")
-        return 0
-    for path in changed:
-        target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(expected[path].encode("utf-8"))
-        print(f"wrote {target}")
-    if not changed:
-        print(f"{len(expected)} alerting files already up to date under {root}")
-    return 0
+    files = {str(path): text for path, text in expected.items()}
+    return sync(root, files, check=args.check, what="alerting files", command="python -m dashboards.alerts")
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from availability.generated import sync
 from dashboards import grafana_history, grafana_mailbox, grafana_wall
 from schemas.agreements import Agreements, load_agreements
 
@@ -43,13 +43,6 @@ def generate(agreements: Agreements | None = None) -> dict[str, Dashboard]:
 def render(dashboard: Dashboard) -> str:
     """The committed text of a dashboard: deterministic, so a diff means a change."""
     return json.dumps(dashboard, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def drifted(out_dir: Path, expected: Mapping[str, str]) -> list[str]:
-    """Files in out_dir that are missing, differ from `expected`, or are no longer generated."""
-    names = [n for n, text in expected.items() if _read(out_dir / n) != text]
-    stale = [p.name for p in out_dir.glob("*.json") if p.name not in expected] if out_dir.is_dir() else []
-    return sorted(names + stale)
 
 
 def targets(dashboard: Dashboard) -> Iterator[tuple[Dashboard, Dashboard]]:
@@ -108,34 +101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir: Path = args.out
 
     expected = {name: render(d) for name, d in generate(load_agreements(args.agreements)).items()}
-    changed = drifted(out_dir, expected)
-    if args.check:
-        if changed:
-            print(f"Grafana dashboards out of date in {out_dir}:", file=sys.stderr)
-            for name in changed:
-                print(f"  {name}", file=sys.stderr)
-            print("run: python -m dashboards.grafana", file=sys.stderr)
-            return 1
-        print(f"{len(expected)} Grafana dashboards up to date in {out_dir}")
-        return 0
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in changed:
-        if name in expected:
-            (out_dir / name).write_bytes(expected[name].encode("utf-8"))
-            print(f"wrote {out_dir / name}")
-        else:
-            print(f"{out_dir / name} is no longer generated: remove it", file=sys.stderr)
-    if not changed:
-        print(f"{len(expected)} Grafana dashboards already up to date in {out_dir}")
-    return 0
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
+    return sync(
+        out_dir,
+        expected,
+        check=args.check,
+        what="Grafana dashboards",
+        command="python -m dashboards.grafana",
+        stale_glob="*.json",
+    )
 
 
 if __name__ == "__main__":

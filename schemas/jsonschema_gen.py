@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from availability.generated import sync
 from schemas.agreements import AgreementsFile
 from schemas.events import EVENT_TYPES, Event
 
@@ -102,16 +102,12 @@ def generate() -> dict[str, Schema]:
     return schemas
 
 
+COMMAND = "python -m schemas.jsonschema_gen"
+
+
 def render(schema: Schema) -> str:
     """The committed text of a schema: deterministic, so a diff means a change."""
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def drifted(out_dir: Path, expected: dict[str, str]) -> list[str]:
-    """Files in out_dir that are missing, differ from `expected`, or are no longer generated."""
-    names = [n for n, text in expected.items() if _read(out_dir / n) != text]
-    stale = [p.name for p in out_dir.glob("*.schema.json") if p.name not in expected] if out_dir.is_dir() else []
-    return sorted(names + stale)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,34 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir: Path = args.out
 
     expected = {name: render(schema) for name, schema in generate().items()}
-    changed = drifted(out_dir, expected)
-    if args.check:
-        if changed:
-            print(f"JSON Schemas out of date in {out_dir}:", file=sys.stderr)
-            for name in changed:
-                print(f"  {name}", file=sys.stderr)
-            print("run: python -m schemas.jsonschema_gen", file=sys.stderr)
-            return 1
-        print(f"{len(expected)} JSON Schemas up to date in {out_dir}")
-        return 0
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in changed:
-        if name in expected:
-            (out_dir / name).write_bytes(expected[name].encode("utf-8"))
-            print(f"wrote {out_dir / name}")
-        else:
-            print(f"{out_dir / name} is no longer generated: remove it", file=sys.stderr)
-    if not changed:
-        print(f"{len(expected)} JSON Schemas already up to date in {out_dir}")
-    return 0
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
+    return sync(out_dir, expected, check=args.check, what="JSON Schemas", command=COMMAND, stale_glob="*.schema.json")
 
 
 def _document(filename: str, schema: Schema, *, title: str, description: str) -> Schema:
