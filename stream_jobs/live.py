@@ -10,19 +10,36 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from availability.warehouse import Warehouse
 from schemas.agreements import Agreements
-from schemas.events import AgentStateChanged, Event
+from schemas.events import AgentStateChanged, Event, decode
 from stream_jobs.calls import ABANDONED, ANSWERED, CALLBACK, WAITING, CallFact
 from stream_jobs.deriver import BatchResult
 from stream_jobs.mail import OPEN, REPLIED, MailCase
 
 STALE_WAIT = timedelta(hours=4)  # a call "waiting" longer lost its end event; stop showing it
+
+# What `restore` reads: calls still waiting (recently), open cases, each agent's last state.
+WAITING_SQL = """
+SELECT call_id, queue, assumeNotNull(first_queued_at) FROM call_facts FINAL
+WHERE outcome = 'waiting' AND first_queued_at >= (SELECT max(first_queued_at) FROM call_facts) - INTERVAL 4 HOUR
+"""
+OPEN_CASES_SQL = """
+SELECT mailbox, thread_id, seq, opened_at, opened_clock, priority, target_seconds, messages,
+       nullIf(sender_ref, '') AS sender_ref
+FROM mail_cases FINAL WHERE end = ''
+"""
+AGENTS_SQL = """
+SELECT key, argMax(payload, (time, id)) FROM events
+WHERE kind = 'agent' AND time >= (SELECT max(time) FROM events WHERE kind = 'agent') - INTERVAL 1 DAY
+GROUP BY key
+"""
 OUTCOMES = ("answered_in_sl", "answered_late", "abandoned", "abandoned_short", "callback", "out_of_hours")
 
 
@@ -113,6 +130,30 @@ class LiveState(Collector):
                     "closed" if case.end != REPLIED else "answered_within" if case.within_target else "answered_late"
                 )
                 self.ended_cases[(case.mailbox, outcome)] += 1
+
+    def restore(self, warehouse: Warehouse, owns: Callable[[str, str], bool]) -> None:
+        """Rebuild the gauges' state (waiting calls, open cases, agents' states, the event
+        clock) from the warehouse, for the entities this worker owns: `owns(kind, key)` says
+        whether a call, mail or agent key is in a partition assigned to it. Run at start and
+        after every rebalance, so each entity is shown by exactly one worker."""
+        self.waiting, self.open_cases, self.agents = {}, {}, {}
+        latest = warehouse.query("SELECT max(time) FROM events")[0][0]
+        if latest is not None and latest.year > 1970:
+            stamp = latest.replace(tzinfo=UTC)
+            if self._clock is None or stamp > self._clock[0]:
+                self._clock = (stamp, time.time())
+        for call_id, queue, since in warehouse.query(WAITING_SQL):
+            if owns("call", call_id):
+                self.waiting[call_id] = (queue, since.replace(tzinfo=UTC))
+        for row in warehouse.records(OPEN_CASES_SQL):
+            if owns("mail", f"{row['mailbox']}/{row['thread_id']}") and row["mailbox"] in self.agreements.mailboxes:
+                row["opened_at"] = row["opened_at"].replace(tzinfo=UTC)
+                case = MailCase(**row, ended_at=None, end=OPEN, close_reason="", lead_seconds=None)
+                self.open_cases[(case.mailbox, case.thread_id, case.seq)] = case
+        for agent, payload in warehouse.query(AGENTS_SQL):
+            latest_state = decode(payload)
+            if owns("agent", agent) and type(latest_state) is AgentStateChanged:
+                self.agents[agent] = latest_state
 
     # -- reading ----------------------------------------------------------------------------
 

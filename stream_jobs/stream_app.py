@@ -29,7 +29,7 @@ from ingest.boundary import Boundary
 from ingest.pseudonymise import Pseudonymiser
 from ingest.publisher import KafkaPublisher
 from schemas.agreements import Agreements
-from schemas.topics import DEAD_LETTER, EVENT_TOPICS, with_prefix
+from schemas.topics import AGENTS, CALLS, DEAD_LETTER, EVENT_TOPICS, MAIL, partition_of, with_prefix
 from stream_jobs.deriver import Deriver
 from stream_jobs.live import LiveState
 from stream_jobs.sink import Message, WarehouseSink
@@ -42,10 +42,19 @@ class BatchConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
     """Fetch a batch, write it through the sink, commit its offsets; again until stopped."""
 
     def __init__(
-        self, settings: Settings, sink: WarehouseSink, metrics: _Metrics, *, max_events: int, max_seconds: float
+        self,
+        settings: Settings,
+        sink: WarehouseSink,
+        metrics: _Metrics,
+        live: LiveState,
+        *,
+        max_events: int,
+        max_seconds: float,
     ) -> None:
         self.sink = sink
         self.metrics = metrics
+        self.live = live
+        self.prefix = settings.topic_prefix
         self.max_events = max_events
         self.max_seconds = max_seconds
         self.topics = [with_prefix(t, settings.topic_prefix).name for t in EVENT_TOPICS]
@@ -101,6 +110,15 @@ class BatchConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         self.sink.deriver.forget()
+        owned = set(assigned)
+        topics = {"call": CALLS, "mail": MAIL, "agent": AGENTS}
+
+        def owns(kind: str, key: str) -> bool:
+            topic = topics[kind]
+            return TopicPartition(with_prefix(topic, self.prefix).name, partition_of(key, topic)) in owned
+
+        # The live gauges show exactly the entities of this worker's partitions (they sum).
+        self.live.restore(self.sink.deriver.warehouse, owns)
 
 
 class StreamApp(faust.App):
@@ -152,7 +170,7 @@ def build_app(
     live = LiveState(agreements)  # the wall's and the alerts' metrics (docs/live-metrics.md)
     sink.on_stored.append(live.observe)
     metrics.registry.register(live)
-    consumer = BatchConsumer(settings, sink, metrics, max_events=max_events, max_seconds=max_seconds)
+    consumer = BatchConsumer(settings, sink, metrics, live, max_events=max_events, max_seconds=max_seconds)
     app.batch_consumer = consumer
     app.task(consumer.run)
 

@@ -168,3 +168,61 @@ def test_a_simulated_day_on_the_wall_equals_the_report(warehouse):
         assert ((n["answered_in_sl"] + n["answered_late"]) / base if base else None) == pytest.approx(
             r["answer_rate"]
         ), qid
+
+
+def test_a_restarted_worker_restores_the_gauges_and_two_workers_split_them(warehouse, agreements):
+    events = call("w1", ("queued", "2026-04-14T10:00:00+02:00", K)) + call(
+        "w2", ("queued", "2026-04-14T10:01:00+02:00", K)
+    )
+    events += call(
+        "done",
+        ("queued", "2026-04-14T10:00:00+02:00", K),
+        ("answered", "2026-04-14T10:00:30+02:00", K | {"agent": "a1"}),
+    )
+    events += [
+        ev("agent.state", "2026-04-14T09:00:00+02:00", agent="a1", state="busy", queues=["kundreskontra"]),
+        ev("agent.state", "2026-04-14T09:50:00+02:00", agent="a1", state="ready", queues=["kundreskontra"]),
+        ev("agent.state", "2026-04-14T09:55:00+02:00", agent="a2", state="ready", queues=["kundreskontra"]),
+        ev(
+            "mail.received",
+            "2026-04-14T08:00:00+02:00",
+            source="imap/kundreskontra",
+            mailbox="kundreskontra",
+            message_id="m1",
+            thread_id="t1",
+        ),
+        ev(
+            "mail.received",
+            "2026-04-14T09:00:00+02:00",
+            source="imap/kundreskontra",
+            mailbox="kundreskontra",
+            message_id="m2",
+            thread_id="t2",
+            categories=["priority"],
+        ),
+    ]
+    before = samples(feed(warehouse, agreements, events))
+    watched = [
+        ("availability_queue_waiting", ("kundreskontra",)),
+        ("availability_queue_oldest_wait_seconds", ("kundreskontra",)),
+        ("availability_queue_agents", ("kundreskontra", "ready")),
+        ("availability_mailbox_open_cases", ("kundreskontra", "false")),
+        ("availability_mailbox_open_cases", ("kundreskontra", "true")),
+        ("availability_mailbox_oldest_open_business_seconds", ("kundreskontra",)),
+    ]
+    # The event clock is at the latest event, 10:01:00: w1 has waited 60 s.
+    assert [before[w] for w in watched][:4] == [2, pytest.approx(60, abs=2), 2, 1]
+
+    restarted = LiveState(agreements)  # a new process owning every partition
+    restarted.restore(warehouse, lambda kind, key: True)
+    after = samples(restarted)
+    for w in watched:
+        assert after[w] == pytest.approx(before[w], abs=2), w
+
+    # Two workers, each owning one half of the keys (by a partition rule), sum to the same.
+    halves = [LiveState(agreements), LiveState(agreements)]
+    for i, live in enumerate(halves):
+        live.restore(warehouse, lambda kind, key, i=i: hash(key) % 2 == i)
+    for name, labels in watched:
+        if name in ("availability_queue_waiting", "availability_queue_agents", "availability_mailbox_open_cases"):
+            assert sum(samples(h)[(name, labels)] for h in halves) == before[(name, labels)], name
