@@ -30,20 +30,18 @@ each reason back and keeps the items, and a raw item may hold a caller number.
 
 `create_app` serves any publisher (tests, other sources); `serve` is `availability ingest
 webhook`: it starts while Kafka is down, answers 503 until Kafka is back and reconnects by
-itself (`ReconnectingPublisher`).
+itself (`ReconnectingPublisher`, in ingest/webhook_publisher.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import socket
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Protocol
@@ -56,9 +54,23 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from availability.errors import AvailabilityError
 from availability.settings import Settings
 from ingest.boundary import Boundary, reason_of
-from ingest.publisher import KafkaPublisher, PublishError
+from ingest.publisher import PublishError
+from ingest.webhook_publisher import ReconnectingPublisher
 from schemas.agreements import Agreements
 from schemas.events import Event
+
+__all__ = [
+    "BATCH_TYPE",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_EVENT_BYTES",
+    "SINGLE_TYPES",
+    "Publisher",
+    "ReconnectingPublisher",
+    "WebhookError",
+    "create_app",
+    "create_service_app",
+    "serve",
+]
 
 log = logging.getLogger("availability.webhook")
 
@@ -279,133 +291,6 @@ def _split(body: bytes, batch: bool) -> list[bytes] | str:
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": message, "accepted": 0}, status=status, headers=headers)
-
-
-# -- Kafka that may come and go ---------------------------------------------------------------
-
-
-class ReconnectingPublisher:
-    """A `KafkaPublisher` that is created in the background and recreated after a failure.
-
-    - Kafka down at start: `KafkaPublisher()` would block ~30 s (kafka-python's bootstrap
-      timeout) and then raise, so a background thread waits until a bootstrap server accepts
-      TCP connections (probing every `probe_interval` s) and only then creates the producer.
-    - Kafka gone later: the failing producer is dropped (closed in the background), so later
-      requests fail fast with PublishError instead of each waiting out the publish timeout
-      behind the records stuck in the old producer; the background thread reconnects when a
-      broker answers again.
-
-    `publish` waits at most `connect_wait` s for a connection, then raises PublishError.
-    """
-
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        topic_prefix: str = "",
-        *,
-        retry_after: int = 5,
-        connect_wait: float = 1.0,
-        probe_interval: float = 1.0,
-        connect: Callable[[], KafkaPublisher] | None = None,
-    ) -> None:
-        self.bootstrap_servers = bootstrap_servers
-        self.retry_after = retry_after
-        self.connect_wait = connect_wait
-        self.probe_interval = probe_interval
-        self._connect = connect or partial(KafkaPublisher, bootstrap_servers, topic_prefix)
-        self._state = threading.Condition()
-        self._current: KafkaPublisher | None = None
-        self._closed = False
-        self._thread: threading.Thread | None = None
-
-    @property
-    def connected(self) -> bool:
-        return self._current is not None
-
-    def start(self) -> None:
-        """Start connecting in the background (idempotent; `publish` starts it too)."""
-        with self._state:
-            if self._thread is None and not self._closed:
-                self._thread = threading.Thread(target=self._run, name="webhook-kafka-connect", daemon=True)
-                self._thread.start()
-
-    def publish(self, events: Iterable[Event], timeout: float = 30.0) -> int:
-        self.start()
-        with self._state:
-            self._state.wait_for(lambda: self._current is not None or self._closed, timeout=self.connect_wait)
-            publisher = self._current
-        if publisher is None:
-            raise PublishError(f"not connected to Kafka at {self.bootstrap_servers}", self.retry_after)
-        try:
-            return publisher.publish(events, timeout=timeout)
-        except PublishError as exc:
-            self._discard(publisher)
-            raise PublishError(str(exc), self.retry_after) from None
-
-    def close(self) -> None:
-        with self._state:
-            self._closed = True
-            publisher, self._current = self._current, None
-            self._state.notify_all()
-        if publisher is not None:
-            _close_quietly(publisher, attempts=1)
-
-    def _discard(self, publisher: KafkaPublisher) -> None:
-        with self._state:
-            if self._current is not publisher:
-                return  # another thread already dropped it
-            self._current = None
-            self._state.notify_all()
-        log.warning("dropping the Kafka producer after a failure; reconnecting in the background")
-        # close() flushes first, which fails while the broker is away; the records in it
-        # expire after the producer's delivery timeout (30 s), then it closes.
-        threading.Thread(target=_close_quietly, args=(publisher,), name="webhook-kafka-close", daemon=True).start()
-
-    def _run(self) -> None:
-        down_logged = False
-        while True:
-            with self._state:
-                self._state.wait_for(lambda: self._current is None or self._closed)
-                if self._closed:
-                    return
-            try:
-                if not self._reachable():
-                    raise PublishError(f"no broker of {self.bootstrap_servers} accepts connections")
-                publisher = self._connect()
-            except PublishError as exc:
-                if not down_logged:
-                    log.warning("Kafka unavailable (%s); retrying every %.0f s", exc, self.probe_interval)
-                    down_logged = True
-                with self._state:
-                    self._state.wait_for(lambda: self._closed, timeout=self.probe_interval)
-                continue
-            with self._state:
-                closed = self._closed
-                if not closed:
-                    self._current = publisher
-                    self._state.notify_all()
-            if closed:
-                _close_quietly(publisher, attempts=1)
-                return
-            log.info("connected to Kafka at %s", self.bootstrap_servers)
-            down_logged = False
-
-    def _reachable(self) -> bool:
-        for server in self.bootstrap_servers.split(","):
-            host, _, port = server.strip().rpartition(":")
-            with contextlib.suppress(OSError, ValueError), socket.create_connection((host.strip("[]"), int(port)), 1.0):
-                return True
-        return False
-
-
-def _close_quietly(publisher: KafkaPublisher, attempts: int = 5) -> None:
-    for attempt in range(1, attempts + 1):
-        try:
-            publisher.close()
-            return
-        except Exception as exc:  # kafka-python raises from its flush while the broker is away
-            if attempt == attempts:
-                log.warning("could not close a Kafka producer cleanly (%s)", type(exc).__name__)
 
 
 # -- the `availability ingest webhook` command ------------------------------------------------
