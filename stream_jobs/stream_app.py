@@ -18,7 +18,7 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import ConsumerStoppedError
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -93,7 +93,10 @@ class BatchConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _commit(self) -> None:
         if self._stored and self.consumer is not None:
             offsets, self._stored = dict(self._stored), {}
-            await self.consumer.commit(offsets)
+            try:
+                await self.consumer.commit(offsets)
+            except KafkaError as exc:  # e.g. a rebalance under way: the batches come again, harmlessly
+                log.warning("commit failed (%s); stored batches will be redelivered", type(exc).__name__)
 
     async def stop(self) -> None:
         """Commit what is stored, leave the group (SIGTERM)."""
