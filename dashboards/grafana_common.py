@@ -14,11 +14,13 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, Self
 
+from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import prometheus as prom
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
@@ -89,6 +91,16 @@ def promql(expr: str, *, legend: str = "", ref_id: str = "A", table: bool = Fals
     if table:
         query = query.format(PromQueryFormat.TABLE)
     return query
+
+
+def bottom_legend() -> cb.VizLegendOptions:
+    """The legend every time series and bar chart uses: a list under the graph."""
+    return (
+        cb.VizLegendOptions()
+        .display_mode(cm.LegendDisplayMode.LIST)
+        .placement(cm.LegendPlacement.BOTTOM)
+        .show_legend(True)
+    )
 
 
 def sql_list(values: Iterable[str]) -> str:

@@ -25,6 +25,7 @@ from dashboards.grafana_common import (
     RED,
     ClickHouse,
     Layout,
+    bottom_legend,
     mailbox_variable,
     new_dashboard,
     override,
@@ -243,12 +244,7 @@ def build(agreements: Agreements) -> db.Dashboard:
         .draw_style(cm.GraphDrawStyle.LINE)
         .show_points(cm.VisibilityMode.ALWAYS)
         .decimals(0)
-        .legend(
-            cb.VizLegendOptions()
-            .display_mode(cm.LegendDisplayMode.LIST)
-            .placement(cm.LegendPlacement.BOTTOM)
-            .show_legend(True)
-        )
+        .legend(bottom_legend())
     )
     for name, props in (
         override("received", displayName="Inkomna"),
@@ -269,12 +265,7 @@ def build(agreements: Agreements) -> db.Dashboard:
         .stacking(cm.StackingMode.NORMAL)
         .show_value(cm.VisibilityMode.AUTO)
         .decimals(0)
-        .legend(
-            cb.VizLegendOptions()
-            .display_mode(cm.LegendDisplayMode.LIST)
-            .placement(cm.LegendPlacement.BOTTOM)
-            .show_legend(True)
-        )
+        .legend(bottom_legend())
     )
     for name, props in (
         override("lead_time", displayName="Ledtid"),
@@ -294,12 +285,7 @@ def build(agreements: Agreements) -> db.Dashboard:
         .draw_style(cm.GraphDrawStyle.BARS)
         .fill_opacity(80)
         .decimals(0)
-        .legend(
-            cb.VizLegendOptions()
-            .display_mode(cm.LegendDisplayMode.LIST)
-            .placement(cm.LegendPlacement.BOTTOM)
-            .show_legend(True)
-        )
+        .legend(bottom_legend())
     )
     for name, props in (
         override("priority_received", displayName="Inkomna"),
