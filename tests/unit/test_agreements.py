@@ -6,7 +6,6 @@ Every error must name the key path, e.g. `queues.kundreskontra.calendar: unknown
 from __future__ import annotations
 
 import copy
-import os
 import re
 from datetime import date, datetime
 from pathlib import Path
@@ -24,9 +23,9 @@ from schemas.agreements import (
     parse_duration,
 )
 from schemas.calendar import Interval
+from tests.conftest import EXAMPLES
 
-SHARED = Path(os.environ.get("AVAILABILITY_SHARED", Path(__file__).resolve().parents[3] / "shared"))
-EXAMPLE = SHARED / "examples" / "agreements.yaml"
+EXAMPLE = EXAMPLES / "agreements.yaml"
 TZ = ZoneInfo("Europe/Stockholm")
 H = 3600.0
 
