@@ -127,8 +127,7 @@ class Deriver:
         for key, mail_events in threads.items():
             before_cases = self._cases(key) if track else []
             self.threads.add(key, mail_events)
-            mailbox_id, _, thread_id = key.partition("/")
-            after = derive_thread(thread_id, self.threads.events[key].values(), self.agreements.mailboxes[mailbox_id])
+            after = self._derive_thread(key)
             cases.extend(after)
             if track:
                 self.threads.derived[key] = after
@@ -151,9 +150,14 @@ class Deriver:
         return derive_call(key, held.values(), self.agreements) if held else None
 
     def _cases(self, key: str) -> list[MailCase]:
+        """The thread's cases as last derived (before this batch)."""
         if key in self.threads.derived:
             cases: list[MailCase] = self.threads.derived[key]
             return cases
+        return self._derive_thread(key)
+
+    def _derive_thread(self, key: str) -> list[MailCase]:
+        """Fold what memory holds of a thread (`mailbox/thread_id`)."""
         held = self.threads.events.get(key)
         if not held:
             return []
