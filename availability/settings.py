@@ -8,9 +8,18 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from availability.errors import AvailabilityError
+
 # Only for demos and tests: pseudonyms made with a published key can be reversed by anyone
 # who guesses the phone number or address, so the CLI warns when it is in use.
 DEVELOPMENT_KEY = "availability-development-key-not-secret"
+# An HMAC key shorter than this can be found by trying keys; with a guessable key every
+# caller_ref can be reversed by hashing the 10**8 Swedish mobile numbers.
+MIN_KEY_BYTES = 32
+
+
+class SettingsError(AvailabilityError):
+    """A setting is present but unusable; the message names the variable."""
 
 
 class Settings(BaseSettings):
@@ -34,3 +43,13 @@ class Settings(BaseSettings):
     @property
     def uses_development_key(self) -> bool:
         return self.pseudonym_key.get_secret_value() == DEVELOPMENT_KEY
+
+    def pseudonym_key_bytes(self) -> bytes:
+        """The HMAC key for pseudonyms; a key that is set but too short (or empty) is refused."""
+        key = self.pseudonym_key.get_secret_value().encode()
+        if not self.uses_development_key and len(key) < MIN_KEY_BYTES:
+            raise SettingsError(
+                f"AVAILABILITY_PSEUDONYM_KEY is too short ({len(key)} bytes); use at least {MIN_KEY_BYTES} "
+                "random bytes, e.g. `openssl rand -hex 32`"
+            )
+        return key

@@ -1,0 +1,39 @@
+"""The pseudonym key (issue: an empty key was used without a word and its refs reversed)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from availability.settings import DEVELOPMENT_KEY, MIN_KEY_BYTES, Settings, SettingsError
+
+
+@pytest.mark.parametrize("key", ["", "short", "x" * (MIN_KEY_BYTES - 1)])
+def test_a_key_that_is_set_but_shorter_than_32_bytes_is_refused(key: str) -> None:
+    settings = Settings(pseudonym_key=SecretStr(key))
+    with pytest.raises(SettingsError, match="AVAILABILITY_PSEUDONYM_KEY is too short"):
+        settings.pseudonym_key_bytes()
+
+
+def test_an_empty_key_from_the_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `AVAILABILITY_PSEUDONYM_KEY=` sets the key to "" (not unset): 0 bytes, refused.
+    monkeypatch.setenv("AVAILABILITY_PSEUDONYM_KEY", "")
+    with pytest.raises(SettingsError, match=r"too short \(0 bytes\)"):
+        Settings().pseudonym_key_bytes()
+
+
+def test_a_32_byte_key_is_used_as_given() -> None:
+    key = "k" * MIN_KEY_BYTES
+    assert Settings(pseudonym_key=SecretStr(key)).pseudonym_key_bytes() == key.encode()
+
+
+def test_unset_means_the_development_key_which_the_commands_warn_about(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AVAILABILITY_PSEUDONYM_KEY", raising=False)
+    settings = Settings()
+    assert settings.uses_development_key
+    assert settings.pseudonym_key_bytes() == DEVELOPMENT_KEY.encode()
+
+
+def test_the_key_never_shows_in_the_settings_repr() -> None:
+    secret = "s3cret-" + "x" * 40
+    assert secret not in repr(Settings(pseudonym_key=SecretStr(secret)))
