@@ -1,46 +1,126 @@
 """The ingest boundary: raw bytes -> a valid, pseudonymised canonical event, or a reason.
 
-Every source (JSONL files, the CallGuide webhook, IMAP pollers) passes through `Boundary`.
-Errors are data: an invalid event becomes a reason string, never an exception.
+Every source (JSONL files, the CallGuide webhook, IMAP pollers, the simulator) passes through
+`Boundary.accept`; every message read back from the project's own Kafka topics passes through
+`Boundary.accept_published`. Errors are data: whatever the input, the answer is an event or a
+reason string, never an exception (issue 7).
+
+The checks, cheapest first:
+
+- size: at most MAX_EVENT_BYTES (one limit for every path), before anything is parsed;
+- JSON and the contract (schemas/events.py): invalid UTF-8, a lone surrogate, nesting deeper
+  than the decoder's stack and every validation error become a reason naming the place;
+- time: inside [EARLIEST_TIME, LATEST_TIME) on every path, and on the live paths (`live=True`:
+  webhook, mailbox pollers, stream worker) at most MAX_FUTURE ahead of `clock()`;
+- `source` a short name (it becomes a label and a key); queues and mailboxes in the agreements;
+- personal data: `caller`/`sender` -> keyed hashes, `subject` -> categories and dropped, agent
+  ids and Message-ID-like ids hashed, free-text ids hashed, the envelope `subject` dropped,
+  `categories` restricted to `priority` and matched keyword stems. A source may not send a
+  `*_ref` itself. A published message must already have that shape (it went through `accept`
+  once), so nothing is hashed twice: `accept_published(encode(accept(x))) == accept(x)`.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
 from ingest.pseudonymise import Pseudonymiser
 from schemas.agreements import Agreements
 from schemas.events import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    MAX_EVENT_BYTES,
+    MAX_FUTURE,
+    PSEUDONYM_PATTERN,
+    SOURCE_PATTERN,
+    TOKEN_PATTERN,
+    TYPE_NAMES,
+    AgentStateChanged,
     AgentStateData,
+    CallAbandoned,
+    CallAnswered,
     CallAnsweredData,
+    CallbackRequested,
+    CallEnded,
+    CallOffered,
+    CallQueued,
     CallQueueData,
     CallQueuedData,
+    CallTransferred,
     CallTransferredData,
     Event,
+    MailClosed,
     MailClosedData,
+    MailReceived,
     MailReceivedData,
+    MailReplied,
     MailRepliedData,
-    decode,
 )
 
 _MAILBOX_DATA = (MailReceivedData, MailRepliedData, MailClosedData)
 _QUEUE_DATA = (CallQueuedData, CallAnsweredData, CallQueueData, CallTransferredData)
 
+_TOKEN = re.compile(TOKEN_PATTERN).fullmatch
+_SOURCE = re.compile(SOURCE_PATTERN).fullmatch
+_PSEUDONYM = re.compile(PSEUDONYM_PATTERN).fullmatch
+JSON = "application/json"
+_decode = msgspec.json.Decoder(Event).decode  # schemas.events.decode without the extra call
+
+# A local year strictly between these is inside [EARLIEST_TIME, LATEST_TIME) whatever the offset
+# (offsets are under a day), so the exact comparison (slow: it converts to UTC) runs only near
+# the edges of the range.
+_SAFE_AFTER = EARLIEST_TIME.year + 1
+_SAFE_BEFORE = LATEST_TIME.year - 1
+_MAX_REASON = 240
+
+TOMBSTONE = "no event (an empty message: a tombstone?)"
+NESTED_TOO_DEEP = "JSON nested too deeply (an event nests at most 3 levels)"
+SOURCE_REASON = "source: must be a short name (letters, digits, '.', '_', '/', '-'; at most 64 characters)"
+CALLER_REF_REASON = "data.caller_ref: set by the ingest boundary, not by a source (send the number as `caller`)"
+SENDER_REF_REASON = "data.sender_ref: set by the ingest boundary, not by a source (send the address as `sender`)"
+_AROUND = "; was it published around the ingest boundary?"
+_RANGE = f"is outside the accepted range ({EARLIEST_TIME:%Y-%m-%d} up to {LATEST_TIME:%Y-%m-%d}, UTC)"
+_AHEAD = f"is more than {MAX_FUTURE.total_seconds() / 60:g} minutes ahead of the receiving clock"
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
 
 def reason_of(exc: msgspec.MsgspecError) -> str:
-    """msgspec's message, reworded for a person reading a rejects file."""
+    """msgspec's message, reworded for a person reading a rejects file (at most 240 characters)."""
     text = str(exc)
     if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
-        return f"not valid JSON ({text.removeprefix('JSON is malformed: ')})"
+        return _short(f"not valid JSON ({text.removeprefix('JSON is malformed: ')})")
     message, _, where = text.partition(" - at `$")
     path = where.rstrip("`").lstrip(".")
     if path == "type" and message.startswith("Invalid value"):
-        return f"unknown type {message.removeprefix('Invalid value ')}"
+        value = message.removeprefix("Invalid value ")
+        if value.strip("'") in TYPE_NAMES:  # a known type that differs from the first `type` key
+            return "type: given more than once, with different values"
+        return _short(f"unknown type {value}")
     if "with a timezone component" in message:
         return f"{path}: no UTC offset (write Z or +02:00)"
     message = message.replace("Object missing required field", "missing required field")
     message = message[:1].lower() + message[1:]
-    return f"{path}: {message}" if path else message
+    return _short(f"{path}: {message}" if path else message)
+
+
+def _short(reason: str) -> str:
+    return reason if len(reason) <= _MAX_REASON else reason[: _MAX_REASON - 1] + "…"
+
+
+def _unknown_queue(field: str, queue: str) -> str:
+    return _short(f"data.{field}: unknown queue '{queue}' (not in the agreements)")
+
+
+def _unknown_mailbox(mailbox: str) -> str:
+    return _short(f"data.mailbox: unknown mailbox '{mailbox}' (not in the agreements)")
 
 
 def unknown_reference(event: Event, agreements: Agreements) -> str | None:
@@ -53,29 +133,353 @@ def unknown_reference(event: Event, agreements: Agreements) -> str | None:
     elif isinstance(data, AgentStateData):
         names = [(f"queues[{i}]", q) for i, q in enumerate(data.queues)]
     elif isinstance(data, _MAILBOX_DATA):
-        if data.mailbox not in agreements.mailboxes:
-            return f"data.mailbox: unknown mailbox '{data.mailbox}' (not in the agreements)"
-        return None
+        return None if data.mailbox in agreements.mailboxes else _unknown_mailbox(data.mailbox)
     else:
         return None
     for field, queue in names:
         if queue not in agreements.queues:
-            return f"data.{field}: unknown queue '{queue}' (not in the agreements)"
+            return _unknown_queue(field, queue)
     return None
 
 
+def _decode_reason(exc: Exception, raw: Any) -> str:
+    """Why decoding failed: every way msgspec can fail on input, as a reason."""
+    if isinstance(exc, msgspec.MsgspecError):
+        return reason_of(exc)
+    if isinstance(exc, RecursionError):  # msgspec recurses per level, also to skip an unknown field
+        return NESTED_TOO_DEEP
+    if isinstance(exc, UnicodeDecodeError):
+        return _utf8_reason(raw)
+    if isinstance(exc, UnicodeEncodeError):  # a str holding a lone surrogate: it has no UTF-8 form
+        return f"not valid Unicode: a lone surrogate U+{ord(exc.object[exc.start]):04X} at character {exc.start}"
+    raise exc
+
+
+def _utf8_reason(raw: Any) -> str:
+    """msgspec names the position inside the string; the offset in the line is more useful."""
+    try:
+        bytes(raw).decode()
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start]
+        return f"not valid UTF-8: byte 0x{byte:02x} at offset {exc.start} (was it saved as Latin-1 or Windows-1252?)"
+    return "not valid UTF-8"
+
+
+def _size(raw: Any) -> int:
+    if isinstance(raw, str):
+        return len(raw) if raw.isascii() else len(raw.encode("utf-8", "surrogatepass"))
+    return memoryview(raw).nbytes  # bytes, bytearray, memoryview; a TypeError for anything else
+
+
+Check = Callable[[Any], "str | None"]
+
+
 class Boundary:
-    def __init__(self, agreements: Agreements, pseudonymiser: Pseudonymiser) -> None:
+    def __init__(
+        self,
+        agreements: Agreements,
+        pseudonymiser: Pseudonymiser,
+        *,
+        live: bool = False,
+        clock: Callable[[], datetime] = now_utc,
+    ) -> None:
         self.agreements = agreements
         self.pseudonymiser = pseudonymiser
+        self.live = live
+        self.clock = clock
+        if live and clock().utcoffset() is None:
+            raise ValueError("the boundary's clock must return an aware datetime (e.g. now_utc)")
+        self._queues = agreements.queues
+        self._mailboxes = agreements.mailboxes
+        self._sources: set[str] = set()  # sources seen valid: a set lookup instead of a regex
+        p = pseudonymiser
+        self._caller_ref, self._sender_ref = p.caller_ref, p.sender_ref
+        self._agent_ref, self._id_ref, self._token = p.agent_ref, p.id_ref, p.token
+        self._from_source: dict[type, Check] = {
+            CallOffered: self._offered,
+            CallQueued: self._queued,
+            CallAbandoned: self._queued,
+            CallbackRequested: self._queued,
+            CallAnswered: self._answered,
+            CallTransferred: self._transferred,
+            CallEnded: self._ended,
+            AgentStateChanged: self._agent_state,
+            MailReceived: self._received,
+            MailReplied: self._replied,
+            MailClosed: self._closed,
+        }
+        self._from_topic: dict[type, Check] = {
+            CallOffered: self._published_offered,
+            CallQueued: self._published_queued,
+            CallAbandoned: self._published_queued,
+            CallbackRequested: self._published_queued,
+            CallAnswered: self._published_answered,
+            CallTransferred: self._published_transferred,
+            CallEnded: self._published_ended,
+            AgentStateChanged: self._published_agent_state,
+            MailReceived: self._published_received,
+            MailReplied: self._published_replied,
+            MailClosed: self._published_closed,
+        }
+
+    # -- the two entry points -------------------------------------------------------------------
 
     def accept(self, raw: bytes | str) -> Event | str:
-        """The canonical event as it may travel on, or why it was rejected."""
+        """Input from a source: the canonical event as it may leave ingest, or why it was rejected."""
         try:
-            event = decode(raw)
-        except msgspec.MsgspecError as exc:
-            return reason_of(exc)
-        problem = unknown_reference(event, self.agreements)
+            return self._accept(raw, self._from_source)
+        except Exception as exc:  # a case nobody foresaw: still a reason, never a crash
+            return f"cannot be read ({type(exc).__name__})"
+
+    def accept_published(self, raw: bytes | str) -> Event | str:
+        """A message from the project's own topics (already through `accept`): the same checks,
+        nothing hashed again; ids not in pseudonym or token shape are rejected."""
+        try:
+            return self._accept(raw, self._from_topic)
+        except Exception as exc:
+            return f"cannot be read ({type(exc).__name__})"
+
+    def _accept(self, raw: Any, checks: dict[type, Check]) -> Event | str:
+        if raw is None:
+            return TOMBSTONE
+        size = len(raw) if raw.__class__ is bytes else _size(raw)
+        if size > MAX_EVENT_BYTES:
+            return f"event larger than {MAX_EVENT_BYTES} bytes ({size} bytes)"
+        try:
+            event: Event = _decode(raw)
+        except Exception as exc:  # the ways bad input fails; anything else re-raised
+            return _decode_reason(exc, raw)
+        t = event.time
+        if self.live or not _SAFE_AFTER < t.year < _SAFE_BEFORE:
+            problem = self._time_problem(t)
+            if problem is not None:
+                return problem
+        if event.source not in self._sources:
+            if not _SOURCE(event.source):
+                return SOURCE_REASON
+            if len(self._sources) < 4096:
+                self._sources.add(event.source)
+        problem = checks[event.__class__](event)
         if problem is not None:
             return problem
-        return self.pseudonymiser.apply(event)
+        if event.subject is not None:  # informative, free text (a call id, mailbox/thread): dropped
+            event.subject = None
+        if event.datacontenttype is not None and event.datacontenttype != JSON:
+            event.datacontenttype = None
+        return event
+
+    def _time_problem(self, t: datetime) -> str | None:
+        if not EARLIEST_TIME <= t < LATEST_TIME:
+            return f"time: {t.isoformat()} {_RANGE}"
+        if self.live:
+            now = self.clock()
+            if t - now > MAX_FUTURE:
+                return f"time: {t.isoformat()} {_AHEAD} ({now.isoformat()})"
+        return None
+
+    # -- from a source: validate and pseudonymise in place (the event was just decoded) ----------
+
+    def _offered(self, event: CallOffered) -> str | None:
+        d = event.data
+        if d.caller_ref is not None:
+            return CALLER_REF_REASON
+        if d.caller is not None:
+            if d.caller:
+                d.caller_ref = self._caller_ref(d.caller)
+            d.caller = None
+        d.call_id = self._token(d.call_id)
+        if not _TOKEN(event.id):
+            event.id = self._id_ref(event.id)
+        return None
+
+    def _queued(self, event: CallQueued | CallAbandoned | CallbackRequested) -> str | None:
+        d = event.data
+        if d.queue not in self._queues:
+            return _unknown_queue("queue", d.queue)
+        d.call_id = self._token(d.call_id)
+        if not _TOKEN(event.id):
+            event.id = self._id_ref(event.id)
+        return None
+
+    def _answered(self, event: CallAnswered) -> str | None:
+        d = event.data
+        if d.queue not in self._queues:
+            return _unknown_queue("queue", d.queue)
+        d.call_id = self._token(d.call_id)
+        d.agent = self._agent_ref(d.agent)
+        if not _TOKEN(event.id):
+            event.id = self._id_ref(event.id)
+        return None
+
+    def _transferred(self, event: CallTransferred) -> str | None:
+        d = event.data
+        if d.queue not in self._queues:
+            return _unknown_queue("queue", d.queue)
+        if d.to_queue not in self._queues:
+            return _unknown_queue("to_queue", d.to_queue)
+        d.call_id = self._token(d.call_id)
+        if not _TOKEN(event.id):
+            event.id = self._id_ref(event.id)
+        return None
+
+    def _ended(self, event: CallEnded) -> str | None:
+        event.data.call_id = self._token(event.data.call_id)
+        if not _TOKEN(event.id):
+            event.id = self._id_ref(event.id)
+        return None
+
+    def _agent_state(self, event: AgentStateChanged) -> str | None:
+        d = event.data
+        for i, queue in enumerate(d.queues):
+            if queue not in self._queues:
+                return _unknown_queue(f"queues[{i}]", queue)
+        d.agent = self._agent_ref(d.agent)
+        if not _TOKEN(event.id):
+            event.id = self._id_ref(event.id)
+        return None
+
+    def _received(self, event: MailReceived) -> str | None:
+        d = event.data
+        if d.mailbox not in self._mailboxes:
+            return _unknown_mailbox(d.mailbox)
+        if d.sender_ref is not None:
+            return SENDER_REF_REASON
+        if d.sender is not None:
+            if d.sender:
+                d.sender_ref = self._sender_ref(d.sender)
+            d.sender = None
+        if d.subject is not None or d.categories:
+            d.categories = self.pseudonymiser.categories(d.mailbox, d.subject, d.categories)
+            d.subject = None
+        d.message_id = self._id_ref(d.message_id)
+        d.thread_id = self._id_ref(d.thread_id)
+        if not _TOKEN(event.id):
+            event.id = self._id_ref(event.id)
+        return None
+
+    def _replied(self, event: MailReplied) -> str | None:
+        d = event.data
+        if d.mailbox not in self._mailboxes:
+            return _unknown_mailbox(d.mailbox)
+        d.message_id = self._id_ref(d.message_id)
+        d.thread_id = self._id_ref(d.thread_id)
+        if d.in_reply_to is not None:
+            d.in_reply_to = self._id_ref(d.in_reply_to)
+        if not _TOKEN(event.id):
+            event.id = self._id_ref(event.id)
+        return None
+
+    def _closed(self, event: MailClosed) -> str | None:
+        d = event.data
+        if d.mailbox not in self._mailboxes:
+            return _unknown_mailbox(d.mailbox)
+        d.thread_id = self._id_ref(d.thread_id)
+        if not _TOKEN(event.id):
+            event.id = self._id_ref(event.id)
+        return None
+
+    # -- from a topic: the shapes `accept` made, checked; raw personal fields still handled -------
+
+    @staticmethod
+    def _published_envelope(event: Any) -> str | None:
+        if not _TOKEN(event.id):
+            return _not_token("id")
+        return None
+
+    def _published_call(self, event: Any) -> str | None:
+        if not _TOKEN(event.data.call_id):
+            return _not_token("data.call_id")
+        return self._published_envelope(event)
+
+    def _published_offered(self, event: CallOffered) -> str | None:
+        d = event.data
+        if d.caller is not None:  # a raw number on a topic: pseudonymised as `accept` would
+            if d.caller:
+                d.caller_ref = self._caller_ref(d.caller)
+            d.caller = None
+        if d.caller_ref is not None and not _PSEUDONYM(d.caller_ref):
+            return _not_pseudonym("data.caller_ref")
+        return self._published_call(event)
+
+    def _published_queued(self, event: CallQueued | CallAbandoned | CallbackRequested) -> str | None:
+        if event.data.queue not in self._queues:
+            return _unknown_queue("queue", event.data.queue)
+        return self._published_call(event)
+
+    def _published_answered(self, event: CallAnswered) -> str | None:
+        d = event.data
+        if d.queue not in self._queues:
+            return _unknown_queue("queue", d.queue)
+        if not _PSEUDONYM(d.agent):
+            return _not_pseudonym("data.agent")
+        return self._published_call(event)
+
+    def _published_transferred(self, event: CallTransferred) -> str | None:
+        d = event.data
+        if d.queue not in self._queues:
+            return _unknown_queue("queue", d.queue)
+        if d.to_queue not in self._queues:
+            return _unknown_queue("to_queue", d.to_queue)
+        return self._published_call(event)
+
+    def _published_ended(self, event: CallEnded) -> str | None:
+        return self._published_call(event)
+
+    def _published_agent_state(self, event: AgentStateChanged) -> str | None:
+        d = event.data
+        for i, queue in enumerate(d.queues):
+            if queue not in self._queues:
+                return _unknown_queue(f"queues[{i}]", queue)
+        if not _PSEUDONYM(d.agent):
+            return _not_pseudonym("data.agent")
+        return self._published_envelope(event)
+
+    def _published_received(self, event: MailReceived) -> str | None:
+        d = event.data
+        if d.mailbox not in self._mailboxes:
+            return _unknown_mailbox(d.mailbox)
+        if d.sender is not None:
+            if d.sender:
+                d.sender_ref = self._sender_ref(d.sender)
+            d.sender = None
+        if d.sender_ref is not None and not _PSEUDONYM(d.sender_ref):
+            return _not_pseudonym("data.sender_ref")
+        if d.categories:
+            kept = self.pseudonymiser.published_categories(d.mailbox, d.categories)
+            if kept != d.categories:
+                d.categories = kept
+        if d.subject is not None:  # a raw subject on a topic: classified as `accept` would, dropped
+            derived = self.pseudonymiser.categories(d.mailbox, d.subject)
+            d.categories = d.categories + [c for c in derived if c not in d.categories]
+            d.subject = None
+        return self._published_thread(event, d.message_id) or self._published_envelope(event)
+
+    def _published_replied(self, event: MailReplied) -> str | None:
+        d = event.data
+        if d.mailbox not in self._mailboxes:
+            return _unknown_mailbox(d.mailbox)
+        if d.in_reply_to is not None and not _PSEUDONYM(d.in_reply_to):
+            return _not_pseudonym("data.in_reply_to")
+        return self._published_thread(event, d.message_id) or self._published_envelope(event)
+
+    def _published_closed(self, event: MailClosed) -> str | None:
+        d = event.data
+        if d.mailbox not in self._mailboxes:
+            return _unknown_mailbox(d.mailbox)
+        return self._published_thread(event, None) or self._published_envelope(event)
+
+    @staticmethod
+    def _published_thread(event: MailReceived | MailReplied | MailClosed, message_id: str | None) -> str | None:
+        if message_id is not None and not _PSEUDONYM(message_id):
+            return _not_pseudonym("data.message_id")
+        if not _PSEUDONYM(event.data.thread_id):
+            return _not_pseudonym("data.thread_id")
+        return None
+
+
+def _not_pseudonym(field: str) -> str:
+    return f"{field}: not a pseudonym (32 hex digits){_AROUND}"
+
+
+def _not_token(field: str) -> str:
+    return f"{field}: not a token ([A-Za-z0-9._:-], at most 128 characters){_AROUND}"

@@ -35,10 +35,31 @@ def matched_keywords(subject: str, keywords: Iterable[str]) -> list[str]:
 
 
 def categories(subject: str | None, keywords: Iterable[str], given: Iterable[str] = ()) -> list[str]:
-    """The message's categories: those the source gave, plus `priority` and the matched stems."""
-    out = list(dict.fromkeys(given))
+    """The message's categories: `priority` and the keyword stems matched in the subject.
+
+    Of what the source gave only its `priority` flag (any letter case) is kept: a source's
+    categories are free text and may hold a name or a personal number (spec/events.md: nothing
+    downstream of ingest holds personal data).
+    """
     hits = matched_keywords(subject, keywords) if subject else []
-    for c in ([PRIORITY] if hits else []) + hits:
-        if c not in out:
+    if hits or any(c.casefold() == PRIORITY for c in given):
+        return [PRIORITY, *hits]
+    return []
+
+
+@lru_cache(maxsize=256)
+def _allowed(keywords: tuple[str, ...]) -> frozenset[str]:
+    return frozenset((PRIORITY, *_stems(keywords)))
+
+
+def published_categories(given: Iterable[str], keywords: Iterable[str]) -> list[str]:
+    """The categories a message on the project's own topics may carry: `priority` (normalised
+    from any case) and stems of the mailbox's keywords; anything else is dropped."""
+    allowed = _allowed(tuple(keywords))
+    out: list[str] = []
+    for c in given:
+        if c not in allowed and c.casefold() == PRIORITY:
+            c = PRIORITY
+        if c in allowed and c not in out:
             out.append(c)
     return out

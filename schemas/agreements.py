@@ -22,6 +22,12 @@ from schemas.calendar import WEEKDAYS, Calendar, DayRule, Interval
 
 DEFAULT_PRIORITY_KEYWORDS = ("anstånd", "makuler", "avbetalning")
 
+# A queue or mailbox id is a Kafka key part (`mailbox/thread`), a Prometheus label value, a file
+# name (an IMAP checkpoint) and a warehouse key: only characters safe in all of them.
+ID_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
+ID_RULE = "use lower-case letters a-z, digits, '_' and '-', starting with a letter or digit, at most 64"
+_ID = re.compile(ID_PATTERN)
+
 
 # -- the file's shape (unknown keys are errors) -----------------------------------------------
 
@@ -145,6 +151,7 @@ def parse_agreements(raw: Any, source: str = "<memory>") -> Agreements:
     if not isinstance(raw, dict):
         raise AgreementsError("the agreements file must be a mapping with timezone, calendars, queues, mailboxes")
     data = _dates_to_text(raw)
+    _check_ids(data)
     try:
         spec = msgspec.convert(data, AgreementsFile)
     except msgspec.ValidationError as exc:
@@ -200,6 +207,18 @@ def parse_agreements(raw: Any, source: str = "<memory>") -> Agreements:
             priority_keywords=tuple(m.priority_keywords),
         )
     return Agreements(timezone=tz, calendars=calendars, queues=queues, mailboxes=mailboxes, source=source)
+
+
+def _check_ids(data: dict[Any, Any]) -> None:
+    for section, kind in (("queues", "queue"), ("mailboxes", "mailbox")):
+        entries = data.get(section)
+        for ident in entries if isinstance(entries, dict) else ():
+            if not isinstance(ident, str):
+                raise AgreementsError(
+                    f"{section}.{ident}: invalid {kind} id {ident!r} (an id is text: write it in quotes, '{ident}')"
+                )
+            if not _ID.fullmatch(ident):
+                raise AgreementsError(f"{section}.{ident}: invalid {kind} id '{ident}' ({ID_RULE})")
 
 
 def _calendar(path: str, c: CalendarFile, tz: ZoneInfo) -> Calendar:

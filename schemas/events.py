@@ -4,20 +4,51 @@ msgspec decodes and validates in one pass, which is what keeps the replay near t
 plain JSON parsing. The `type` field is the union's tag, so an unknown type, a missing field
 or a time without offset is a `msgspec.ValidationError` naming the JSON path.
 
-The same models describe events before and after the ingest boundary: `caller`, `sender` and
-`subject` are accepted on the way in, and the boundary (ingest/) replaces them with
-`caller_ref`, `sender_ref` and `categories`. Fields left as None are not encoded.
+The same models describe events before and after the ingest boundary (ingest/boundary.py):
+`caller`, `sender` and `subject` are accepted on the way in, and the boundary replaces them with
+`caller_ref`, `sender_ref` and `categories`; it also hashes agent ids and Message-ID-like ids
+(`message_id`, `thread_id`, `in_reply_to`, and an envelope `id` or `call_id` that is not a short
+token) and drops the envelope `subject`. Fields left as None are not encoded.
+
+Id-like fields are bounded (512 characters before hashing, 64 for queue and mailbox ids, as
+in the agreements), so no key can grow a query downstream beyond reason.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, TypeAlias
 
 import msgspec
 from msgspec import Meta, Struct
 
 Text = Annotated[str, Meta(min_length=1)]
+# An id as a source sends it (a call id, a Message-ID, an agent id), before the boundary hashes it.
+MAX_ID_LENGTH = 512
+Id = Annotated[str, Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+# A queue or mailbox id: it must be one of the agreements' ids, which are at most 64 characters.
+Name = Annotated[str, Meta(min_length=1, max_length=64)]
+Entrance = Annotated[str, Meta(min_length=1, max_length=256)]
+Personal = Annotated[str, Meta(max_length=256)]  # a phone number or an address (RFC 5321: 254)
+
+# What the boundary lets through unchanged, and the shape of what it makes (ingest/boundary.py):
+# an envelope `id` or `call_id` matching TOKEN is kept, anything else is replaced by its keyed
+# hash; `source` must match SOURCE (it becomes a label and a key); a pseudonym is 32 hex digits.
+TOKEN_PATTERN = r"[A-Za-z0-9._:-]{1,128}"
+SOURCE_PATTERN = r"[A-Za-z0-9._/-]{1,64}"
+PSEUDONYM_PATTERN = r"[0-9a-f]{32}"
+
+# One limit for one event everywhere (files, webhook, Kafka, the worker), checked at the ingest
+# boundary: a CallGuide or mailbox event is a few hundred bytes, and anything near Kafka's
+# 1 MiB message limit would fail on every retry instead of being rejected once with a reason.
+MAX_EVENT_BYTES = 64 * 1024
+# Times every path accepts. The business clock counts from 2000 (schemas/calendar.py) and the
+# warehouse's DateTime64 ends in 2299; a time outside this range is a broken source clock.
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+# On the live paths (webhook, mailbox pollers, stream worker) an event may be at most this far
+# ahead of the receiving clock (spec/events.md).
+MAX_FUTURE = timedelta(minutes=5)
 # Event time: RFC 3339 with an offset; a naive time is rejected by the decoder.
 Time = Annotated[datetime, Meta(tz=True)]
 AgentState = Literal["ready", "busy", "wrap_up", "not_ready", "logged_out"]
@@ -31,73 +62,73 @@ class _Data(Struct, omit_defaults=True, kw_only=True, gc=False):
 
 
 class CallOfferedData(_Data):
-    call_id: Text
-    entrance: Text
-    caller: str | None = None  # personal data: only before the ingest boundary
-    caller_ref: str | None = None
+    call_id: Id
+    entrance: Entrance
+    caller: Personal | None = None  # personal data: only before the ingest boundary
+    caller_ref: str | None = None  # set by the boundary only
 
 
 class CallQueuedData(_Data):
-    call_id: Text
-    queue: Text
+    call_id: Id
+    queue: Name
 
 
 class CallAnsweredData(_Data):
-    call_id: Text
-    queue: Text
-    agent: Text
+    call_id: Id
+    queue: Name
+    agent: Id  # an employee: hashed by the boundary
 
 
 class CallQueueData(_Data):
     """Payload of call.abandoned and call.callback_requested."""
 
-    call_id: Text
-    queue: Text
+    call_id: Id
+    queue: Name
 
 
 class CallTransferredData(_Data):
-    call_id: Text
-    queue: Text
-    to_queue: Text
+    call_id: Id
+    queue: Name
+    to_queue: Name
 
 
 class CallEndedData(_Data):
-    call_id: Text
+    call_id: Id
 
 
 class AgentStateData(_Data):
-    agent: Text
+    agent: Id  # an employee: hashed by the boundary
     state: AgentState
-    queues: list[Text] = []
+    queues: list[Name] = []
 
 
 class MailReceivedData(_Data):
-    mailbox: Text
-    message_id: Text
-    thread_id: Text
-    sender: str | None = None  # personal data: only before the ingest boundary
+    mailbox: Name
+    message_id: Id  # Message-IDs can hold addresses: hashed by the boundary
+    thread_id: Id
+    sender: Personal | None = None  # personal data: only before the ingest boundary
     subject: str | None = None  # personal data: only before the ingest boundary
-    sender_ref: str | None = None
+    sender_ref: str | None = None  # set by the boundary only
     categories: list[str] = []
 
 
 class MailRepliedData(_Data):
-    mailbox: Text
-    message_id: Text
-    thread_id: Text
-    in_reply_to: str | None = None
+    mailbox: Name
+    message_id: Id
+    thread_id: Id
+    in_reply_to: Id | None = None
 
 
 class MailClosedData(_Data):
-    mailbox: Text
-    thread_id: Text
+    mailbox: Name
+    thread_id: Id
     reason: CloseReason
 
 
 class _Envelope(Struct, tag_field="type", omit_defaults=True, kw_only=True, gc=False):
     specversion: Literal["1.0"]
-    id: Text
-    source: Text
+    id: Id
+    source: Text  # SOURCE_PATTERN, checked by the boundary (cheaper there than per decode)
     time: Time
     subject: str | None = None
     datacontenttype: str | None = None

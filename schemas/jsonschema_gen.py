@@ -22,7 +22,8 @@ from typing import Any
 import msgspec
 
 from availability.generated import sync
-from schemas.agreements import AgreementsFile
+from schemas import events
+from schemas.agreements import ID_PATTERN, AgreementsFile
 from schemas.events import EVENT_TYPES, Event
 
 Schema = dict[str, Any]
@@ -58,13 +59,54 @@ EVENT_DESCRIPTIONS = {
 }
 
 _BEFORE_BOUNDARY = "Personal data: only before the ingest boundary, which replaces it with "
+_SET_BY_INGEST = "; a source must not send it (the event is rejected): it is set by ingest, not by a source."
+_HASHED_ID = (
+    "As the source sends it; it can hold an address, so ingest replaces it with its keyed hash "
+    "(HMAC-SHA256, 32 hex digits), the same for the same value."
+)
+_CALL_ID = "The call's id. Kept if a short token (`[A-Za-z0-9._:-]{1,128}`), else replaced by its keyed hash by ingest."
+_AGENT = "An employee's agent id (personal data): ingest replaces it with its keyed hash (HMAC-SHA256, 32 hex digits)."
 FIELD_DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("CallOfferedData", "caller"): _BEFORE_BOUNDARY + "`caller_ref`.",
-    ("CallOfferedData", "caller_ref"): "Keyed hash (HMAC-SHA256, 32 hex digits) of the caller, set by ingest.",
+    ("CallOfferedData", "caller_ref"): "Keyed hash (HMAC-SHA256, 32 hex digits) of the caller" + _SET_BY_INGEST,
     ("MailReceivedData", "sender"): _BEFORE_BOUNDARY + "`sender_ref`.",
     ("MailReceivedData", "subject"): _BEFORE_BOUNDARY + "`categories`.",
-    ("MailReceivedData", "sender_ref"): "Keyed hash (HMAC-SHA256, 32 hex digits) of the sender, set by ingest.",
-    ("MailReceivedData", "categories"): "Categories given by the source plus `priority` and the matched keyword stems.",
+    ("MailReceivedData", "sender_ref"): "Keyed hash (HMAC-SHA256, 32 hex digits) of the sender" + _SET_BY_INGEST,
+    ("MailReceivedData", "categories"): (
+        "`priority` (the source's flag, any letter case) and the priority-keyword stems matched in the "
+        "subject, set by ingest; any other value a source sends is dropped (it may hold personal data)."
+    ),
+    ("CallAnsweredData", "agent"): _AGENT,
+    ("AgentStateData", "agent"): _AGENT,
+    ("MailReceivedData", "message_id"): _HASHED_ID,
+    ("MailReceivedData", "thread_id"): _HASHED_ID,
+    ("MailRepliedData", "message_id"): _HASHED_ID,
+    ("MailRepliedData", "thread_id"): _HASHED_ID,
+    ("MailRepliedData", "in_reply_to"): _HASHED_ID,
+    ("MailClosedData", "thread_id"): _HASHED_ID,
+} | {
+    (owner, "call_id"): _CALL_ID
+    for owner in (
+        "CallOfferedData",
+        "CallQueuedData",
+        "CallAnsweredData",
+        "CallQueueData",
+        "CallTransferredData",
+        "CallEndedData",
+    )
+}
+# The envelope's fields that ingest checks or changes. `source` becomes a metrics label and a
+# key, so it is a short name; the decoder leaves that check to the boundary (a set lookup per
+# event instead of a pattern), the schema states it for producers.
+SOURCE_PATTERN = f"^{events.SOURCE_PATTERN}$"
+ENVELOPE_DESCRIPTIONS = {
+    "id": (
+        "Unique per event at its source (with `source`, the de-duplication key). Kept if a short token "
+        "(`[A-Za-z0-9._:-]{1,128}`), else replaced by its keyed hash by ingest."
+    ),
+    "source": "Where the event came from, a short name such as `callguide` or `imap/kundreskontra`.",
+    "subject": "Informative (the call id or `mailbox/thread_id`); dropped by ingest.",
+    "datacontenttype": "`application/json`; any other value is dropped by ingest.",
 }
 
 
@@ -91,7 +133,7 @@ def generate() -> dict[str, Schema]:
         )
     schemas["agreements.schema.json"] = _document(
         "agreements.schema.json",
-        _hoist(msgspec.json.schema(AgreementsFile)),
+        _agreement_ids(_hoist(msgspec.json.schema(AgreementsFile))),
         title="Service agreements",
         description=(
             "The service-agreements file (spec/agreements.md), written in YAML. This schema checks "
@@ -139,8 +181,15 @@ def _hoist(schema: Schema) -> Schema:
     return root | ({"$defs": defs} if defs else {})
 
 
+def _agreement_ids(schema: Schema) -> Schema:
+    """Queue and mailbox ids are keys, labels and file names: the loader's id rule, stated."""
+    for section in ("queues", "mailboxes"):
+        schema["properties"][section]["propertyNames"] = {"pattern": f"^{ID_PATTERN}$"}
+    return schema
+
+
 def _post_process(schema: Schema) -> Schema:
-    """The time offset pattern and the field descriptions, on the envelope and data $defs."""
+    """The time offset and source patterns and the field descriptions, on the envelope and data $defs."""
     envelopes = {cls.__name__ for cls in EVENT_TYPES}
     for name, definition in schema["$defs"].items():
         properties: Schema = definition.get("properties", {})
@@ -149,6 +198,9 @@ def _post_process(schema: Schema) -> Schema:
                 # Fail loudly if msgspec ever changes this, so the pattern is reviewed, not stacked.
                 raise RuntimeError(f"{name}.time: unexpected msgspec schema {properties.get('time')!r}")
             properties["time"] = MSGSPEC_DATETIME | {"pattern": TIME_OFFSET_PATTERN, "description": TIME_DESCRIPTION}
+            properties["source"] = properties["source"] | {"pattern": SOURCE_PATTERN}
+            for field, text in ENVELOPE_DESCRIPTIONS.items():
+                properties[field] = properties[field] | {"description": text}
         for (owner, field), text in FIELD_DESCRIPTIONS.items():
             if owner == name:
                 properties[field] = properties[field] | {"description": text}

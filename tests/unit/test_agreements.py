@@ -314,6 +314,56 @@ def test_errors_inside_id_maps_name_the_id(path: str, value: Any, pattern: str) 
         parse_agreements(with_(path, value))
 
 
+# -- queue and mailbox ids (issue 7 item 19) -------------------------------------------------------
+# An id is a Kafka key part (`mailbox/thread`), a Prometheus label, a file name (the IMAP
+# checkpoint) and a warehouse value: `/`, spaces, upper case and other characters that are unsafe
+# there are refused when the file is read, with the key path, instead of failing later.
+
+ID_RULE = "use lower-case letters a-z, digits, '_' and '-', starting with a letter or digit, at most 64"
+
+
+def renamed(section: str, new_id: str) -> dict[str, Any]:
+    raw = copy.deepcopy(BASE)
+    raw[section] = {new_id: raw[section]["kundreskontra"]}
+    return raw
+
+
+@pytest.mark.parametrize("section", ["queues", "mailboxes"])
+@pytest.mark.parametrize(
+    "bad_id", ["kund/reskontra", "Kundreskontra", "kund reskontra", "löner", "-kund", "_kund", "", "k" * 65, "a.b"]
+)
+def test_unsafe_queue_or_mailbox_ids_are_refused(section: str, bad_id: str) -> None:
+    kind = section[:-2] if section == "mailboxes" else section[:-1]  # mailbox / queue
+    message = f"{section}.{bad_id}: invalid {kind} id '{bad_id}' ({ID_RULE})"
+    with pytest.raises(AgreementsError, match="^" + re.escape(message) + "$"):
+        parse_agreements(renamed(section, bad_id))
+
+
+@pytest.mark.parametrize("section", ["queues", "mailboxes"])
+@pytest.mark.parametrize("good_id", ["kassa_bank", "tid-projekt", "q1", "1177", "k" * 64])
+def test_safe_queue_or_mailbox_ids_load(section: str, good_id: str) -> None:
+    assert set(getattr(parse_agreements(renamed(section, good_id)), section)) == {good_id}
+
+
+def test_a_non_text_id_is_refused() -> None:
+    # YAML reads `1177:` as the number 1177; ids are text, and the message names the path.
+    message = "queues.1177: invalid queue id 1177 (an id is text: write it in quotes, '1177')"
+    with pytest.raises(AgreementsError, match="^" + re.escape(message) + "$"):
+        parse_agreements(renamed("queues", 1177))  # type: ignore[arg-type]
+
+
+def test_unsafe_id_in_a_file_names_the_file_and_path(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text(
+        "timezone: Europe/Stockholm\ncalendars: {k: {}}\n"
+        "mailboxes:\n  ekonomi/kund:\n    name: X\n    calendar: k\n    response_target: 8h\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(AgreementsError) as caught:
+        load_agreements(path)
+    assert str(caught.value) == f"{path}: mailboxes.ekonomi/kund: invalid mailbox id 'ekonomi/kund' ({ID_RULE})"
+
+
 @pytest.mark.parametrize("raw", [None, [], "timezone: Europe/Stockholm", 5])
 def test_not_a_mapping(raw: Any) -> None:
     with pytest.raises(AgreementsError, match="must be a mapping"):

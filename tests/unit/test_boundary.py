@@ -3,8 +3,11 @@ pseudonymisation, subject classification and JSONL batches. No network, no servi
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -12,14 +15,17 @@ import pytest
 
 from availability.errors import InputError
 from ingest.boundary import Boundary, reason_of, unknown_reference
-from ingest.classify import PRIORITY, categories, fold, matched_keywords
+from ingest.classify import PRIORITY, categories, fold, matched_keywords, published_categories
 from ingest.jsonl import Rejected, read_batches
-from ingest.pseudonymise import Pseudonymiser
+from ingest.pseudonymise import Pseudonymiser, normal_number
 from schemas.agreements import load_agreements
 from schemas.events import (
+    MAX_EVENT_BYTES,
     TYPE_NAMES,
+    CallAnswered,
     CallOffered,
     MailReceived,
+    MailReplied,
     decode,
     encode,
     type_name,
@@ -31,6 +37,26 @@ OTHER_KEY = b"test-key-two"
 HEX32 = re.compile(r"[0-9a-f]{32}")
 PHONE = "+46701234567"
 EMAIL = "anna.svensson@example.se"
+
+
+def hmac32(value: str, key: bytes = KEY) -> str:
+    """The pseudonym as spec/events.md defines it: HMAC-SHA256 with the secret key, 32 hex digits.
+
+    Computed here with the standard library, independently of ingest/pseudonymise.py. Agent ids
+    and message/thread/envelope ids are hashed under their own domain prefix ("agent\\0",
+    "id\\0") so that equal strings in different roles (an agent "a17", a thread "a17") do not get
+    linkable equal pseudonyms; callers and senders keep the unprefixed form they always had, so
+    repeat contacts stay linked with what is already stored.
+    """
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def agent_ref(agent: str, key: bytes = KEY) -> str:
+    return hmac32("agent\0" + agent, key)
+
+
+def id_ref(value: str, key: bytes = KEY) -> str:
+    return hmac32("id\0" + value, key)
 
 
 def shared_dir() -> Path | None:
@@ -125,14 +151,43 @@ def test_every_type_is_accepted(boundary, type_):
         assert type_name(result) == type_
 
 
+def expected_canonical(raw: str) -> dict:
+    """What the boundary must make of a source line, written out field by field from the issue:
+    personal and free-text fields are replaced by keyed hashes or dropped, the rest passes."""
+    event = json.loads(raw)
+    data = event["data"]
+    event.pop("subject", None)  # the envelope subject (a call id or mailbox/thread) is dropped
+    if event.get("datacontenttype") != "application/json":
+        event.pop("datacontenttype", None)
+    if not re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", event["id"]):
+        event["id"] = id_ref(event["id"])
+    if "call_id" in data and not re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", data["call_id"]):
+        data["call_id"] = id_ref(data["call_id"])
+    if "agent" in data:
+        data["agent"] = agent_ref(data["agent"])
+    for field in ("message_id", "thread_id", "in_reply_to"):
+        if field in data:
+            data[field] = id_ref(data[field])
+    if data.get("caller") is not None and (caller := data.pop("caller")):
+        data["caller_ref"] = hmac32(normal_number(caller))
+    if "sender" in data:
+        data["sender_ref"] = hmac32(data.pop("sender").strip().casefold())
+    if event["type"] == "mail.received":
+        subject = data.pop("subject", None)
+        given = [PRIORITY] if any(c.casefold() == PRIORITY for c in data.get("categories", [])) else []
+        data["categories"] = categories(subject, ("anstånd", "makuler", "avbetalning"), given)
+        if not data["categories"]:
+            del data["categories"]
+    return event
+
+
 def test_every_example_event_is_accepted(boundary, example_lines):
     seen = set()
     for number, raw in enumerate(example_lines, start=1):
         result = boundary.accept(raw)
         assert not isinstance(result, str), f"line {number}: {result}"
         assert type_name(result) == json.loads(raw)["type"]
-        if not isinstance(result, (CallOffered, MailReceived)):  # no personal data: passed on as decoded
-            assert result == decode(raw)
+        assert json.loads(encode(result)) == expected_canonical(raw), f"line {number}"
         seen.add(type_name(result))
     assert seen >= {"call.offered", "call.queued", "call.answered", "call.abandoned", "call.ended"}
     assert seen >= {"mail.received", "mail.replied"}
@@ -351,9 +406,23 @@ def test_example_personal_data_is_gone(boundary, example_lines):
                 assert f'"{field}"'.encode() not in encoded
 
 
-def test_source_given_sender_ref_is_kept(boundary):
-    event = mail(sender=None) | {"data": mail(sender=None)["data"] | {"sender_ref": "f" * 32}}
-    assert boundary.accept(line(event)).data.sender_ref == "f" * 32
+@pytest.mark.parametrize("value", ["f" * 32, "anna.svensson@example.se"])
+def test_source_given_sender_ref_is_rejected(boundary, value):
+    # Issue 7 item 11: a source-supplied ref would pass a raw address through unhashed; only the
+    # boundary derives *_ref, so a source may not send one, even one that looks like a hash.
+    event = mail(sender=None) | {"data": mail(sender=None)["data"] | {"sender_ref": value}}
+    assert rejected(boundary, line(event)) == (
+        "data.sender_ref: set by the ingest boundary, not by a source (send the address as `sender`)"
+    )
+
+
+@pytest.mark.parametrize("caller", [None, PHONE])
+def test_source_given_caller_ref_is_rejected(boundary, caller):
+    event = offered(caller)
+    event["data"]["caller_ref"] = "+46709998877"  # the issue's example: a raw number as a "ref"
+    assert rejected(boundary, line(event)) == (
+        "data.caller_ref: set by the ingest boundary, not by a source (send the number as `caller`)"
+    )
 
 
 def test_offered_without_caller(boundary):
@@ -383,19 +452,28 @@ def test_no_subject_no_priority(boundary):
     assert result.data.categories == []
 
 
-def test_source_categories_kept(boundary):
+def test_source_categories_are_dropped_except_priority(boundary):
+    # Issue 7 item 11: categories may hold a name or a personal number; only `priority` (the
+    # source's own flag) and the keyword stems matched in the subject may travel on.
     given = mail(subject="Makulering av faktura")
-    given["data"]["categories"] = ["leverantör", "faktura"]
+    given["data"]["categories"] = ["leverantör", "Anna Svensson", "19790101-1234", "faktura"]
     result = boundary.accept(line(given))
-    assert result.data.categories[:2] == ["leverantör", "faktura"]
-    assert PRIORITY in result.data.categories
-    assert "makuler" in result.data.categories
+    assert result.data.categories == [PRIORITY, "makuler"]  # "Makulering" starts with the stem makuler
 
 
-def test_source_priority_kept_without_keyword(boundary):
+@pytest.mark.parametrize("flag", [PRIORITY, "Priority", "PRIORITY", "pRiOrItY"])
+def test_source_priority_kept_without_keyword(boundary, flag):
+    # spec/agreements.md: a `priority` category counts in any letter case; stored normalised.
     given = mail(subject="Hej")
-    given["data"]["categories"] = [PRIORITY]
+    given["data"]["categories"] = [flag]
     assert boundary.accept(line(given)).data.categories == [PRIORITY]
+
+
+def test_source_given_stem_without_matching_subject_is_dropped(boundary):
+    # "anstand" is a keyword stem, but the subject "Hej" does not contain it: not derived, dropped.
+    given = mail(subject="Hej")
+    given["data"]["categories"] = ["anstand"]
+    assert boundary.accept(line(given)).data.categories == []
 
 
 def test_fold():
@@ -437,9 +515,20 @@ def test_categories_function():
     keywords = ("anstånd", "makuler", "avbetalning")
     assert categories("Avbetalningsplan önskas", keywords) == [PRIORITY, "avbetalning"]
     assert categories("Fråga", keywords) == []
-    assert categories(None, keywords, ["a", "a", "b"]) == ["a", "b"]
+    # Only the source's priority flag is kept of what it gave (any case -> "priority").
+    assert categories(None, keywords, ["a", "a", "b"]) == []
+    assert categories(None, keywords, ["Priority", "a"]) == [PRIORITY]
     assert categories("anstånd", keywords, [PRIORITY, "anstand"]) == [PRIORITY, "anstand"]
-    assert categories("anstånd", keywords, ["x"]) == ["x", PRIORITY, "anstand"]
+    assert categories("anstånd", keywords, ["x"]) == [PRIORITY, "anstand"]
+
+
+def test_published_categories_function():
+    # What a message from the project's own topics may carry: `priority` and the stems of the
+    # mailbox's keywords; anything else (someone published around the boundary) is dropped.
+    keywords = ("anstånd", "makuler", "avbetalning")
+    assert published_categories([PRIORITY, "anstand"], keywords) == [PRIORITY, "anstand"]
+    assert published_categories(["PRIORITY", "Anna Svensson", "makuler", "makuler"], keywords) == [PRIORITY, "makuler"]
+    assert published_categories([], keywords) == []
 
 
 # -- read_batches ---------------------------------------------------------------------------------
@@ -551,3 +640,392 @@ def test_read_batches_missing_file(tmp_path, boundary):
 def test_read_batches_directory(tmp_path, boundary):
     with pytest.raises(InputError):
         list(read_batches(tmp_path, boundary))
+
+
+# -- hardening (issue 7): size, encoding, nesting, time range -------------------------------------
+
+
+def test_size_limit_is_checked_first_and_named(boundary):
+    # Not even JSON, one byte over: the reason is the size (item 17), before any parsing.
+    reason = rejected(boundary, b"x" * (MAX_EVENT_BYTES + 1))
+    assert reason == "event larger than 65536 bytes (65537 bytes)"
+
+
+def test_an_event_of_exactly_the_limit_is_accepted(boundary):
+    raw = line(ONE_OF_EACH["call.ended"]).encode()
+    padded = raw[:-1] + b" " * (MAX_EVENT_BYTES - len(raw)) + b"}"  # JSON whitespace before the last brace
+    assert len(padded) == MAX_EVENT_BYTES == 65536
+    assert not isinstance(boundary.accept(padded), str)
+    assert rejected(boundary, b" " + padded) == "event larger than 65536 bytes (65537 bytes)"
+
+
+def test_size_of_a_str_counts_utf8_bytes(boundary):
+    # "ö" is 2 bytes in UTF-8: the line has fewer characters than the limit but more bytes.
+    text = line(mail(subject="ö" * 40_000))
+    size = len(text.encode())
+    assert len(text) < MAX_EVENT_BYTES < size
+    assert rejected(boundary, text) == f"event larger than 65536 bytes ({size} bytes)"
+
+
+@pytest.mark.parametrize(
+    ("subject", "codec", "byte"),
+    [
+        ("Anstånd", "latin-1", 0xE5),  # å is the single byte E5 in Latin-1, never valid alone in UTF-8
+        ("Faktura – fråga", "cp1252", 0x96),  # the en dash is 96 in Windows-1252
+    ],
+)
+def test_a_line_in_a_legacy_encoding_is_rejected_naming_the_byte(boundary, subject, codec, byte):
+    text = line(mail(subject=subject))
+    raw = text.encode(codec)
+    position = text.index(subject) + next(i for i, c in enumerate(subject) if not c.isascii())
+    # every character before it is ASCII, so its character index is its byte offset
+    assert raw[position] == byte
+    assert rejected(boundary, raw) == (
+        f"not valid UTF-8: byte 0x{byte:02x} at offset {position} (was it saved as Latin-1 or Windows-1252?)"
+    )
+
+
+def test_a_lone_surrogate_in_a_str_is_rejected(boundary):
+    # A str (not bytes) can hold a lone surrogate, which has no UTF-8 form at all.
+    text = line(mail(subject="x\ud800y"))
+    position = text.index("\ud800")
+    assert rejected(boundary, text) == f"not valid Unicode: a lone surrogate U+D800 at character {position}"
+
+
+NESTED_TOO_DEEP = "JSON nested too deeply (an event nests at most 3 levels)"
+
+
+@pytest.mark.parametrize("depth", [1000, 5000])
+@pytest.mark.parametrize("where", ["envelope", "data"])
+@pytest.mark.parametrize("kind", ["arrays", "objects"])
+def test_deep_nesting_is_rejected(boundary, depth, where, kind):
+    # An unknown field is skipped by the decoder, recursively: 1 000 levels exhaust the stack.
+    nested = "[" * depth + "]" * depth if kind == "arrays" else '{"a":' * depth + "1" + "}" * depth
+    text = line(ONE_OF_EACH["call.ended"])
+    assert text.endswith('"data": {"call_id": "c1"}}')
+    if where == "envelope":
+        text = text[:-1] + f', "extra": {nested}}}'
+    else:
+        text = text.replace('{"call_id": "c1"}', f'{{"call_id": "c1", "extra": {nested}}}')
+    assert rejected(boundary, text) == NESTED_TOO_DEEP
+
+
+def test_a_deeply_nested_document_that_is_no_object(boundary):
+    # A top-level array is refused at its first byte, before any recursion.
+    assert rejected(boundary, "[" * 5000 + "]" * 5000) == "expected `object`, got `array`"
+
+
+def range_reason(time: str) -> str:
+    shown = datetime.fromisoformat(time).isoformat()
+    return f"time: {shown} is outside the accepted range (2000-01-01 up to 2100-01-01, UTC)"
+
+
+@pytest.mark.parametrize(
+    "time",
+    [
+        "0001-01-01T00:00:00Z",  # the issue's 0001
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC: comparing must not overflow
+        "9999-12-31T23:59:59Z",  # the issue's 9999
+        "9999-12-31T23:59:59-01:00",  # after 9999 in UTC
+        "3026-04-01T08:30:00+02:00",  # the issue's 3026, which the webhook answered with 202
+        "2950-06-01T00:00:00Z",  # "dates after ~2900"
+        "2100-01-01T00:00:00Z",  # LATEST_TIME itself is outside: the range is [EARLIEST, LATEST)
+        "2100-01-01T00:30:00-01:00",  # 2100-01-01T01:30Z
+        "1999-12-31T23:59:59Z",  # one second before EARLIEST_TIME
+        "2000-01-01T00:30:00+01:00",  # 1999-12-31T23:30Z: in 2000 locally, in 1999 in UTC
+    ],
+)
+def test_time_outside_the_range_is_rejected(boundary, time):
+    assert rejected(boundary, line(ONE_OF_EACH["call.ended"] | {"time": time})) == range_reason(time)
+
+
+@pytest.mark.parametrize("time", ["1999-06-01T10:00:00+02:00", "1970-01-01T00:00:00Z"])
+def test_mail_before_2000_is_rejected(boundary, time):
+    assert rejected(boundary, line(mail() | {"time": time})) == range_reason(time)
+
+
+@pytest.mark.parametrize(
+    "time",
+    [
+        "2000-01-01T00:00:00Z",  # EARLIEST_TIME itself is inside
+        "2000-01-01T01:00:00+01:00",  # the same instant
+        "2099-12-31T23:59:59Z",
+        "2100-01-01T00:30:00+01:00",  # 2099-12-31T23:30Z: in 2100 locally, in 2099 in UTC
+    ],
+)
+def test_time_at_the_edges_of_the_range_is_accepted(boundary, time):
+    result = boundary.accept(line(ONE_OF_EACH["call.ended"] | {"time": time}))
+    assert not isinstance(result, str), result
+    assert result.time == datetime.fromisoformat(time)
+
+
+NOW = datetime(2026, 4, 1, 6, 30, tzinfo=UTC)  # the receiving clock: 08:30 in Stockholm (CEST)
+
+
+def live(agreements, clock=lambda: NOW) -> Boundary:
+    return Boundary(agreements, Pseudonymiser(KEY, agreements), live=True, clock=clock)
+
+
+def test_live_paths_reject_times_more_than_five_minutes_ahead(agreements):
+    boundary = live(agreements)
+    at = lambda time: line(ONE_OF_EACH["call.ended"] | {"time": time})  # noqa: E731
+    assert not isinstance(boundary.accept(at("2026-04-01T08:35:00+02:00")), str)  # exactly MAX_FUTURE ahead
+    assert not isinstance(boundary.accept(at("2001-01-01T00:00:00Z")), str)  # the past is fine
+    assert rejected(boundary, at("2026-04-01T08:35:01+02:00")) == (
+        "time: 2026-04-01T08:35:01+02:00 is more than 5 minutes ahead of the receiving clock "
+        "(2026-04-01T06:30:00+00:00)"
+    )
+    # issue item 8: an agent.state dated 2150 — outside the range on every path
+    assert rejected(boundary, at("2150-01-01T00:00:00Z")) == range_reason("2150-01-01T00:00:00Z")
+
+
+def test_replayed_files_may_hold_future_times_within_the_range(boundary):
+    # spec/events.md: "a replayed file may hold any time"; not live, so only the range applies.
+    result = boundary.accept(line(ONE_OF_EACH["call.ended"] | {"time": "2099-01-01T00:00:00Z"}))
+    assert not isinstance(result, str), result
+
+
+def test_the_clock_is_read_for_every_event(agreements):
+    now = [NOW]
+    boundary = live(agreements, clock=lambda: now[0])
+    raw = line(ONE_OF_EACH["call.ended"] | {"time": "2026-04-01T09:00:00+02:00"})  # 30 minutes ahead
+    assert rejected(boundary, raw).startswith("time: 2026-04-01T09:00:00+02:00 is more than 5 minutes ahead")
+    now[0] = NOW + timedelta(minutes=25)  # the same event, 5 minutes ahead of the new clock
+    assert not isinstance(boundary.accept(raw), str)
+
+
+# -- hardening (issue 7): nothing source-supplied bypasses pseudonymisation -----------------------
+
+
+def test_envelope_subject_is_dropped(boundary):
+    event = mail() | {"subject": "kundreskontra/<m1@x> Anna Svensson 19790101-1234"}
+    result = boundary.accept(line(event))
+    assert not isinstance(result, str), result
+    assert result.subject is None
+    assert b"Svensson" not in encode(result) and b"19790101" not in encode(result)
+
+
+@pytest.mark.parametrize("source", ["callguide", "imap/kundreskontra", "sim-7.2_x", "a" * 64])
+def test_short_source_names_are_accepted(boundary, source):
+    result = boundary.accept(line(ONE_OF_EACH["call.ended"] | {"source": source}))
+    assert not isinstance(result, str), result
+    assert result.source == source
+
+
+@pytest.mark.parametrize(
+    "source", ["anna.svensson@example.se", "Anna Svensson", "ärenden", "a" * 65, "call\nguide", "x:y"]
+)
+def test_free_text_source_is_rejected(boundary, source):
+    # The reason does not repeat the value: it may be personal data and reasons are logged.
+    assert rejected(boundary, line(ONE_OF_EACH["call.ended"] | {"source": source})) == (
+        "source: must be a short name (letters, digits, '.', '_', '/', '-'; at most 64 characters)"
+    )
+
+
+@pytest.mark.parametrize("id_", ["e1", "imap:kundreskontra:INBOX:17:3", "sim7-20260302-44770", "x" * 128])
+def test_token_ids_are_kept(boundary, id_):
+    assert boundary.accept(line(ONE_OF_EACH["call.ended"] | {"id": id_})).id == id_
+
+
+@pytest.mark.parametrize("id_", ["Anna Svensson <anna@example.se>", "070-123 45 67", "x" * 129, "ärende-1"])
+def test_free_text_ids_are_hashed(boundary, id_):
+    result = boundary.accept(line(ONE_OF_EACH["call.ended"] | {"id": id_}))
+    assert result.id == id_ref(id_)  # stable: the same id (and source) is still the same event
+
+
+@pytest.mark.parametrize("call_id", ["c 1", "anna@example.se", "x" * 129])
+def test_free_text_call_ids_are_hashed(boundary, call_id):
+    result = boundary.accept(line(ev("call.queued", {"call_id": call_id, "queue": "kundreskontra"})))
+    assert result.data.call_id == id_ref(call_id)
+
+
+def test_message_ids_are_hashed_with_the_key(boundary, agreements):
+    received = boundary.accept(line(mail()))  # message_id "<m1@x>", thread_id "t1"
+    assert (received.data.message_id, received.data.thread_id) == (id_ref("<m1@x>"), id_ref("t1"))
+    reply = ev(
+        "mail.replied", {"mailbox": "kundreskontra", "message_id": "<r1@x>", "thread_id": "t1", "in_reply_to": "<m1@x>"}
+    )
+    replied = boundary.accept(line(reply))
+    assert isinstance(replied, MailReplied)
+    assert (replied.data.message_id, replied.data.thread_id, replied.data.in_reply_to) == (
+        id_ref("<r1@x>"),
+        id_ref("t1"),
+        id_ref("<m1@x>"),
+    )
+    # the links survive: the reply's in_reply_to is the received message's id, same thread
+    assert replied.data.in_reply_to == received.data.message_id
+    assert replied.data.thread_id == received.data.thread_id
+    other = Boundary(agreements, Pseudonymiser(OTHER_KEY, agreements)).accept(line(mail()))
+    assert other.data.message_id == id_ref("<m1@x>", OTHER_KEY) != received.data.message_id  # keyed
+
+
+def test_agent_ids_are_pseudonymised(boundary):
+    answered = boundary.accept(line(ONE_OF_EACH["call.answered"]))
+    state = boundary.accept(line(ONE_OF_EACH["agent.state"]))
+    assert isinstance(answered, CallAnswered)
+    assert answered.data.agent == state.data.agent == agent_ref("a17")  # one agent, one pseudonym
+    assert answered.data.agent != id_ref("a17")  # a separate domain from the ids
+    assert answered.data.agent != hashlib.sha256(b"a17").hexdigest()[:32]
+
+
+def test_pseudonyms_are_stable_across_boundaries(agreements):
+    # The replay and the stream worker build their own Boundary from the same key: equal events.
+    one = Boundary(agreements, Pseudonymiser(KEY, agreements))
+    two = Boundary(agreements, Pseudonymiser(KEY, agreements), live=True, clock=lambda: NOW)
+    for event in ONE_OF_EACH.values():
+        assert one.accept(line(event)) == two.accept(line(event)) == one.accept(line(event))
+
+
+@pytest.mark.parametrize(("given", "kept"), [("application/json", "application/json"), ("text/plain; name=Anna", None)])
+def test_datacontenttype_is_kept_only_when_it_is_json(boundary, given, kept):
+    result = boundary.accept(line(ONE_OF_EACH["call.ended"] | {"datacontenttype": given}))
+    assert result.datacontenttype == kept
+
+
+@pytest.mark.parametrize(
+    ("type_", "field"),
+    [
+        ("call.ended", "call_id"),
+        ("call.answered", "agent"),
+        ("agent.state", "agent"),
+        ("mail.received", "message_id"),
+        ("mail.received", "thread_id"),
+        ("mail.replied", "in_reply_to"),
+    ],
+)
+def test_id_like_fields_are_bounded_before_hashing(boundary, type_, field):
+    # 512 characters at most (a Message-ID is rarely above 100): a 513-character key is refused
+    # at the boundary instead of growing every query that names it downstream.
+    event = json.loads(line(ONE_OF_EACH[type_]))
+    event["data"][field] = "x" * 512
+    assert not isinstance(boundary.accept(line(event)), str)
+    event["data"][field] = "x" * 513
+    assert rejected(boundary, line(event)) == f"data.{field}: expected `str` of length <= 512"
+
+
+# -- hardening (issue 7): the boundary never raises -----------------------------------------------
+
+
+def test_a_tombstone_is_rejected(boundary):
+    assert rejected(boundary, None) == "no event (an empty message: a tombstone?)"
+    assert boundary.accept_published(None) == "no event (an empty message: a tombstone?)"
+
+
+def test_an_unexpected_failure_becomes_a_reason(agreements, monkeypatch):
+    def broken(number: str) -> str:
+        raise ZeroDivisionError("boom")
+
+    pseudonymiser = Pseudonymiser(KEY, agreements)
+    monkeypatch.setattr(pseudonymiser, "caller_ref", broken)
+    boundary = Boundary(agreements, pseudonymiser)
+    assert boundary.accept(line(offered())) == "cannot be read (ZeroDivisionError)"
+    assert boundary.accept(42) == "cannot be read (TypeError)"
+
+
+def test_reasons_are_bounded(boundary):
+    reason = rejected(boundary, line(ev("agent.state", {"agent": "a1", "state": "x" * 20_000})))
+    assert reason.startswith("data.state: invalid enum value 'xxxx")
+    assert len(reason) <= 240 and reason.endswith("…")
+
+
+def test_a_type_given_twice_is_named(boundary):
+    raw = line(ONE_OF_EACH["call.ended"])[:-1] + ', "type": "call.queued"}'
+    assert rejected(boundary, raw) == "type: given more than once, with different values"
+
+
+# -- accept_published: messages from the project's own topics -------------------------------------
+
+
+@pytest.mark.parametrize("type_", TYPE_NAMES)
+def test_published_round_trip(boundary, type_):
+    accepted = boundary.accept(line(ONE_OF_EACH[type_]))
+    # Equal, not hashed a second time: the stream worker stores what the replay stores.
+    assert boundary.accept_published(encode(accepted)) == accepted
+    assert boundary.accept_published(encode(accepted).decode()) == accepted
+
+
+def test_published_round_trip_of_the_examples(boundary, example_lines):
+    for raw in example_lines:
+        accepted = boundary.accept(raw)
+        assert boundary.accept_published(encode(accepted)) == accepted
+
+
+@pytest.mark.parametrize(
+    ("type_", "change", "reason"),
+    [
+        ("call.answered", {"agent": "a17"}, "data.agent: not a pseudonym (32 hex digits)"),
+        ("agent.state", {"agent": "a17"}, "data.agent: not a pseudonym (32 hex digits)"),
+        ("mail.received", {"message_id": "<m1@x>"}, "data.message_id: not a pseudonym (32 hex digits)"),
+        ("mail.received", {"thread_id": "t1"}, "data.thread_id: not a pseudonym (32 hex digits)"),
+        ("mail.replied", {"in_reply_to": "<m1@x>"}, "data.in_reply_to: not a pseudonym (32 hex digits)"),
+        ("mail.closed", {"thread_id": "t1"}, "data.thread_id: not a pseudonym (32 hex digits)"),
+        ("call.offered", {"caller_ref": "+46709998877"}, "data.caller_ref: not a pseudonym (32 hex digits)"),
+        ("mail.received", {"sender_ref": "anna@example.se"}, "data.sender_ref: not a pseudonym (32 hex digits)"),
+        ("call.ended", {"call_id": "c 1"}, "data.call_id: not a token ([A-Za-z0-9._:-], at most 128 characters)"),
+    ],
+)
+def test_published_around_the_boundary_is_rejected(boundary, type_, change, reason):
+    event = json.loads(encode(boundary.accept(line(ONE_OF_EACH[type_]))))
+    event["data"] |= change
+    assert boundary.accept_published(line(event)) == reason + "; was it published around the ingest boundary?"
+
+
+def test_published_envelope_checks(boundary):
+    event = json.loads(encode(boundary.accept(line(ONE_OF_EACH["call.ended"]))))
+    assert boundary.accept_published(line(event | {"id": "Anna Svensson"})) == (
+        "id: not a token ([A-Za-z0-9._:-], at most 128 characters); was it published around the ingest boundary?"
+    )
+    assert boundary.accept_published(line(event | {"source": "anna@example.se"})) == (
+        "source: must be a short name (letters, digits, '.', '_', '/', '-'; at most 64 characters)"
+    )
+    assert boundary.accept_published(line(event | {"time": "3026-01-01T00:00:00Z"})) == range_reason(
+        "3026-01-01T00:00:00Z"
+    )
+    assert boundary.accept_published(line(event | {"data": {"call_id": "c1", "x": json.loads("[[[]]]")}})) == (
+        boundary.accept(line(ONE_OF_EACH["call.ended"]))  # unknown fields dropped, as in accept
+    )
+    assert boundary.accept_published(b"x" * (MAX_EVENT_BYTES + 1)) == "event larger than 65536 bytes (65537 bytes)"
+    unknown = json.loads(encode(boundary.accept(line(ONE_OF_EACH["call.queued"]))))
+    unknown["data"]["queue"] = "nowhere"
+    assert boundary.accept_published(line(unknown)) == "data.queue: unknown queue 'nowhere' (not in the agreements)"
+    # the envelope subject and a non-JSON content type are dropped here too
+    dropped = boundary.accept_published(line(event | {"subject": "Anna", "datacontenttype": "text/plain"}))
+    assert (dropped.subject, dropped.datacontenttype) == (None, None)
+
+
+def test_published_raw_personal_data_is_pseudonymised_as_in_accept(boundary):
+    # Defence in depth: a raw caller, sender or subject on a topic is hashed or classified here.
+    accepted_call = boundary.accept(line(offered()))
+    call = json.loads(encode(accepted_call))
+    call["data"] = {k: v for k, v in call["data"].items() if k != "caller_ref"} | {"caller": PHONE}
+    assert boundary.accept_published(line(call)) == accepted_call
+    accepted_mail = boundary.accept(line(mail(subject="Anstånd")))
+    message = json.loads(encode(accepted_mail))
+    message["data"] = {k: v for k, v in message["data"].items() if k not in ("sender_ref", "categories")}
+    message["data"] |= {"sender": EMAIL, "subject": "Anstånd", "categories": ["Anna Svensson"]}
+    assert boundary.accept_published(line(message)) == accepted_mail
+    assert accepted_mail.data.categories == [PRIORITY, "anstand"]
+
+
+def test_published_categories_are_restricted(boundary):
+    message = json.loads(encode(boundary.accept(line(mail(subject="Anstånd")))))
+    message["data"]["categories"] = ["PRIORITY", "anstand", "Anna Svensson", "19790101-1234"]
+    assert boundary.accept_published(line(message)).data.categories == [PRIORITY, "anstand"]
+
+
+def test_published_live_rejects_the_future(agreements):
+    boundary = live(agreements)
+    event = json.loads(encode(boundary.accept(line(ONE_OF_EACH["call.ended"]))))
+    event["time"] = "2026-04-01T08:45:00+02:00"  # 15 minutes ahead of NOW
+    assert boundary.accept_published(line(event)).startswith("time: 2026-04-01T08:45:00+02:00 is more than 5 minutes")
+
+
+def test_published_never_raises(boundary):
+    raw = line(ONE_OF_EACH["call.ended"]).replace('"c1"', '"c\u00e9"').encode("latin-1")  # é is E9 in Latin-1
+    position = raw.index(b"\xe9")
+    assert boundary.accept_published(raw) == (
+        f"not valid UTF-8: byte 0xe9 at offset {position} (was it saved as Latin-1 or Windows-1252?)"
+    )
+    deep = line(ONE_OF_EACH["call.ended"])[:-1] + ', "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    assert boundary.accept_published(deep) == NESTED_TOO_DEEP
+    assert boundary.accept_published(42) == "cannot be read (TypeError)"

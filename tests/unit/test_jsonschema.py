@@ -159,6 +159,10 @@ def test_agreements_files_are_valid(which, jsonschema):
     bad = copy.deepcopy(raw)
     next(iter(bad["queues"].values()))["colour"] = "blue"  # unknown keys are errors in both
     assert errors(validator, bad)
+    for section in ("queues", "mailboxes"):  # so is an id that is unsafe as a key or label
+        unsafe = copy.deepcopy(raw)
+        unsafe[section]["ekonomi/kund"] = next(iter(unsafe[section].values()))
+        assert errors(validator, unsafe)
 
 
 # -- the schema and msgspec agree on bad events -------------------------------------------------
@@ -204,6 +208,10 @@ _DELETE = object()
         ("data", _DELETE),
         ("data", None),
         ("data.queue", 42),
+        # id-like fields are bounded (issue 7): 512 characters before hashing, 64 for queue ids
+        ("id", "x" * 513),
+        ("data.call_id", "x" * 513),
+        ("data.queue", "q" * 65),
     ],
 )
 def test_invalid_for_both(event_validator, path, value):
@@ -230,3 +238,34 @@ def test_time_without_offset_is_rejected_by_the_pattern(jsonschema):
     [error] = validator.iter_errors(_with("time", "2026-04-01T08:30:00"))
     assert error.validator == "pattern"
     assert list(error.absolute_path) == ["time"]
+
+
+@pytest.mark.parametrize(("path", "value"), [("id", "x" * 512), ("data.call_id", "x" * 512), ("data.queue", "q" * 64)])
+def test_the_longest_allowed_values_are_valid_for_both(event_validator, path, value):
+    event = _with(path, value)
+    assert errors(event_validator, event) == []
+    decode(json.dumps(event))
+
+
+@pytest.mark.parametrize("source", ["anna.svensson@example.se", "Anna Svensson", "a" * 65])
+def test_free_text_source_is_invalid_under_the_schema_and_at_the_boundary(event_validator, source):
+    # The decoder leaves `source` to the boundary (a set lookup is cheaper than a pattern per
+    # event); the schema states the same rule, so producers see it in the contract.
+    event = _with("source", source)
+    assert errors(event_validator, event)
+    agreements = load_agreements(shared_dir() / "examples" / "agreements.yaml")
+    reason = Boundary(agreements, Pseudonymiser(b"k", agreements)).accept(json.dumps(event))
+    assert isinstance(reason, str) and reason.startswith("source: must be a short name")
+
+
+def test_the_schema_says_what_ingest_does_to_each_field():
+    data = committed("call.answered.schema.json")["$defs"]["CallAnsweredData"]["properties"]
+    assert "keyed hash" in data["agent"]["description"]
+    mail = committed("mail.received.schema.json")["$defs"]["MailReceivedData"]["properties"]
+    for field in ("message_id", "thread_id"):
+        assert "keyed hash" in mail[field]["description"]
+    assert "not by a source" in mail["sender_ref"]["description"]
+    assert "priority" in mail["categories"]["description"]
+    envelope = committed("call.ended.schema.json")["properties"]
+    assert envelope["source"]["pattern"] == "^[A-Za-z0-9._/-]{1,64}$"
+    assert "dropped" in envelope["subject"]["description"]
