@@ -12,6 +12,10 @@
 
 Running it again changes nothing but versions: every object is found by its uid and updated.
 The same objects can instead be provisioned from files: deploy/grafana/provisioning/.
+
+A Grafana that cannot be reached (refused, unknown host, timeout, TLS) is a ProvisionError
+naming the URL without its user and password; what Grafana answers with an error status stays
+grafana-client's GrafanaException (the command turns both into one line, `grafana_error`).
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from grafana_client.api import GrafanaApi
-from grafana_client.client import GrafanaClientError
+from grafana_client.client import GrafanaClientError, GrafanaException, GrafanaTimeoutError
 
+from availability.errors import AvailabilityError
 from dashboards.grafana import generate
 from dashboards.grafana_common import CLICKHOUSE_TYPE, CLICKHOUSE_UID, PROMETHEUS_UID
 from schemas.agreements import Agreements
@@ -38,6 +44,10 @@ ALERTING_DIR = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "pro
 MESSAGE = "availability: provisioned by dashboards/provision.py"
 
 Outcome = Literal["created", "updated", "unchanged"]
+
+
+class ProvisionError(AvailabilityError):
+    """Grafana cannot be reached, or refused the provisioning; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +117,85 @@ def provision(
     timeout: float = 30.0,
 ) -> list[Change]:
     """Create or update everything in the Grafana at `url` (a service-account token, or a
-    (user, password) pair). Returns what was created or updated, in order."""
+    (user, password) pair). Returns what was created or updated, in order. An unreachable
+    Grafana raises ProvisionError."""
+    try:
+        return _provision(
+            url,
+            token,
+            folder_title=folder_title,
+            folder_uid=folder_uid,
+            prometheus_url=prometheus_url,
+            clickhouse_host=clickhouse_host,
+            clickhouse_port=clickhouse_port,
+            clickhouse_database=clickhouse_database,
+            clickhouse_username=clickhouse_username,
+            clickhouse_password=clickhouse_password,
+            clickhouse_protocol=clickhouse_protocol,
+            clickhouse_secure=clickhouse_secure,
+            agreements=agreements,
+            alerting_dir=alerting_dir,
+            timeout=timeout,
+        )
+    except OSError as exc:  # niquests' ConnectionError, Timeout, SSLError ... are OSErrors
+        raise ProvisionError(f"cannot reach Grafana at {redact_url(url)} ({_network_reason(exc)})") from None
+    except GrafanaTimeoutError:
+        raise ProvisionError(f"cannot reach Grafana at {redact_url(url)} (no answer within {timeout:g} s)") from None
+
+
+def grafana_error(url: str, exc: GrafanaException) -> str:
+    """One line for an error status Grafana answered (grafana-client's exceptions)."""
+    status = f" {exc.status_code}" if getattr(exc, "status_code", None) else ""
+    message = " ".join(str(getattr(exc, "message", "") or type(exc).__name__).split())[:300]
+    return f"Grafana at {redact_url(url)} answered{status} ({message})"
+
+
+def redact_url(url: str) -> str:
+    """The URL without a user and password (`http://admin:pw@grafana:3000` -> `http://grafana:3000`)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{host}:{parts.port}" if parts.port is not None else host
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:
+        return "(the given URL)"
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def _network_reason(exc: BaseException) -> str:
+    """The useful end of a network error: `Connection refused`, `Name or service not known`, ..."""
+    text = str(exc)
+    found = _ERRNO.findall(text)
+    if found:
+        return str(found[-1]).strip()
+    for known in ("timed out", "certificate verify failed", "Name or service not known"):
+        if known in text:
+            return known
+    return type(exc).__name__
+
+
+def _provision(
+    url: str,
+    token: str | tuple[str, str],
+    *,
+    folder_title: str,
+    folder_uid: str,
+    prometheus_url: str,
+    clickhouse_host: str,
+    clickhouse_port: int,
+    clickhouse_database: str,
+    clickhouse_username: str,
+    clickhouse_password: str | None,
+    clickhouse_protocol: Literal["native", "http"],
+    clickhouse_secure: bool,
+    agreements: Agreements | None,
+    alerting_dir: Path | None,
+    timeout: float,
+) -> list[Change]:
     api = _connect(url, token, timeout)
     changes: list[Change] = []
     for payload in datasources(

@@ -6,6 +6,11 @@ done folder staff move finished messages to (`mail.closed`, reason `handled`). E
 *raw*: `mail.received` carries `sender` and `subject`, and the ingest boundary pseudonymises
 them like any other source's.
 
+The password never crosses the network in clear text unless asked for: the session is TLS,
+implicit (`ssl=True`, IMAPS) or STARTTLS, with the server's certificate verified against the
+system's CAs or `tls_ca`; a server that offers neither is refused before the login. Only
+`insecure_plaintext=True` (for a test server on loopback) logs in without TLS, with a warning.
+
 Delivery is at least once: `poll()` reads from the committed checkpoint and `commit()`, called
 after the events were published, advances it. A crash in between re-reads the same messages,
 which give the same event ids (`imap:{mailbox}:{folder}:{uidvalidity}:{uid}`), so the
@@ -126,6 +131,8 @@ def run(
     user: str,
     *,
     ssl: bool = False,
+    insecure_plaintext: bool = False,
+    tls_ca: str | Path | None = None,
     inbox: str = "INBOX",
     sent: str = "Sent",
     done: str | None = "Done",
@@ -138,7 +145,9 @@ def run(
 ) -> RunStats:
     """Poll the mailbox every `interval` seconds (or once) and publish its events to Kafka
     (or to `publish`). Stops cleanly on SIGTERM/SIGINT or when `stop` is set; an unreachable
-    server or broker is retried at the next interval (with `once`, it is the error)."""
+    server or broker is retried at the next interval (with `once`, it is the error). A server
+    that cannot be reached securely (no STARTTLS, an untrusted certificate) is an ImapError at
+    the first poll, not retried. TLS as in ImapPoller: `ssl`, `tls_ca`, `insecure_plaintext`."""
     if mailbox_id not in agreements.mailboxes:
         known = ", ".join(agreements.mailboxes) or "none"
         raise ImapError(f"unknown mailbox '{mailbox_id}' (the agreements define: {known})")
@@ -146,8 +155,8 @@ def run(
         raise ImapError("no IMAP password: set AVAILABILITY_IMAP_PASSWORD")
     if settings.uses_development_key:
         log.warning("AVAILABILITY_PSEUDONYM_KEY is not set; sender pseudonyms use the public development key")
-    key = settings.pseudonym_key.get_secret_value().encode()
-    boundary = Boundary(agreements, Pseudonymiser(key, agreements))
+    key = settings.pseudonym_key_bytes()
+    boundary = Boundary(agreements, Pseudonymiser(key, agreements), live=True)  # a live path: no future events
     poller = ImapPoller(
         host,
         port if port is not None else (993 if ssl else 143),
@@ -158,6 +167,8 @@ def run(
         sent=sent,
         done=done,
         ssl=ssl,
+        insecure_plaintext=insecure_plaintext,
+        tls_ca=tls_ca,
         checkpoint=Checkpoint(checkpoint if checkpoint is not None else default_checkpoint(mailbox_id)),
         key=key,
         timeout=timeout,

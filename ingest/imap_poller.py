@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ingest.imap_checkpoint import Checkpoint, CheckpointData, FolderMark, SubjectMark
@@ -72,11 +73,18 @@ class ImapPoller:
         sent: str = "Sent",
         done: str | None = "Done",
         ssl: bool = False,
+        insecure_plaintext: bool = False,
+        tls_ca: str | Path | None = None,
         checkpoint: Checkpoint,
         key: bytes = b"",
         timeout: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """TLS always, unless `insecure_plaintext`: implicit TLS with `ssl` (IMAPS, port 993),
+        else STARTTLS (port 143). The server's certificate is verified against the system's CAs,
+        or only against `tls_ca` (a PEM file) when given. No credential is sent before that."""
+        if ssl and insecure_plaintext:
+            raise ImapError("--ssl and --insecure-plaintext contradict each other: choose one")
         roles: list[tuple[str | None, Role]] = [(inbox, "inbox"), (sent, "sent"), (done, "done")]
         self.folders = [(name, role) for name, role in roles if name]
         names = [name for name, _ in self.folders]
@@ -88,6 +96,17 @@ class ImapPoller:
         self.mailbox_id = mailbox_id
         self.source = f"imap/{mailbox_id}"
         self.ssl = ssl
+        self.insecure_plaintext = insecure_plaintext
+        self._tls = None if insecure_plaintext else _tls_context(tls_ca)
+        if insecure_plaintext:
+            log.warning(
+                "imap %s: --insecure-plaintext: the password of '%s' and the mail headers cross the network "
+                "to %s:%d in clear text, readable by anyone on the way; only for a test server on loopback",
+                mailbox_id,
+                user,
+                host,
+                port,
+            )
         self.checkpoint = checkpoint
         self.timeout = timeout
         self._key = key  # keys the subject digests and stand-in message ids
@@ -134,16 +153,9 @@ class ImapPoller:
     @contextmanager
     def _session(self) -> Iterator[imaplib.IMAP4]:
         where = f"{self.host}:{self.port}"
+        conn = self._connect(where)
         try:
-            if self.ssl:
-                conn: imaplib.IMAP4 = imaplib.IMAP4_SSL(
-                    self.host, self.port, ssl_context=ssl_lib.create_default_context(), timeout=self.timeout
-                )
-            else:
-                conn = imaplib.IMAP4(self.host, self.port, timeout=self.timeout)
-        except (OSError, imaplib.IMAP4.error) as exc:
-            raise ImapUnavailable(f"cannot reach IMAP at {where} ({_reason(exc)})") from None
-        try:
+            self._secure(conn, where)
             self._login(conn, where)
             yield conn
         except (imaplib.IMAP4.abort, OSError) as exc:
@@ -153,6 +165,39 @@ class ImapPoller:
         finally:
             with suppress(Exception):
                 conn.logout()
+
+    def _connect(self, where: str) -> imaplib.IMAP4:
+        try:
+            if self.ssl:
+                return imaplib.IMAP4_SSL(self.host, self.port, ssl_context=self._tls, timeout=self.timeout)
+            return imaplib.IMAP4(self.host, self.port, timeout=self.timeout)
+        except ssl_lib.SSLError as exc:
+            raise _tls_refused(where, exc) from None
+        except (OSError, imaplib.IMAP4.error) as exc:
+            raise ImapUnavailable(f"cannot reach IMAP at {where} ({_reason(exc)})") from None
+
+    def _secure(self, conn: imaplib.IMAP4, where: str) -> None:
+        """STARTTLS unless the connection is TLS already or plaintext was asked for; then check
+        that the server takes a login. Nothing secret has been sent when this refuses."""
+        if not self.ssl and not self.insecure_plaintext:
+            if "STARTTLS" not in conn.capabilities:
+                raise ImapError(
+                    f"IMAP at {where} does not offer STARTTLS, so the password would cross the network in clear "
+                    "text; use --ssl (implicit TLS, usually port 993), or --insecure-plaintext for a test server"
+                )
+            try:
+                conn.starttls(ssl_context=self._tls)  # then asks for the capabilities again, over TLS
+            except ssl_lib.SSLError as exc:
+                raise _tls_refused(where, exc) from None
+            except imaplib.IMAP4.abort:
+                raise
+            except imaplib.IMAP4.error as exc:  # BAD or NO
+                raise ImapError(
+                    f"IMAP at {where} refused STARTTLS ({_reason(exc)}); the password was not sent"
+                ) from None
+        if "LOGINDISABLED" in conn.capabilities:
+            detail = "without TLS; drop --insecure-plaintext" if self.insecure_plaintext else "(even over TLS)"
+            raise ImapError(f"IMAP at {where} does not allow a login {detail} (LOGINDISABLED)")
 
     def _login(self, conn: imaplib.IMAP4, where: str) -> None:
         try:
@@ -245,6 +290,30 @@ class ImapPoller:
             if mark is not None and mark.received_at <= at:
                 return mark.thread_id
         return msg.message_id
+
+
+def _tls_context(ca_file: str | Path | None) -> ssl_lib.SSLContext:
+    """Certificate and host name verified (TLS 1.2 or newer): the system's CAs, or only `ca_file`."""
+    try:
+        context = ssl_lib.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+    except (OSError, ssl_lib.SSLError) as exc:
+        raise ImapError(f"cannot use --tls-ca {ca_file} ({_reason(exc)})") from None
+    context.minimum_version = ssl_lib.TLSVersion.TLSv1_2
+    return context
+
+
+def _tls_refused(where: str, exc: ssl_lib.SSLError) -> ImapError:
+    """A certificate that does not verify, or a failed handshake: a configuration to fix, not retried."""
+    if isinstance(exc, ssl_lib.SSLCertVerificationError):
+        why = exc.verify_message or _reason(exc)
+        return ImapError(
+            f"IMAP at {where}: the server's TLS certificate is not trusted ({why}); the password was not sent. "
+            "For a private CA give its certificate with --tls-ca FILE"
+        )
+    return ImapError(
+        f"IMAP at {where}: TLS handshake failed ({exc.reason or _reason(exc)}); the password was not sent. "
+        "--ssl is implicit TLS (usually port 993), without it STARTTLS is used (port 143)"
+    )
 
 
 def _remember(table: dict[str, Any], key: str, value: Any, limit: int) -> None:

@@ -2,20 +2,26 @@
 
     POST /events    one CloudEvent (application/cloudevents+json or application/json, structured
                     mode) or a batch (application/cloudevents-batch+json: a JSON array of them)
-    GET  /healthz   200 {"status": "ok"}; never touches Kafka
+    GET  /healthz   200 {"status": "ok"} while the publisher is connected to Kafka, else
+                    503 {"status": "degraded", "kafka": "unreachable"} (it never sends to Kafka)
     GET  /metrics   Prometheus text (a registry of this app, not the process-global one)
 
 Answers to POST /events, in the order they are checked:
 
-    401  no or wrong `Authorization: Bearer <token>` (with `WWW-Authenticate: Bearer ...`)
+    401  no or wrong `Authorization: Bearer <token>` (with `WWW-Authenticate: Bearer ...`); also a
+         header that is not ASCII or not even UTF-8: it cannot be the token
     415  another content type
     413  body larger than `max_body_bytes` (default 16 MiB: a 10 000-event batch is ~2.5 MB)
-    400  the body as a whole is unusable: not JSON at all, or a batch that is not a JSON array.
-         No item can be named, so there is no per-item list: {"error": "...", "accepted": 0}
-    422  at least one item was rejected by the boundary (spec/events.md, "Bad input"), or is larger
-         than `max_event_bytes`: {"rejected": [{"index": i, "reason": "..."}, ...], "accepted": 0}
-         listing every rejected item. All or nothing: then not one item of the request is
-         published, so the sender can fix and resend the whole request.
+    408  the body did not arrive in time: `body_timeout` (10 s) plus 1 s per `min_body_rate`
+         bytes received (1 MiB/s); the connection is closed
+    400  the body as a whole is unusable: not JSON at all, nested too deeply to split (5 000
+         levels), or a batch that is not a JSON array. No item can be named, so there is no
+         per-item list: {"error": "...", "accepted": 0}
+    422  at least one item was rejected by the boundary (spec/events.md, "Bad input"; invalid
+         UTF-8 inside an item is such a reason), or is larger than `max_event_bytes` (the
+         contract's MAX_EVENT_BYTES, 64 KiB): {"rejected": [{"index": i, "reason": "..."}, ...],
+         "accepted": 0} listing every rejected item. All or nothing: then not one item of the
+         request is published, so the sender can fix and resend the whole request.
     503  Kafka did not acknowledge (or is not connected): {"error": "...", "accepted": 0} and
          `Retry-After: <seconds>`. Some of the items may still reach Kafka later (at least once);
          a retry is safe because events are de-duplicated downstream by (source, id).
@@ -28,9 +34,24 @@ boundary's reasons (which name fields, types and unknown queues/mailboxes, never
 personal fields). Rejected items are not written to the dead-letter topic: the sender gets
 each reason back and keeps the items, and a raw item may hold a caller number.
 
+Secrets stay out of the log: the access log (`AccessLogger`) writes method, path without the
+query string, status, size and time, never headers, the query or the client's address; a
+malformed request is logged as one line naming the error class, not aiohttp's quote of the
+offending request line or header (which can hold a token). A client that closes its
+connection early is not an error and writes nothing.
+
+Slow or idle clients cannot hold the server (`ServerLimits`, used by `listening` and `serve`):
+a connection must deliver a complete request head within `header_timeout` (10 s) of
+connecting or of its previous response (this is also the keep-alive idle time), the body is
+bounded as above (408), a body the handler did not read is drained for at most
+`lingering_time` (5 s), and beyond `max_connections` (512) open connections a new one is
+answered `503` with `Retry-After` and closed.
+
 `create_app` serves any publisher (tests, other sources); `serve` is `availability ingest
 webhook`: it starts while Kafka is down, answers 503 until Kafka is back and reconnects by
-itself (`ReconnectingPublisher`, in ingest/webhook_publisher.py).
+itself (`ReconnectingPublisher`, in ingest/webhook_publisher.py), and rate-limits the Kafka
+client's log records (`ingest.log_limit.limit_repeats`) so an outage writes a line a minute,
+not 150 a second.
 """
 
 from __future__ import annotations
@@ -38,37 +59,47 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import signal
 import socket
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
+from typing import Protocol, cast
 
 import msgspec
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_server import Server
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from availability.errors import AvailabilityError
 from availability.settings import Settings
 from ingest.boundary import Boundary, reason_of
+from ingest.log_limit import limit_repeats
 from ingest.publisher import PublishError
 from ingest.webhook_publisher import ReconnectingPublisher
 from schemas.agreements import Agreements
-from schemas.events import Event
+from schemas.events import MAX_EVENT_BYTES, Event
 
 __all__ = [
     "BATCH_TYPE",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_EVENT_BYTES",
     "SINGLE_TYPES",
+    "AccessLogger",
     "Publisher",
     "ReconnectingPublisher",
+    "ServerLimits",
     "WebhookError",
     "create_app",
     "create_service_app",
+    "listening",
     "serve",
 ]
 
@@ -79,7 +110,13 @@ BATCH_TYPE = "application/cloudevents-batch+json"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 # One event is a few hundred bytes. A huge one would exceed Kafka's message size limit (1 MiB)
 # and fail on every retry, so it is rejected up front instead of answered with 503 for ever.
-DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+# The same limit as every other path (schemas/events.py).
+DEFAULT_MAX_EVENT_BYTES = MAX_EVENT_BYTES
+# A body must arrive within DEFAULT_BODY_TIMEOUT s plus 1 s per DEFAULT_MIN_BODY_RATE bytes
+# received: a 16 MiB batch may take 26 s, a client that trickles bytes is cut off after ~10 s.
+DEFAULT_BODY_TIMEOUT = 10.0
+DEFAULT_MIN_BODY_RATE = 1024 * 1024
+_CLIENT_CLOSED = 499  # nginx's "client closed request": counted, never sent
 _LOGGED_REASONS = 5  # per request; the response lists them all
 _PUBLISH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -89,9 +126,22 @@ class WebhookError(AvailabilityError):
 
 
 class Publisher(Protocol):
+    """A publisher may also have a `connected` property (ReconnectingPublisher has): /healthz
+    answers 503 while it is false. One without it is taken as connected."""
+
     def publish(self, events: Iterable[Event], timeout: float = ...) -> int:
         """Return only once the broker acknowledged every event; raise PublishError otherwise."""
         ...
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What a connection may cost `serve` (the body's time limit is `create_app`'s)."""
+
+    header_timeout: float = 10.0  # connect (or previous response) -> complete request head; keep-alive idle
+    lingering_time: float = 5.0  # draining a body the handler did not read (after 401, 413, ...)
+    max_connections: int = 512  # open connections; the next one gets 503 and is closed
+    shutdown_timeout: float = 30.0  # SIGTERM: running requests may finish within this
 
 
 def create_app(
@@ -104,6 +154,8 @@ def create_app(
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     publish_timeout: float = 10.0,
     publish_threads: int = 4,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    min_body_rate: float = DEFAULT_MIN_BODY_RATE,
 ) -> web.Application:
     """The webhook as an aiohttp application. The caller owns (and closes) `publisher`.
 
@@ -117,7 +169,17 @@ def create_app(
             "no webhook token: set AVAILABILITY_WEBHOOK_TOKEN, or allow anonymous posts explicitly "
             "(--allow-anonymous, development only)"
         )
-    webhook = _Webhook(boundary, publisher, token, max_body_bytes, max_event_bytes, publish_timeout, publish_threads)
+    webhook = _Webhook(
+        boundary,
+        publisher,
+        token,
+        max_body_bytes,
+        max_event_bytes,
+        publish_timeout,
+        publish_threads,
+        body_timeout,
+        min_body_rate,
+    )
     app = web.Application(client_max_size=max_body_bytes)
     app.router.add_post("/events", webhook.events)
     app.router.add_get("/healthz", webhook.healthz)
@@ -136,6 +198,8 @@ class _Webhook:
         max_event_bytes: int,
         publish_timeout: float,
         publish_threads: int,
+        body_timeout: float,
+        min_body_rate: float,
     ) -> None:
         self.boundary = boundary
         self.publisher = publisher
@@ -143,6 +207,8 @@ class _Webhook:
         self.max_body_bytes = max_body_bytes
         self.max_event_bytes = max_event_bytes
         self.publish_timeout = publish_timeout
+        self.body_timeout = body_timeout
+        self.min_body_rate = min_body_rate
         # kafka-python blocks until the broker acknowledged: a few threads keep the loop free.
         self.pool = ThreadPoolExecutor(max_workers=publish_threads, thread_name_prefix="webhook-publish")
         self.registry = CollectorRegistry(auto_describe=True)
@@ -175,11 +241,16 @@ class _Webhook:
         except web.HTTPException as exc:
             status = exc.status
             raise
+        except ConnectionError:  # the client went away (mid-body, or before the answer): no one to tell
+            status = _CLIENT_CLOSED
+            return web.Response(status=_CLIENT_CLOSED)  # for the access log; it cannot be sent
         finally:
             self.requests_total.labels(str(status)).inc()
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        if getattr(self.publisher, "connected", True):
+            return web.json_response({"status": "ok"})
+        return web.json_response({"status": "degraded", "kafka": "unreachable"}, status=503)
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -204,10 +275,9 @@ class _Webhook:
             )
         if request.content_length is not None and request.content_length > self.max_body_bytes:
             return self._too_large()
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return self._too_large()
+        body = await self._read_body(request)
+        if isinstance(body, web.Response):
+            return body
 
         items = _split(body, batch)
         if isinstance(items, str):
@@ -245,13 +315,52 @@ class _Webhook:
         self.events_total.labels("accepted").inc(accepted)
         return web.json_response({"accepted": accepted}, status=202)
 
+    async def _read_body(self, request: web.Request) -> bytes | web.Response:
+        """The whole body, or the answer when it is too large (413), too slow (408) or broken (400).
+
+        The deadline is `body_timeout` from now plus 1 s per `min_body_rate` bytes received, so
+        a large batch on a slow line is fine and a client trickling bytes is not."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.body_timeout
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            remaining = deadline + size / self.min_body_rate - loop.time()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                async with asyncio.timeout(remaining):
+                    chunk = await request.content.readany()
+            except TimeoutError:
+                return await self._timed_out(request)
+            except web.RequestPayloadError:  # a broken chunked encoding or compression
+                return _error(400, "the request body could not be read (broken transfer or content encoding)")
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return self._too_large()
+            chunks.append(chunk)
+
+    async def _timed_out(self, request: web.Request) -> web.Response:
+        """408, sent now, and the connection closed: draining the rest would wait for the same client."""
+        response = _error(408, f"the request body did not arrive within {self.body_timeout:g} s")
+        response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        if request.transport is not None:
+            request.transport.close()  # after the answer is flushed
+        return response
+
     def _authorised(self, request: web.Request) -> bool:
         if self.token is None:
             return True
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer":
             return False
-        return hmac.compare_digest(credentials.strip().encode(), self.token)
+        # aiohttp decodes header bytes as UTF-8 with surrogate escapes: encoding them back the
+        # same way gives the bytes that were sent, whatever they are (a non-token never matches).
+        return hmac.compare_digest(credentials.strip().encode("utf-8", "surrogateescape"), self.token)
 
     def _validate(self, items: list[bytes]) -> tuple[list[Event], list[tuple[int, str]]]:
         events: list[Event] = []
@@ -261,7 +370,11 @@ class _Webhook:
             if len(raw) > limit:
                 rejected.append((index, f"event larger than {limit} bytes ({len(raw)})"))
                 continue
-            result = accept(raw)
+            try:
+                result = accept(raw)
+            except Exception as exc:  # the boundary promises not to raise; an item must never give 500
+                log.warning("the boundary raised on item %d: %s", index, type(exc).__name__)
+                result = _undecodable(exc)
             if isinstance(result, str):
                 rejected.append((index, result))
             else:
@@ -287,10 +400,141 @@ def _split(body: bytes, batch: bool) -> list[bytes] | str:
         return "a batch must be a JSON array of CloudEvents"
     except msgspec.DecodeError as exc:
         return reason_of(exc)
+    except (RecursionError, ValueError) as exc:
+        return _undecodable(exc)
+
+
+def _undecodable(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "not usable JSON (nested too deeply)"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+    return f"not usable JSON ({type(exc).__name__})"
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": message, "accepted": 0}, status=status, headers=headers)
+
+
+# -- the server: access log, protocol errors, connection limits ---------------------------------
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request: method, path without the query string, status, body size, time.
+
+    Never the query string (a sender may put a token there), headers, or the client's address."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "%s %s %d %d %.3f s",
+            _printable(request.method, 16),
+            _printable(request.rel_url.raw_path, 200),
+            response.status,
+            response.body_length,
+            time,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+
+def _printable(text: str, limit: int) -> str:
+    """Client-chosen text for a log line: printable ASCII only (no forged lines), bounded."""
+    clean = "".join(ch if " " < ch < "\x7f" else "?" for ch in text[:limit])
+    return clean + ("..." if len(text) > limit else "")
+
+
+class _ProtocolErrors(logging.Filter):
+    """aiohttp.server's records about clients, made safe and short.
+
+    A client that closed its connection is not an error: dropped. A malformed request becomes
+    one line naming the error class; aiohttp's message quotes the offending request line or
+    header, which can hold a token or a query string. Other exceptions (bugs) keep their traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ConnectionError | asyncio.CancelledError):
+            return False
+        if isinstance(exc, HttpProcessingError):
+            record.msg = f"{record.getMessage()}: malformed request ({type(exc).__name__}, answered {exc.code})"
+            record.args = ()
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _quiet_protocol_errors() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _ProtocolErrors) for f in server_log.filters):
+        server_log.addFilter(_ProtocolErrors())
+
+
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 28\r\nConnection: close\r\n\r\ntoo many connections; retry\n"
+)
+
+
+class _Busy(asyncio.Protocol):
+    """The answer to a connection beyond the limit: 503, then closed."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        stream = cast(asyncio.Transport, transport)
+        stream.write(_BUSY)
+        stream.close()
+
+
+class _Gate:
+    """The protocol factory of the listening socket: aiohttp's, up to `limit` open connections."""
+
+    def __init__(self, server: Server, limit: int) -> None:
+        self.server = server
+        self.limit = limit
+        self.refused = 0
+        self._logged = -60.0
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        if len(self.server.connections) < self.limit:
+            return self.server()
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._logged >= 60:
+            self._logged = now
+            log.warning(
+                "%d connections open (the limit): refusing new ones with 503 (%d so far)", self.limit, self.refused
+            )
+        return _Busy()
+
+
+@asynccontextmanager
+async def listening(
+    app: web.Application, sock: socket.socket, limits: ServerLimits = ServerLimits()
+) -> AsyncIterator[None]:
+    """Serve `app` on the bound socket `sock` with `limits` until the block ends, then shut down
+    gracefully (running requests finish within `shutdown_timeout`, then the app's cleanup)."""
+    _quiet_protocol_errors()
+    runner = web.AppRunner(
+        app,
+        access_log_class=AccessLogger,
+        keepalive_timeout=limits.header_timeout,
+        lingering_time=limits.lingering_time,
+        shutdown_timeout=limits.shutdown_timeout,
+    )
+    await runner.setup()
+    server: asyncio.Server | None = None
+    try:
+        assert runner.server is not None
+        gate = _Gate(runner.server, limits.max_connections)
+        server = await asyncio.get_running_loop().create_server(gate, sock=sock)
+        yield
+    finally:
+        if server is not None:
+            server.close()
+        await runner.cleanup()
+        if server is not None:
+            await server.wait_closed()
 
 
 # -- the `availability ingest webhook` command ------------------------------------------------
@@ -303,7 +547,8 @@ def create_service_app(
     from ingest.pseudonymise import Pseudonymiser
 
     token = settings.webhook_token.get_secret_value() if settings.webhook_token is not None else None
-    boundary = Boundary(agreements, Pseudonymiser(settings.pseudonym_key.get_secret_value().encode(), agreements))
+    # live: an event more than MAX_FUTURE ahead of this clock is rejected (spec/events.md)
+    boundary = Boundary(agreements, Pseudonymiser(settings.pseudonym_key_bytes(), agreements), live=True)
     publisher = ReconnectingPublisher(settings.kafka_bootstrap_servers, settings.topic_prefix)
     app = create_app(boundary, publisher, token=token, allow_anonymous=allow_anonymous, publish_timeout=publish_timeout)
 
@@ -318,11 +563,20 @@ def create_service_app(
     return app
 
 
-def serve(settings: Settings, agreements: Agreements, host: str, port: int, allow_anonymous: bool) -> None:
+def serve(
+    settings: Settings,
+    agreements: Agreements,
+    host: str,
+    port: int,
+    allow_anonymous: bool,
+    *,
+    limits: ServerLimits = ServerLimits(),
+) -> None:
     """Run the webhook until SIGINT/SIGTERM; prints the address it listens on."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO is every connection
+    limit_repeats()  # a broker outage: one line a minute per kind, not ~150 a second
     app = create_service_app(settings, agreements, allow_anonymous=allow_anonymous)
     if settings.uses_development_key:
         print(
@@ -339,10 +593,25 @@ def serve(settings: Settings, agreements: Agreements, host: str, port: int, allo
         raise WebhookError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     bound = sock.getsockname()[1]
     address = f"http://{f'[{host}]' if ':' in host else host}:{bound}"
+    asyncio.run(_serve(app, sock, address, limits))
 
-    def announce(*_: object) -> None:
-        print(f"availability: webhook listening on {address} (POST /events, GET /healthz, GET /metrics)", flush=True)
 
-    # run_app handles SIGINT and SIGTERM: stop accepting, finish running requests, then cleanup
-    # (thread pool, Kafka producer).
-    web.run_app(app, sock=sock, print=announce)
+async def _serve(app: web.Application, sock: socket.socket, address: str, limits: ServerLimits) -> None:
+    """Until the first SIGINT/SIGTERM: then stop accepting, let running requests finish, clean
+    up (thread pool, Kafka producer). A second signal acts as usual (Ctrl-C interrupts at once)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with listening(app, sock, limits):
+            print(
+                f"availability: webhook listening on {address} (POST /events, GET /healthz, GET /metrics)", flush=True
+            )
+            await stop.wait()
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)

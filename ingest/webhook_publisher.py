@@ -29,6 +29,10 @@ class ReconnectingPublisher:
       requests fail fast with PublishError instead of each waiting out the publish timeout
       behind the records stuck in the old producer; the background thread reconnects when a
       broker answers again.
+    - While connected, the background thread checks every `health_interval` s that a bootstrap
+      server still accepts TCP connections; after two failed checks in a row the producer is
+      dropped as after a failure. So `connected` (the webhook's /healthz) turns false within a
+      few seconds of an outage, also when no request is sent meanwhile.
 
     `publish` waits at most `connect_wait` s for a connection, then raises PublishError.
     """
@@ -41,12 +45,14 @@ class ReconnectingPublisher:
         retry_after: int = 5,
         connect_wait: float = 1.0,
         probe_interval: float = 1.0,
+        health_interval: float = 2.0,
         connect: Callable[[], KafkaPublisher] | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.retry_after = retry_after
         self.connect_wait = connect_wait
         self.probe_interval = probe_interval
+        self.health_interval = health_interval
         self._connect = connect or partial(KafkaPublisher, bootstrap_servers, topic_prefix)
         self._state = threading.Condition()
         self._current: KafkaPublisher | None = None
@@ -55,6 +61,7 @@ class ReconnectingPublisher:
 
     @property
     def connected(self) -> bool:
+        """A producer is connected and a broker accepted a connection at the last check."""
         return self._current is not None
 
     def start(self) -> None:
@@ -85,24 +92,32 @@ class ReconnectingPublisher:
         if publisher is not None:
             _close_quietly(publisher, attempts=1)
 
-    def _discard(self, publisher: KafkaPublisher) -> None:
+    def _discard(self, publisher: KafkaPublisher, why: str = "after a failure") -> None:
         with self._state:
             if self._current is not publisher:
                 return  # another thread already dropped it
             self._current = None
             self._state.notify_all()
-        log.warning("dropping the Kafka producer after a failure; reconnecting in the background")
+        log.warning("dropping the Kafka producer %s; reconnecting in the background", why)
         # close() flushes first, which fails while the broker is away; the records in it
         # expire after the producer's delivery timeout (30 s), then it closes.
         threading.Thread(target=_close_quietly, args=(publisher,), name="webhook-kafka-close", daemon=True).start()
 
     def _run(self) -> None:
         down_logged = False
+        failed_checks = 0
         while True:
             with self._state:
-                self._state.wait_for(lambda: self._current is None or self._closed)
+                self._state.wait_for(lambda: self._current is None or self._closed, timeout=self.health_interval)
                 if self._closed:
                     return
+                current = self._current
+            if current is not None:  # connected: is a broker still there?
+                failed_checks = 0 if self._reachable() else failed_checks + 1
+                if failed_checks >= 2:
+                    failed_checks = 0
+                    self._discard(current, f"(no broker of {self.bootstrap_servers} accepts connections)")
+                continue
             try:
                 if not self._reachable():
                     raise PublishError(f"no broker of {self.bootstrap_servers} accepts connections")

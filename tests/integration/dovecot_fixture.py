@@ -1,9 +1,13 @@
 """A real Dovecot IMAP server on 127.0.0.1 for the IMAP poller's tests (Debian `dovecot-imapd`).
 
 One server per test session; each test takes its own account (a fresh, empty mailbox with
-INBOX, Sent and Done). Plaintext LOGIN is allowed (loopback only, `ssl = no`). As root,
-Dovecot refuses to run mail processes as uid 0, so the mail store belongs to the `dovecot`
-system user the package creates; as another user everything runs as that user.
+INBOX, Sent and Done). It serves TLS as a production server does: IMAP with STARTTLS on
+`port` and implicit TLS (IMAPS) on `tls_port`, with a self-signed certificate for 127.0.0.1
+made for the session by the `openssl` command (`ca` is its PEM file, what the poller gets as
+`tls_ca`). Dovecot treats loopback as a secure network, so a login without TLS on `port` is
+still possible: the tests of `insecure_plaintext` use that. As root, Dovecot refuses to run
+mail processes as uid 0, so the mail store belongs to the `dovecot` system user the package
+creates; as another user everything runs as that user.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -37,8 +42,10 @@ listen = 127.0.0.1
 base_dir = {base}/run
 state_dir = {base}/state
 log_path = {base}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
+ssl = yes
+ssl_cert = <{base}/cert.pem
+ssl_key = <{base}/key.pem
+disable_plaintext_auth = yes
 auth_mechanisms = plain login
 auth_failure_delay = 0
 {users}
@@ -51,7 +58,9 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
   }}
 }}
 service anvil {{
@@ -89,8 +98,10 @@ namespace inbox {{
 @dataclass
 class Dovecot:
     host: str
-    port: int
+    port: int  # IMAP with STARTTLS
+    tls_port: int  # IMAPS
     base: Path
+    ca: Path  # the server's self-signed certificate
     used: int = 0
 
     def new_user(self) -> str:
@@ -101,7 +112,9 @@ class Dovecot:
         return f"fm{self.used:02d}"
 
     def connect(self, user: str) -> imaplib.IMAP4:
-        conn = imaplib.IMAP4(self.host, self.port, timeout=10)
+        """A session to set up a test's mailbox (IMAPS, the certificate verified)."""
+        context = ssl.create_default_context(cafile=str(self.ca))
+        conn = imaplib.IMAP4_SSL(self.host, self.tls_port, ssl_context=context, timeout=10)
         conn.login(user, PASSWORD)
         return conn
 
@@ -134,6 +147,20 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def _certificate(base: Path) -> Path:
+    """A self-signed certificate for 127.0.0.1 and localhost (EC P-256, valid two days)."""
+    if shutil.which("openssl") is None:
+        pytest.fail("the Dovecot fixture needs the openssl command for its TLS certificate")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(base / "key.pem"), "-out", str(base / "cert.pem"), "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    (base / "key.pem").chmod(0o600)
+    return base / "cert.pem"
 
 
 def _wait_for(port: int, process: subprocess.Popen[bytes], base: Path, timeout: float = 15.0) -> None:
@@ -174,15 +201,20 @@ def dovecot() -> Iterator[Dovecot]:
         uid, gid = os.getuid(), os.getgid()
         me, group = pwd.getpwuid(uid).pw_name, grp.getgrgid(gid).gr_name
         users = f"default_login_user = {me}\ndefault_internal_user = {me}\ndefault_internal_group = {group}\n"
-    port = _free_port()
+    port = tls_port = _free_port()
+    while tls_port == port:
+        tls_port = _free_port()
+    ca = _certificate(base)
     config = base / "dovecot.conf"
-    config.write_text(CONFIG.format(base=base, port=port, uid=uid, gid=gid, users=users), encoding="utf-8")
+    config.write_text(
+        CONFIG.format(base=base, port=port, tls_port=tls_port, uid=uid, gid=gid, users=users), encoding="utf-8"
+    )
     # Errors before the log file is open (a bad config) go to stdout/stderr: keep them too.
     with (base / "dovecot.out").open("wb") as out:
         process = subprocess.Popen([str(DOVECOT), "-F", "-c", str(config)], stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_for(port, process, base)
-        yield Dovecot("127.0.0.1", port, base)
+        yield Dovecot("127.0.0.1", port, tls_port, base, ca)
     finally:
         process.send_signal(signal.SIGTERM)
         try:

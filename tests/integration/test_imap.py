@@ -24,7 +24,16 @@ from availability.settings import Settings
 from availability.warehouse import Warehouse
 from dashboards.report import monthly_report
 from ingest.boundary import Boundary
-from ingest.imap import Checkpoint, ImapError, ImapPoller, RunStats, imap_utf7, normal_subject, run
+from ingest.imap import (
+    Checkpoint,
+    ImapError,
+    ImapPoller,
+    ImapUnavailable,
+    RunStats,
+    imap_utf7,
+    normal_subject,
+    run,
+)
 from ingest.pseudonymise import Pseudonymiser
 from schemas.agreements import Agreements, load_agreements
 from schemas.events import Event, MailClosed, MailEvent, MailReceived, MailReplied, encode
@@ -37,6 +46,7 @@ __all__ = ["dovecot"]  # the session fixture, used by name below
 pytestmark = pytest.mark.integration
 
 CEST = timezone(timedelta(hours=2))
+KEY = "imap-test-key-of-at-least-32-bytes!!"  # Settings refuse shorter keys
 MAILBOX = "kundreskontra"
 SOURCE = f"imap/{MAILBOX}"
 
@@ -54,7 +64,8 @@ def encoded(text: str) -> str:
 def poller(
     server: Dovecot, user: str, checkpoint: Path, now: datetime, sent: str = "Sent", done: str = "Done"
 ) -> ImapPoller:
-    """A poller as after a (re)start: a new object reading the checkpoint file; its clock is `now`."""
+    """A poller as after a (re)start: a new object reading the checkpoint file; its clock is `now`.
+    It talks to Dovecot as to a production server: STARTTLS (the default), the certificate verified."""
     return ImapPoller(
         server.host,
         server.port,
@@ -63,7 +74,7 @@ def poller(
         MAILBOX,
         sent=sent,
         done=done,
-        ssl=False,
+        tls_ca=server.ca,
         checkpoint=Checkpoint(checkpoint),
         clock=lambda: now,
     )
@@ -389,7 +400,7 @@ def test_run_publishes_pseudonymised_events_and_stops_on_sigterm(
     deliver(conn, "INBOX", at(21, 10), B1)
     deliver(conn, "Sent", at(21, 13), {**RB, "References": "<b1@kund2.example>"})
     conn.logout()
-    settings = Settings(imap_password=SecretStr(PASSWORD), pseudonym_key=SecretStr("test-key"))
+    settings = Settings(imap_password=SecretStr(PASSWORD), pseudonym_key=SecretStr(KEY))
     published: list[list[Event]] = []
     first_published = threading.Event()
 
@@ -420,7 +431,7 @@ def test_run_publishes_pseudonymised_events_and_stops_on_sigterm(
     caplog.set_level(logging.INFO, logger="ingest.imap")
     try:
         stats = run(
-            settings, agreements, MAILBOX, dovecot.host, dovecot.port, user,
+            settings, agreements, MAILBOX, dovecot.host, dovecot.port, user, tls_ca=dovecot.ca,
             checkpoint=tmp_path / "cp.json", interval=0.1, publish=publish, stop=stop,
         )  # fmt: skip
     finally:
@@ -436,6 +447,13 @@ def test_run_publishes_pseudonymised_events_and_stops_on_sigterm(
     assert isinstance(received, MailReceived)
     assert received.data.sender is None and received.data.subject is None  # the boundary ran
     assert received.data.sender_ref and received.data.categories == ["priority", "avbetalning"]
+    # Message-IDs and thread ids can hold addresses, so the boundary replaces them with keyed
+    # hashes (issue #7, item 11): the expected values are the run key's pseudonyms of the raw ids.
+    ids = Pseudonymiser(KEY.encode(), agreements).id_ref
+    b1, rb, d1 = ids("<b1@kund2.example>"), ids("<rb@kommun.example>"), ids("<d1@kund4.example>")
+    mail = [ev for ev in events if isinstance(ev, MailReceived | MailReplied)]
+    assert [ev.data.message_id for ev in mail] == [b1, rb, d1]
+    assert [ev.data.thread_id for ev in mail] == [b1, b1, d1]
 
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "1 received" in logged
@@ -443,7 +461,7 @@ def test_run_publishes_pseudonymised_events_and_stops_on_sigterm(
         assert raw not in logged
 
     # --once with nothing new: one poll, nothing published, the checkpoint is respected.
-    again = run(settings, agreements, MAILBOX, dovecot.host, dovecot.port, user,
+    again = run(settings, agreements, MAILBOX, dovecot.host, dovecot.port, user, tls_ca=dovecot.ca,
                 checkpoint=tmp_path / "cp.json", once=True, publish=published.append)  # fmt: skip
     assert (again.polls, again.published, len(published)) == (1, 0, 2)
 
@@ -456,15 +474,24 @@ def test_run_configuration_errors_are_one_line(dovecot: Dovecot, tmp_path: Path)
     args = (MAILBOX, dovecot.host, dovecot.port, user)
     no_password = Settings(imap_password=None)
     with pytest.raises(ImapError, match=r"^no IMAP password: set AVAILABILITY_IMAP_PASSWORD$"):
-        run(no_password, agreements, *args, once=True, publish=print)
+        run(no_password, agreements, *args, once=True, publish=print, tls_ca=dovecot.ca)
     settings = Settings(imap_password=SecretStr("wrong"))
     with pytest.raises(ImapError, match=f"refused the login of '{user}'$"):
-        run(settings, agreements, *args, checkpoint=tmp_path / "cp.json", once=True, publish=print)
+        run(settings, agreements, *args, checkpoint=tmp_path / "cp.json", once=True, publish=print, tls_ca=dovecot.ca)
     with pytest.raises(ImapError, match="unknown mailbox 'nope'"):
-        run(settings, agreements, "nope", dovecot.host, dovecot.port, user, once=True, publish=print)
+        run(settings, agreements, "nope", dovecot.host, dovecot.port, user, once=True, publish=print, tls_ca=dovecot.ca)
     settings = Settings(imap_password=SecretStr(PASSWORD))
     with pytest.raises(ImapError, match="folder 'Klart' cannot be opened"):
-        run(settings, agreements, *args, done="Klart", checkpoint=tmp_path / "cp.json", once=True, publish=print)
+        run(
+            settings,
+            agreements,
+            *args,
+            done="Klart",
+            checkpoint=tmp_path / "cp.json",
+            once=True,
+            publish=print,
+            tls_ca=dovecot.ca,
+        )
     with pytest.raises(ImapError, match="cannot reach IMAP"):
         run(
             settings,
@@ -476,7 +503,66 @@ def test_run_configuration_errors_are_one_line(dovecot: Dovecot, tmp_path: Path)
             checkpoint=tmp_path / "cp.json",
             once=True,
             publish=print,
+            tls_ca=dovecot.ca,
         )
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ImapError, match="not an IMAP checkpoint"):
-        run(settings, agreements, *args, checkpoint=tmp_path / "bad.json", once=True, publish=print)
+        run(settings, agreements, *args, checkpoint=tmp_path / "bad.json", once=True, publish=print, tls_ca=dovecot.ca)
+
+
+# -- TLS (issue #7, item 10) ------------------------------------------------------------------
+
+
+def _logins(server: Dovecot, user: str) -> list[str]:
+    return [line for line in server.log().splitlines() if "Login:" in line and f"user=<{user}>" in line]
+
+
+def test_implicit_tls_and_starttls_verify_the_certificate(dovecot: Dovecot, tmp_path: Path) -> None:
+    user = dovecot.new_user()
+    conn = dovecot.connect(user)
+    deliver(conn, "INBOX", at(21, 10), B1)
+    conn.logout()
+
+    def poll(port: int, **tls: object) -> list[MailEvent]:
+        return ImapPoller(
+            dovecot.host, port, user, PASSWORD, MAILBOX, checkpoint=Checkpoint(tmp_path / f"{port}.json"),
+            clock=lambda: at(21, 11), **tls,  # type: ignore[arg-type]
+        ).poll()  # fmt: skip
+
+    implicit = poll(dovecot.tls_port, ssl=True, tls_ca=dovecot.ca)
+    starttls = poll(dovecot.port, tls_ca=dovecot.ca)
+    assert (
+        summary(implicit) == summary(starttls) == [("received", at(21, 10), "<b1@kund2.example>", "<b1@kund2.example>")]
+    )
+    assert len(_logins(dovecot, user)) >= 3  # connect() and the two polls
+    assert all("TLS" in line for line in _logins(dovecot, user)), _logins(dovecot, user)
+
+    # The system's CAs do not know the test certificate: refused in one line, never retried,
+    # and no login was attempted (Dovecot logs none for this account).
+    stranger = dovecot.new_user()
+    for port, tls in ((dovecot.tls_port, {"ssl": True}), (dovecot.port, {})):
+        with pytest.raises(ImapError, match=r"TLS certificate is not trusted .*--tls-ca") as caught:
+            ImapPoller(dovecot.host, port, stranger, PASSWORD, MAILBOX, checkpoint=Checkpoint(tmp_path / "x.json"),
+                       **tls).poll()  # type: ignore[arg-type]  # fmt: skip
+        assert not isinstance(caught.value, ImapUnavailable) and "\n" not in str(caught.value)
+    assert _logins(dovecot, stranger) == []
+    with pytest.raises(ImapError, match="--tls-ca"):  # a CA file that does not exist
+        ImapPoller(dovecot.host, dovecot.port, stranger, PASSWORD, MAILBOX, tls_ca=tmp_path / "none.pem",
+                   checkpoint=Checkpoint(tmp_path / "x.json"))  # fmt: skip
+
+
+def test_the_explicit_plaintext_flag_still_logs_in_and_warns(
+    dovecot: Dovecot, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = dovecot.new_user()
+    conn = dovecot.connect(user)
+    deliver(conn, "INBOX", at(21, 10), B1)
+    conn.logout()
+    with caplog.at_level(logging.WARNING, logger="ingest.imap"):
+        events = ImapPoller(
+            dovecot.host, dovecot.port, user, PASSWORD, MAILBOX, insecure_plaintext=True,
+            checkpoint=Checkpoint(tmp_path / "cp.json"), clock=lambda: at(21, 11),
+        ).poll()  # fmt: skip
+    assert summary(events) == [("received", at(21, 10), "<b1@kund2.example>", "<b1@kund2.example>")]
+    assert "--insecure-plaintext" in caplog.text and "clear text" in caplog.text
+    assert any("TLS" not in line for line in _logins(dovecot, user))  # this login was in the clear

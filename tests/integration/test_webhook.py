@@ -408,24 +408,42 @@ def test_kafka_outage_is_503_with_retry_after_until_kafka_is_back(private_broker
             unavailable(reply)
             await asyncio.sleep(0.5)
 
+    async def health_becomes(client: TestClient[Any, Any], status: int) -> Reply:
+        deadline = time.monotonic() + 20
+        while True:
+            reply = await get(client, "/healthz")
+            if reply.status == status or time.monotonic() > deadline:
+                return reply
+            await asyncio.sleep(0.25)
+
+    degraded = (503, {"status": "degraded", "kafka": "unreachable"})
+
     async def scenario(client: TestClient[Any, Any]) -> None:
         loop = asyncio.get_running_loop()
-        # The webhook starts while Kafka is down, answers at once, and stays healthy.
+        # The webhook starts while Kafka is down, answers at once, and says it is degraded
+        # (issue #7, item 18: /healthz said ok while Kafka was down).
         started = time.monotonic()
         unavailable(await post(client, first, content_type=BATCH_TYPE))
         assert time.monotonic() - started < 5
-        assert (await get(client, "/healthz")).status == 200
+        health = await get(client, "/healthz")
+        assert (health.status, health.body) == degraded
 
         await loop.run_in_executor(None, private_broker.start)
         reply = await until_accepted(client, first)
         assert (reply.status, reply.body) == (202, {"accepted": 2})
+        health = await get(client, "/healthz")
+        assert (health.status, health.body) == (200, {"status": "ok"})
 
         # Kafka goes away while the webhook is connected, then comes back.
         await loop.run_in_executor(None, private_broker.stop)
+        health = await health_becomes(client, 503)  # without a request failing first
+        assert (health.status, health.body) == degraded
         unavailable(await post(client, second, content_type=BATCH_TYPE))
         await loop.run_in_executor(None, private_broker.start)
         reply = await until_accepted(client, second)
         assert (reply.status, reply.body) == (202, {"accepted": 2})
+        health = await health_becomes(client, 200)
+        assert (health.status, health.body) == (200, {"status": "ok"})
 
     run(app, scenario)
     ids = set(ids_of(read_events(private_broker.address, prefix)))

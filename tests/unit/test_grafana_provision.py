@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,7 +53,8 @@ class FakeGrafana:
         for pattern, handler in self.routes():
             match = re.fullmatch(pattern, f"{method} {route}")
             if match:
-                return handler(body, *match.groups())
+                result: tuple[int, Any] = handler(body, *match.groups())
+                return result
         return 404, {"message": f"stand-in: no route {method} {route}"}
 
     def routes(self) -> list[tuple[str, Any]]:
@@ -204,7 +207,7 @@ def _run(grafana: FakeGrafana, alerting_dir: Path | None = None, **kwargs: Any) 
     return provision(grafana.url, TOKEN, alerting_dir=alerting_dir, **kwargs)
 
 
-def test_first_run_creates_second_run_updates_and_creates_nothing(grafana, tmp_path):
+def test_first_run_creates_second_run_updates_and_creates_nothing(grafana: FakeGrafana, tmp_path: Path) -> None:
     first = _run(grafana, tmp_path / "no-alerting")
     assert {(c.kind, c.uid, c.outcome) for c in first} == {
         ("datasource", "prometheus", "created"),
@@ -225,7 +228,7 @@ def test_first_run_creates_second_run_updates_and_creates_nothing(grafana, tmp_p
     assert {d["version"] for d in grafana.dashboards.values()} == {2}  # overwritten by uid
 
 
-def test_payloads(grafana):
+def test_payloads(grafana: FakeGrafana) -> None:
     _run(
         grafana,
         prometheus_url="http://prometheus.example:9090",
@@ -259,7 +262,7 @@ def test_payloads(grafana):
         assert datasources <= {"prometheus", "clickhouse"}
 
 
-def test_update_without_password_keeps_it_out_of_the_payload(grafana):
+def test_update_without_password_keeps_it_out_of_the_payload(grafana: FakeGrafana) -> None:
     _run(grafana, clickhouse_password="secret")
     grafana.requests.clear()
     _run(grafana)
@@ -267,7 +270,7 @@ def test_update_without_password_keeps_it_out_of_the_payload(grafana):
     assert "secureJsonData" not in update
 
 
-def test_folder_title_is_updated_in_place(grafana):
+def test_folder_title_is_updated_in_place(grafana: FakeGrafana) -> None:
     _run(grafana)
     changes = _run(grafana, folder_title="Tillgänglighet (test)")
     assert Change("folder", "availability", "updated") in changes
@@ -275,14 +278,14 @@ def test_folder_title_is_updated_in_place(grafana):
     assert len(grafana.folders) == 1
 
 
-def test_grafana_under_a_sub_path():
+def test_grafana_under_a_sub_path() -> None:
     for fake in _serve(FakeGrafana(prefix="/grafana")):
         _run(fake)
         assert all(path.startswith("/grafana/api/") for _, path, _ in fake.requests)
         assert len(fake.dashboards) == 3
 
 
-def test_wrong_token_fails(grafana):
+def test_wrong_token_fails(grafana: FakeGrafana) -> None:
     from grafana_client.client import GrafanaUnauthorizedError
 
     with pytest.raises(GrafanaUnauthorizedError):
@@ -334,7 +337,9 @@ groups:
 """
 
 
-def test_alerting_files_are_provisioned_when_present(grafana, tmp_path, monkeypatch):
+def test_alerting_files_are_provisioned_when_present(
+    grafana: FakeGrafana, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AVAILABILITY_TEST_WEBHOOK", "https://chat.example/hook")
     (tmp_path / "alerting.yaml").write_text(ALERTING_YAML, encoding="utf-8")
     first = _run(grafana, tmp_path)
@@ -359,7 +364,7 @@ def test_alerting_files_are_provisioned_when_present(grafana, tmp_path, monkeypa
     assert len(grafana.rules) == 1 and len(grafana.contact_points) == 1
 
 
-def test_the_repositorys_alerting_files_if_any(grafana):
+def test_the_repositorys_alerting_files_if_any(grafana: FakeGrafana) -> None:
     """Whatever deploy/grafana/provisioning/alerting holds (written from dashboards/alerts.py)
     goes through provision(); without files, provisioning just skips alerting."""
     files = sorted(ALERTING_DIR.glob("*.y*ml")) if ALERTING_DIR.is_dir() else []
@@ -371,7 +376,7 @@ def test_the_repositorys_alerting_files_if_any(grafana):
     assert set(grafana.folders) >= {"availability"}
 
 
-def test_file_provisioning_matches_the_api_provisioning():
+def test_file_provisioning_matches_the_api_provisioning() -> None:
     """deploy/grafana/provisioning/{datasources,dashboards}/availability.yaml create the same uids."""
     from dashboards.provision import DEFAULT_FOLDER_TITLE, DEFAULT_FOLDER_UID, datasources
 
@@ -383,3 +388,49 @@ def test_file_provisioning_matches_the_api_provisioning():
     [provider] = yaml.safe_load((root / "dashboards" / "availability.yaml").read_text(encoding="utf-8"))["providers"]
     assert (provider["folder"], provider["folderUid"]) == (DEFAULT_FOLDER_TITLE, DEFAULT_FOLDER_UID)
     assert provider["type"] == "file" and provider["options"]["path"]
+
+
+# -- errors as one line (issue #7, item 19) ----------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_unreachable_grafana_is_one_line_and_exit_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was a 75-line traceback. The URL's password is not repeated."""
+    from availability.cli import main
+
+    port = _closed_port()
+    monkeypatch.delenv("AVAILABILITY_GRAFANA_TOKEN", raising=False)
+    started = time.monotonic()
+    url = f"http://admin:hunter2@127.0.0.1:{port}/grafana"
+    code = main(["dashboards", "provision", "--grafana-url", url, "--token", TOKEN])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"availability: cannot reach Grafana at http://127.0.0.1:{port}/grafana ("), err
+    assert "Connection refused" in err
+    assert "hunter2" not in err and "Traceback" not in err
+    assert time.monotonic() - started < 30
+
+
+def test_provision_raises_an_availability_error_when_grafana_is_unreachable() -> None:
+    from availability.errors import AvailabilityError
+
+    with pytest.raises(AvailabilityError, match=r"^cannot reach Grafana at http://127\.0\.0\.1:\d+ \("):
+        provision(f"http://127.0.0.1:{_closed_port()}", TOKEN, alerting_dir=None)
+
+
+def test_what_grafana_refuses_is_one_line_too(grafana: FakeGrafana, capsys: pytest.CaptureFixture[str]) -> None:
+    from availability.cli import main
+
+    code = main(["dashboards", "provision", "--grafana-url", grafana.url, "--token", "wrong"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"availability: Grafana at {grafana.url} answered 401"), err
