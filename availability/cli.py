@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from availability import __version__
 from availability import cli_common as common
@@ -21,8 +25,13 @@ EXIT_REJECTED = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"availability: {_setting_problem(exc)}", file=sys.stderr)
+        return 1
     args = _parser(settings).parse_args(argv)
+    _interruptible()
     try:
         code: int = args.run(args, settings)
         return code
@@ -32,6 +41,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("availability: interrupted", file=sys.stderr)
         return 130
+
+
+def _interruptible() -> None:
+    """Ctrl-C (SIGINT) stops every command with exit 130, also when the process started with
+    SIGINT ignored: a shell starts the background jobs of a script that way (`availability
+    process … &`), and Python then keeps ignoring it, so a `kill -INT` let the run go on to the
+    end and exit 0. A load stopped this way is marked unfinished in the warehouse (item 6)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) in (
+        signal.SIG_IGN,
+        signal.SIG_DFL,
+    ):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _setting_problem(exc: ValidationError) -> str:
+    """The first invalid setting as one line naming its environment variable (not its value,
+    which may be a secret)."""
+    error = exc.errors()[0]
+    name = str(error["loc"][0]).upper() if error["loc"] else "?"
+    variable = name if name.startswith(("AVAILABILITY_", "KAFKA_")) else f"AVAILABILITY_{name}"
+    return f"invalid setting {variable}: {error['msg']}"
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -60,15 +90,19 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_process(args: argparse.Namespace, settings: Settings) -> int:
+    from stream_jobs.deriver import Deriver
     from stream_jobs.replay import replay
 
     paths = common.input_files(args.files)
     agreements = common.agreements(args.agreements)
-    with common.warehouse(args.warehouse) as wh:
-        boundary, deriver = common.pipeline(settings, agreements, wh)
+    boundary = common.boundary(settings, agreements)
+    # The rejects file is checked (and made) before the warehouse: a mistake costs no work.
+    with common.RejectsWriter(args.rejects, inputs=paths) as on_reject, common.warehouse(args.warehouse) as wh:
+        load = wh.start_load([str(p.resolve()) for p in paths])
         total = sum(p.stat().st_size for p in paths)
-        with common.RejectsWriter(args.rejects) as on_reject, common.progress("processing", total) as advance:
-            result = replay(paths, boundary, deriver, on_reject, advance)
+        with common.progress("processing", total) as advance:
+            result = replay(paths, boundary, Deriver(wh, agreements), on_reject, advance)
+        wh.finish_load(load)  # only now: an interrupted or crashed run stays marked unfinished
     print(
         f"processed {result.accepted + result.rejected} events: {result.accepted} accepted, "
         f"{result.rejected} rejected" + (f" (see {args.rejects})" if args.rejects and result.rejected else ""),
@@ -84,6 +118,8 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     agreements = common.agreements(args.agreements)
     with common.warehouse(args.warehouse) as wh:
         report = monthly_report(wh, agreements, args.month, now=args.as_of)
+    for warning in common.incomplete_load_warnings(report):
+        print(f"availability: {warning}", file=sys.stderr)
     fmt = args.format or ("table" if sys.stdout.isatty() else "json")
     if fmt == "json":
         print(json.dumps(report, ensure_ascii=False, indent=2))
@@ -111,8 +147,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     with common.warehouse(str(out / "warehouse")) as wh:
         boundary, deriver = common.pipeline(settings, agreements, wh)
+        load = wh.start_load([str(events_file.resolve())], command="demo")
         with common.progress("processing", total=events_file.stat().st_size) as advance:
             result = replay([events_file], boundary, deriver, lambda r: None, advance)
+        wh.finish_load(load)
         report = monthly_report(wh, agreements, month)
     report_file = out / f"report-{month}.json"
     report_file.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from availability.errors import InputError
 from availability.settings import Settings
+from schemas.events import EARLIEST_TIME, LATEST_TIME
 
 
 def input_files(names: list[str]) -> list[Path]:
@@ -54,14 +57,22 @@ def boundary(settings: Settings, agreements: Any) -> Any:
             "development key (fine for demos, not for real callers)",
             file=sys.stderr,
         )
-    key = settings.pseudonym_key.get_secret_value().encode()
-    return Boundary(agreements, Pseudonymiser(key, agreements))
+    return Boundary(agreements, Pseudonymiser(settings.pseudonym_key_bytes(), agreements))
 
 
 def pipeline(settings: Settings, agreements: Any, warehouse: Any) -> tuple[Any, Any]:
     from stream_jobs.deriver import Deriver
 
     return boundary(settings, agreements), Deriver(warehouse, agreements)
+
+
+def incomplete_load_warnings(report: dict[str, Any]) -> list[str]:
+    """One line per load that did not finish, telling the user what to run again."""
+    return [
+        f"warning: a load started {load['started_at']} did not finish ({', '.join(load['files'])}); "
+        "the report may be partial: run `availability process` again over those files"
+        for load in report.get("incomplete_loads", [])
+    ]
 
 
 @contextmanager
@@ -93,15 +104,20 @@ def previous_month(today: date) -> str:
 
 
 class RejectsWriter:
-    """Rejected lines to a JSONL file (with the original line), or one line each on stderr."""
+    """Rejected lines to a JSONL file (with the original line), or one line each on stderr.
 
-    def __init__(self, path: str | None) -> None:
+    The file holds raw personal data (callers, senders, subjects), so it is the owner's only
+    (0600), also when it existed before. It is checked before any work starts: never one of the
+    input files (opening it would empty it), and its directory must exist."""
+
+    def __init__(self, path: str | None, inputs: Sequence[Path] = ()) -> None:
         self.path = path
-        self.handle = Path(path).open("w", encoding="utf-8") if path else None  # noqa: SIM115
+        self.handle = _open_rejects(path, inputs) if path else None
 
     def __call__(self, r: Any) -> None:
         if self.handle is not None:
-            record = {"file": r.file, "line": r.line, "reason": r.reason, "event": r.raw.decode("utf-8", "replace")}
+            event = r.raw.decode("utf-8", "backslashreplace")  # Latin-1 bytes stay visible (\xe5)
+            record = {"file": r.file, "line": r.line, "reason": r.reason, "event": event}
             self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         else:
             print(f"{r.file}:{r.line}: rejected: {r.reason}", file=sys.stderr)
@@ -114,14 +130,48 @@ class RejectsWriter:
             self.handle.close()
 
 
+def _open_rejects(name: str, inputs: Sequence[Path]) -> Any:
+    path = Path(name)
+    parent = path.parent
+    if not parent.is_dir():
+        raise InputError(f"--rejects {name}: cannot write (no such directory {parent})")
+    for source in inputs:
+        try:
+            same = path.exists() and os.path.samefile(path, source)
+        except OSError:
+            same = False
+        if same:
+            raise InputError(f"--rejects {name}: is the input file {source}; name another file")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise InputError(f"--rejects {name}: cannot write ({exc.strerror})") from None
+    with contextlib.suppress(OSError):  # not ours to change: the open() above still succeeded
+        os.fchmod(fd, 0o600)  # a file made earlier (or by a wider umask) becomes private too
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
 # -- argument types -----------------------------------------------------------------------------
 
 
+FIRST_MONTH = f"{EARLIEST_TIME.year:04d}-{EARLIEST_TIME.month:02d}"
+LAST_MONTH = f"{(LATEST_TIME - timedelta(days=1)).year:04d}-{(LATEST_TIME - timedelta(days=1)).month:02d}"
+
+
 def month_arg(text: str) -> str:
+    """YYYY-MM, from the month of EARLIEST_TIME to the month before LATEST_TIME (the times the
+    warehouse accepts; the business clock is undefined before 2000)."""
     try:
         datetime.strptime(text, "%Y-%m")
+        valid = len(text) == 7
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid month '{text}' (expected YYYY-MM)") from None
+        valid = False
+    if not valid:
+        raise argparse.ArgumentTypeError(f"invalid month '{text}' (expected YYYY-MM)")
+    if not FIRST_MONTH <= text <= LAST_MONTH:
+        raise argparse.ArgumentTypeError(
+            f"invalid month '{text}' (expected YYYY-MM from {FIRST_MONTH} to {LAST_MONTH})"
+        )
     return text
 
 
@@ -139,7 +189,17 @@ def instant_arg(text: str) -> datetime:
         t = None
     if t is None or t.tzinfo is None:
         raise argparse.ArgumentTypeError(f"invalid time '{text}' (RFC 3339 with offset, e.g. 2026-05-01T00:00:00Z)")
+    try:
+        inside = EARLIEST_TIME <= t < LATEST_TIME
+    except OverflowError:  # year 1 or 9999 with an offset that crosses the calendar's end
+        inside = False
+    if not inside:
+        raise argparse.ArgumentTypeError(f"invalid time '{text}' (outside {_z(EARLIEST_TIME)} to {_z(LATEST_TIME)})")
     return t
+
+
+def _z(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:

@@ -6,14 +6,18 @@ Thin adapter: it stores events and facts and runs queries; it derives nothing.
 
 from __future__ import annotations
 
+import logging
+import os
+import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import msgspec
 
@@ -23,6 +27,9 @@ from stream_jobs.calls import CallFact
 from stream_jobs.mail import MailCase
 
 DEFAULT_DATABASE = "availability"
+# ClickHouse refuses a query longer than max_query_size (256 KiB by default), literals included.
+# Key lists travel as literals of at most this many bytes, so a query with one stays well below.
+MAX_KEYS_LITERAL_BYTES = 128 * 1024
 EVENT_COLUMNS = ["kind", "type", "source", "id", "time", "key", "payload"]
 _json = msgspec.json.Encoder()
 CALL_COLUMNS = [
@@ -63,19 +70,23 @@ class Warehouse:
 
     @classmethod
     def open(cls, target: str, database: str | None = None) -> Warehouse:
-        """Open (creating and migrating if needed) the warehouse at a directory or server URL."""
+        """Open (creating and migrating if needed) the warehouse at a directory or server URL.
+
+        Every error is one line naming the target without its user and password."""
         import clickhouse_connect
 
+        shown = redact(target)
         try:
             if target.startswith(("http://", "https://")):
                 url = urlsplit(target)
                 db = database or url.path.strip("/") or DEFAULT_DATABASE
-                client = clickhouse_connect.get_client(dsn=urlunsplit(url._replace(path="")))
+                with _quiet_driver():
+                    client = clickhouse_connect.get_client(dsn=urlunsplit(url._replace(path="")))
             else:
                 path = Path(target).expanduser().resolve()
                 if path.exists() and not path.is_dir():
-                    raise WarehouseError(f"--warehouse {target}: not a directory")
-                path.mkdir(parents=True, exist_ok=True)
+                    raise WarehouseError(f"--warehouse {shown}: not a directory")
+                _private_directory(path)
                 db = database or DEFAULT_DATABASE
                 client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
             client.command(f"CREATE DATABASE IF NOT EXISTS `{db}`")
@@ -83,7 +94,7 @@ class Warehouse:
         except WarehouseError:
             raise
         except Exception as exc:  # driver errors differ by backend; the user needs one line
-            raise WarehouseError(f"--warehouse {target}: cannot open ({_first_line(exc)})") from None
+            raise WarehouseError(f"--warehouse {shown}: {_open_problem(exc, target)}") from None
         warehouse = cls(client, target)
         warehouse.migrate()
         return warehouse
@@ -172,27 +183,72 @@ class Warehouse:
     def stored_events(
         self, kind: str, keys: Iterable[str], since: datetime | None = None, until: datetime | None = None
     ) -> dict[str, list[Event]]:
-        """The stored events of these keys (optionally within a time window), decoded."""
+        """The stored events of these keys (optionally within a time window), decoded.
+
+        However many and long the keys, no query exceeds ClickHouse's max_query_size: the keys
+        go in chunks of at most MAX_KEYS_LITERAL_BYTES."""
         keys = list(keys)
         out: dict[str, list[Event]] = defaultdict(list)
         if not keys:
             return out
-        # The keys travel as one JSON string literal, with no driver-side binding: binding
-        # thousands of strings costs more in the driver than the query in ClickHouse, and a
-        # key could hold a brace that binding would mistake for a placeholder.
-        where = (
-            f"kind = {_sql_string(kind.encode())}"
-            f" AND key IN JSONExtract({_sql_string(_json.encode(keys))}, 'Array(String)')"
-        )
+        window = ""
         if since is not None and until is not None:
-            where += (
+            window = (
                 f" AND time >= fromUnixTimestamp64Milli({ms(since)}, 'UTC')"
                 f" AND time <= fromUnixTimestamp64Milli({ms(until)}, 'UTC')"
             )
         self.flush()
-        result = self.client.query(f"SELECT key, payload FROM events WHERE {where}")
-        for key, payload in result.result_rows:
-            out[key].append(decode(payload))
+        # The keys travel as a JSON string literal, with no driver-side binding: binding
+        # thousands of strings costs more in the driver than the query in ClickHouse, and a
+        # key could hold a brace that binding would mistake for a placeholder.
+        for literal in key_literals(keys, MAX_KEYS_LITERAL_BYTES):
+            result = self.client.query(
+                f"SELECT key, payload FROM events WHERE kind = {_sql_string(kind.encode())}"
+                f" AND key IN JSONExtract({literal}, 'Array(String)'){window}"
+            )
+            for key, payload in result.result_rows:
+                out[key].append(decode(payload))
+        return out
+
+    # -- loads: a `process` run marks its start and its end, so a report can tell a partial one ---
+
+    def start_load(self, files: Sequence[str], command: str = "process") -> str:
+        """Record that a load of these files starts now; returns its id for `finish_load`."""
+        load_id = uuid.uuid4().hex
+        self.flush()
+        self.client.insert(
+            "loads",
+            [[load_id, datetime.now(UTC), list(files), command, 0]],
+            column_names=["load_id", "started_at", "files", "command", "finished"],
+        )
+        return load_id
+
+    def finish_load(self, load_id: str) -> None:
+        """Record that the load stored everything (call after the last write is acknowledged)."""
+        self.flush()
+        started = self.query(
+            "SELECT started_at, files, command FROM loads FINAL WHERE load_id = {id:String}", {"id": load_id}
+        )
+        if not started:
+            return
+        at, files, command = started[0]
+        self.client.insert(
+            "loads",
+            [[load_id, at, files, command, 1, datetime.now(UTC)]],
+            column_names=["load_id", "started_at", "files", "command", "finished", "finished_at"],
+        )
+
+    def incomplete_loads(self) -> list[dict[str, Any]]:
+        """Loads that started and never finished, oldest first, except those whose files a later
+        load went over completely: [{"started_at": datetime, "files": [...]}]."""
+        rows = self.query("SELECT started_at, files, finished FROM loads FINAL ORDER BY started_at")
+        out = []
+        for i, (at, files, finished) in enumerate(rows):
+            if finished:
+                continue
+            redone = any(done and later >= at and set(files) <= set(again) for later, again, done in rows[i + 1 :])
+            if not redone:
+                out.append({"started_at": _utc(at), "files": list(files)})
         return out
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
@@ -204,6 +260,24 @@ class Warehouse:
         self.flush()
         result = self.client.query(sql, parameters=parameters or {})
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def key_literals(keys: Sequence[str], limit: int) -> Iterator[str]:
+    """The keys as ClickHouse string literals holding a JSON array, each at most `limit` bytes
+    (a single key longer than that goes alone)."""
+    chunk: list[str] = []
+    size = 4  # the quotes of the literal and the brackets of the array
+    for key in keys:
+        # The key's bytes in the literal: JSON-encoded, then quotes and backslashes escaped.
+        encoded = _json.encode(key)
+        n = len(encoded) + encoded.count(b"\\") + encoded.count(b"'") + 1
+        if chunk and size + n > limit:
+            yield _sql_string(_json.encode(chunk))
+            chunk, size = [], 4
+        chunk.append(key)
+        size += n
+    if chunk:
+        yield _sql_string(_json.encode(chunk))
 
 
 def _call_row(f: CallFact) -> list[Any]:
@@ -235,6 +309,95 @@ def _statements(sql: str) -> list[str]:
     return [s.strip() for s in without_comments.split(";") if s.strip()]
 
 
-def _first_line(exc: Exception) -> str:
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+# -- the target in messages, and what went wrong opening it ---------------------------------------
+
+
+def redact(target: str) -> str:
+    """The target as it may be shown: a URL without its user and password."""
+    if not target.startswith(("http://", "https://")):
+        return target
+    url = urlsplit(target)
+    if "@" not in url.netloc:
+        return target
+    return urlunsplit(url._replace(netloc="***@" + url.netloc.rpartition("@")[2]))
+
+
+def _secrets(target: str) -> list[str]:
+    """The password of a URL target as it may appear in a driver's message (as written and
+    percent-decoded), longest first."""
+    if not target.startswith(("http://", "https://")):
+        return []
+    password = urlsplit(target).password
+    return sorted({s for s in (password, unquote(password or "")) if s}, key=len, reverse=True)
+
+
+def _open_problem(exc: BaseException, target: str) -> str:
+    """What went wrong opening the target, as a short phrase without secrets."""
+    cause = _os_error(exc)
+    if cause is not None and target.startswith(("http://", "https://")):
+        reason = cause.strerror or (str(cause.args[-1]) if cause.args else type(cause).__name__)
+        if isinstance(cause, TimeoutError) and not cause.strerror:
+            reason = "timed out"
+        text = f"cannot connect ({reason})"
+    else:
+        text = f"cannot open ({_first_line(exc)})"
+    for secret in _secrets(target):
+        text = text.replace(secret, "***")
+    return text.replace(target, redact(target))
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The operating system's error at the root of a driver exception (refused, unknown host)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if type(e).__module__ in ("builtins", "socket") and isinstance(e, OSError):
+            return e
+        reason = getattr(e, "reason", None)
+        todo += [e.__cause__, e.__context__, reason if isinstance(reason, BaseException) else None]
+    return None
+
+
+@contextmanager
+def _quiet_driver() -> Iterator[None]:
+    """clickhouse-connect logs "Unexpected Http Driver Exception" on stderr before it raises;
+    the error it raises becomes our one line, so the log line is noise while connecting."""
+    logger = logging.getLogger("clickhouse_connect")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+# -- the embedded engine --------------------------------------------------------------------------
+
+
+def _private_directory(path: Path) -> None:
+    """The warehouse holds personal data (pseudonymised, but linkable): owner-only, 0700.
+
+    A new directory is made so; an existing one is tightened only if it is empty or already a
+    warehouse (an earlier version made them world-readable), never a directory of other files."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
+        return
+    entries = {p.name for p in path.iterdir()}
+    ours = not entries or {"metadata", "store"} & entries
+    if ours and path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)

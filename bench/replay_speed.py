@@ -40,7 +40,7 @@ else:
     from stream_jobs.deriver import Deriver
     from stream_jobs.replay import replay
     agreements = load_agreements()
-    key = Settings().pseudonym_key.get_secret_value().encode()
+    key = Settings().pseudonym_key_bytes()
     with Warehouse.open(warehouse) as wh:
         boundary, deriver = Boundary(agreements, Pseudonymiser(key, agreements)), Deriver(wh, agreements)
         start = time.perf_counter()

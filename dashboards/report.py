@@ -142,7 +142,18 @@ def monthly_report(
         "mailboxes": mailboxes,
         "evaluated_at": eval_at.isoformat().replace("+00:00", "Z"),
         "definitions": DEFINITIONS,
+        # Loads (`availability process` runs) that started and never finished: the warehouse
+        # may hold only part of those files, so the numbers above may be partial.
+        "incomplete_loads": [
+            {"started_at": _z(load["started_at"]), "files": load["files"]} for load in warehouse.incomplete_loads()
+        ],
     }
+
+
+def _z(t: datetime) -> str:
+    """An instant as RFC 3339 in UTC with a Z, to the second (milliseconds when it has them)."""
+    t = t.astimezone(UTC)
+    return t.isoformat(timespec="milliseconds" if t.microsecond else "seconds").replace("+00:00", "Z")
 
 
 def _number(value: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from schemas.agreements import Agreements
@@ -73,6 +74,13 @@ def render(report: dict[str, Any], agreements: Agreements, stream: TextIO) -> No
             f"{m['priority_within_target']}/{m['priority_received']}",
         )
     console.print(mail)
+    for load in report.get("incomplete_loads", []):
+        console.print(
+            f"[bold red]Warning:[/] a load started {load['started_at']} did not finish "
+            f"({escape(', '.join(load['files']))}); these numbers may be partial. "
+            "Run `availability process` again over those files.",
+            markup=True,
+        )
     console.print(
         "Service level and answer rate exclude short abandons and callbacks from the base; "
         "lead times count opening hours only. Open cases evaluated at " + report["evaluated_at"] + ".",

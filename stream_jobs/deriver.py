@@ -8,7 +8,14 @@ evicted). That is what makes the result independent of order, duplicates, restar
 events are split across files or batches.
 
 Memory stays flat: entities whose last event is older than the watermark (the latest event
-time seen) minus a grace period are evicted; they are reloaded from the warehouse if needed.
+time seen) minus a grace period are evicted; they are reloaded from the warehouse if needed,
+with every event stored of them, however old (a `call.ended` days after the call).
+
+Each touched entity is derived before anything of the batch is stored. An entity whose
+derivation raises, and an event whose time is outside [EARLIEST_TIME, LATEST_TIME), goes to
+`BatchResult.failed` with a reason and is not stored; the rest of the batch is. Callers route
+`failed` like rejections (the replay to its rejects, the stream worker to the dead-letter topic),
+so one bad thread can neither stop a run nor leave raw events without their facts.
 """
 
 from __future__ import annotations
@@ -21,12 +28,19 @@ from typing import Any, Generic, TypeVar
 
 from availability.warehouse import Warehouse
 from schemas.agreements import Agreements
-from schemas.events import CALL_CLASSES, MAIL_CLASSES, CallEvent, Event, MailEvent, event_key
+from schemas.events import (
+    CALL_CLASSES,
+    EARLIEST_TIME,
+    LATEST_TIME,
+    MAIL_CLASSES,
+    CallEvent,
+    Event,
+    MailEvent,
+    event_key,
+)
 from stream_jobs.calls import CallFact, derive_call
 from stream_jobs.mail import MailCase, derive_thread
 
-# A call's events all lie within this of each other (CallGuide has no day-long calls).
-CALL_SPAN = timedelta(days=1)
 CALL_GRACE = timedelta(hours=6)
 THREAD_GRACE = timedelta(days=2)
 
@@ -53,8 +67,13 @@ class _Entities(Generic[E]):
     def evict(self, watermark: datetime) -> None:
         horizon = watermark - self.grace
         for key in [k for k, t in self.last.items() if t < horizon]:
-            del self.events[key], self.last[key]
-            self.derived.pop(key, None)
+            self.drop(key)
+
+    def drop(self, key: str) -> None:
+        """Forget an entity; it is reloaded from the warehouse when touched again."""
+        self.events.pop(key, None)
+        self.last.pop(key, None)
+        self.derived.pop(key, None)
 
 
 @dataclass
@@ -66,6 +85,9 @@ class BatchResult:
     # touched thread's cases before and after (what the live metrics count transitions of).
     call_changes: list[tuple[CallFact | None, CallFact]] = field(default_factory=list)
     case_changes: list[tuple[list[MailCase], list[MailCase]]] = field(default_factory=list)
+    # Events of the batch that were not stored, each with the reason: those of an entity whose
+    # derivation raised, and those with a time outside the accepted range.
+    failed: list[tuple[Event, str]] = field(default_factory=list)
 
 
 class Deriver:
@@ -84,61 +106,81 @@ class Deriver:
         self.threads = _Entities(THREAD_GRACE)
 
     def apply(self, events: Sequence[Event]) -> BatchResult:
-        """Store the batch and upsert the facts of every call and thread it touches."""
+        """Derive every call and thread the batch touches, then store the batch and the facts.
+
+        What cannot be derived is returned in `failed` and not stored (see the module doc)."""
+        if not events:
+            return BatchResult()
         calls: dict[str, list[CallEvent]] = defaultdict(list)
         threads: dict[str, list[MailEvent]] = defaultdict(list)
+        failed: list[tuple[Event, str]] = []
         for ev in events:
+            if not _in_range(ev):
+                failed.append((ev, f"time {ev.time.isoformat()} {_OUT_OF_RANGE}"))
+                continue
             cls = type(ev)  # a set lookup: isinstance() against a union is slow on hot paths
             if cls in CALL_CLASSES:
                 calls[ev.data.call_id].append(ev)  # type: ignore[union-attr,arg-type]
             elif cls in MAIL_CLASSES:
                 threads[event_key(ev)].append(ev)  # type: ignore[arg-type]
-        if not events:
-            return BatchResult()
 
-        # Load what the warehouse already knows of entities not in memory, before this batch
-        # is stored (so the lookup finds only earlier events, usually none).
+        # Load what the warehouse already knows of entities not in memory (all of it, however
+        # old), before this batch is stored (so the lookup finds only earlier events). An event
+        # stored by an earlier version with a time out of range (mail from 1999) is left out:
+        # it can never be derived, and would fail every later event of its thread.
         new_calls = [k for k in calls if k not in self.calls.events]
-        if new_calls:
-            times = [ev.time for k in new_calls for ev in calls[k]]
-            stored = self.warehouse.stored_events("call", new_calls, min(times) - CALL_SPAN, max(times) + CALL_SPAN)
-            for key, known in stored.items():
-                self.calls.add(key, [ev for ev in known if isinstance(ev, CallEvent)])
+        for key, known in self.warehouse.stored_events("call", new_calls).items():
+            self.calls.add(key, [ev for ev in known if isinstance(ev, CallEvent) and _in_range(ev)])
         new_threads = [k for k in threads if k not in self.threads.events]
         for key, known in self.warehouse.stored_events("mail", new_threads).items():
-            self.threads.add(key, [ev for ev in known if isinstance(ev, MailEvent)])
+            self.threads.add(key, [ev for ev in known if isinstance(ev, MailEvent) and _in_range(ev)])
 
-        self.warehouse.insert_events(events)
-        result = BatchResult(events=len(events))
+        result = BatchResult()
         track = self.track_changes
-
         facts = []
         for key, call_events in calls.items():
-            before = self._call(key) if track else None
-            self.calls.add(key, call_events)
-            fact = derive_call(key, self.calls.events[key].values(), self.agreements)
+            try:
+                before = self._call(key) if track else None
+                self.calls.add(key, call_events)
+                fact = derive_call(key, self.calls.events[key].values(), self.agreements)
+            except Exception as exc:  # a bug or an event the fold cannot take: this call only
+                self.calls.drop(key)
+                failed += [(ev, _not_derived(exc)) for ev in call_events]
+                continue
             facts.append(fact)
             if track:
                 self.calls.derived[key] = fact
                 result.call_changes.append((before, fact))
-        self.warehouse.upsert_calls(facts)
 
         cases = []
         for key, mail_events in threads.items():
-            before_cases = self._cases(key) if track else []
-            self.threads.add(key, mail_events)
-            after = self._derive_thread(key)
+            try:
+                before_cases = self._cases(key) if track else []
+                self.threads.add(key, mail_events)
+                after = self._derive_thread(key)
+            except Exception as exc:
+                self.threads.drop(key)
+                failed += [(ev, _not_derived(exc)) for ev in mail_events]
+                continue
             cases.extend(after)
             if track:
                 self.threads.derived[key] = after
                 result.case_changes.append((before_cases, after))
+
+        stored: Sequence[Event] = events
+        if failed:
+            gone = {id(ev) for ev, _ in failed}
+            stored = [ev for ev in events if id(ev) not in gone]
+        self.warehouse.insert_events(stored)
+        self.warehouse.upsert_calls(facts)
         self.warehouse.upsert_cases(cases)
 
-        latest = max(ev.time for ev in events)
-        self.watermark = latest if self.watermark is None else max(self.watermark, latest)
-        self.calls.evict(self.watermark)
-        self.threads.evict(self.watermark)
-        result.calls, result.cases = len(facts), len(cases)
+        if stored:  # a rejected time (year 9999) must not move the watermark and evict everything
+            latest = max(ev.time for ev in stored)
+            self.watermark = latest if self.watermark is None else max(self.watermark, latest)
+            self.calls.evict(self.watermark)
+            self.threads.evict(self.watermark)
+        result.events, result.calls, result.cases, result.failed = len(stored), len(facts), len(cases), failed
         return result
 
     def _call(self, key: str) -> CallFact | None:
@@ -163,3 +205,21 @@ class Deriver:
             return []
         mailbox_id, _, thread_id = key.partition("/")
         return derive_thread(thread_id, held.values(), self.agreements.mailboxes[mailbox_id])
+
+
+# A year strictly between these is inside [EARLIEST_TIME, LATEST_TIME) whatever the offset.
+_SAFE_AFTER = EARLIEST_TIME.year
+_SAFE_BEFORE = LATEST_TIME.year - 1
+_OUT_OF_RANGE = f"is outside the accepted range ({EARLIEST_TIME:%Y-%m-%d} up to {LATEST_TIME:%Y-%m-%d}, UTC)"
+
+
+def _in_range(ev: Event) -> bool:
+    """The event's time is in [EARLIEST_TIME, LATEST_TIME). The exact comparison converts to
+    UTC, which is slow on a hot path, so it runs only for a year near the edges."""
+    return _SAFE_AFTER < ev.time.year < _SAFE_BEFORE or EARLIEST_TIME <= ev.time < LATEST_TIME
+
+
+def _not_derived(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    detail = f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+    return f"could not be derived ({detail})"

@@ -1,6 +1,8 @@
 """The in-process replay: JSONL files -> the ingest boundary -> the Deriver -> the warehouse.
 
-The same derivations and warehouse code as the stream path, without Kafka.
+The same derivations and warehouse code as the stream path, without Kafka. A line is rejected
+(with its file, number and reason) when the boundary refuses it or when the Deriver cannot
+derive its call or thread; every other line is stored.
 """
 
 from __future__ import annotations
@@ -39,11 +41,15 @@ def replay(
         for path in paths:
             read = 0
             for batch in read_batches(path, boundary, batch_size):
-                for rejected in batch.rejected:
-                    on_reject(rejected)
                 applied = deriver.apply(batch.events)
+                rejected = batch.rejected
+                if applied.failed:  # could not be derived: rejected like a bad line, in line order
+                    failed = [batch.reject(event, reason) for event, reason in applied.failed]
+                    rejected = sorted(rejected + failed, key=lambda r: r.line)
+                for r in rejected:
+                    on_reject(r)
                 result.accepted += applied.events
-                result.rejected += len(batch.rejected)
+                result.rejected += len(rejected)
                 result.calls += applied.calls
                 result.cases += applied.cases
                 read = batch.bytes_read
