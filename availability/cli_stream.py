@@ -28,22 +28,20 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     """The JSONL ingest boundary, then Kafka: the stream-path twin of `process`."""
     from availability.kafka_admin import ensure_topics
     from ingest.jsonl import read_batches
-    from ingest.publisher import KafkaPublisher
 
     paths = common.input_files(args.files)
     boundary = common.boundary(settings, common.agreements(args.agreements))
-    ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
     accepted = rejected = 0
-    with (
-        KafkaPublisher(settings.kafka_bootstrap_servers, settings.topic_prefix) as publisher,
-        common.RejectsWriter(args.rejects) as on_reject,
-    ):
-        for path in paths:
-            for batch in read_batches(path, boundary):
-                for r in batch.rejected:
-                    on_reject(r)
-                accepted += publisher.publish(batch.events)
-                rejected += len(batch.rejected)
+    # The rejects file is checked (never an input, its directory exists) before Kafka is asked.
+    with common.RejectsWriter(args.rejects, inputs=paths) as on_reject:
+        ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
+        with _retrying_publisher(settings) as publisher:
+            for path in paths:
+                for batch in read_batches(path, boundary):
+                    for r in batch.rejected:
+                        on_reject(r)
+                    accepted += publisher.publish(batch.events)
+                    rejected += len(batch.rejected)
     print(f"published {accepted} events to Kafka, {rejected} rejected", file=sys.stderr)
     return EXIT_REJECTED if rejected else 0
 
@@ -51,7 +49,6 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
 def publish_simulation(args: argparse.Namespace, settings: Settings, events: Iterable[Any]) -> int:
     """`simulate --to-kafka`: through the ingest boundary to Kafka, at `--speed`× real time."""
     from availability.kafka_admin import ensure_topics
-    from ingest.publisher import KafkaPublisher
     from schemas.events import encode
 
     boundary = common.boundary(settings, common.agreements(args.agreements))
@@ -59,7 +56,7 @@ def publish_simulation(args: argparse.Namespace, settings: Settings, events: Ite
     count = 0
     pending: list[Any] = []
     started, first = time.monotonic(), None
-    with KafkaPublisher(settings.kafka_bootstrap_servers, settings.topic_prefix) as publisher:
+    with _retrying_publisher(settings) as publisher:
         for ev in events:
             accepted = boundary.accept(encode(ev))
             if isinstance(accepted, str):
@@ -80,8 +77,21 @@ def publish_simulation(args: argparse.Namespace, settings: Settings, events: Ite
     return 0
 
 
+def _retrying_publisher(settings: Settings) -> Any:
+    """A publisher that keeps trying while the broker is away (a restart), saying so on stderr."""
+    from ingest.publisher import RetryingPublisher
+
+    def say(text: str) -> None:
+        print(f"availability: {text}", file=sys.stderr)
+
+    return RetryingPublisher(settings.kafka_bootstrap_servers, settings.topic_prefix, on_retry=say)
+
+
 def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
     from availability.kafka_admin import ensure_topics
+    from stream_jobs.live import now_utc, shifted_clock
     from stream_jobs.stream_app import run
 
     if not args.warehouse:
@@ -89,6 +99,7 @@ def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
     agreements = common.agreements(args.agreements)
     common.boundary(settings, agreements)  # warns about the development key before the worker starts
     ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
+    clock = shifted_clock(args.clock_start, args.clock_speed) if args.clock_start else now_utc
     run(
         settings,
         agreements,
@@ -97,6 +108,9 @@ def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
         loglevel=args.loglevel,
         max_events=args.batch_events,
         max_seconds=args.batch_seconds,
+        from_beginning=args.from_beginning,
+        clock=clock,
+        dead_letter_file=Path(args.dead_letter_file) if args.dead_letter_file else None,
     )
     return 0
 
@@ -112,9 +126,11 @@ def cmd_ingest_imap(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
     from ingest.imap import run
+    from ingest.log_limit import limit_repeats
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    limit_repeats()  # a broker outage: one line a minute per kind
     agreements = common.agreements(args.agreements)
     common.boundary(settings, agreements)  # warns about the development key before polling starts
     stats = run(
@@ -125,6 +141,8 @@ def cmd_ingest_imap(args: argparse.Namespace, settings: Settings) -> int:
         args.port,
         args.user,
         ssl=args.ssl,
+        insecure_plaintext=args.insecure_plaintext,
+        tls_ca=args.tls_ca,
         inbox=args.inbox,
         sent=args.sent,
         done=args.done or None,
@@ -137,22 +155,27 @@ def cmd_ingest_imap(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dashboards_provision(args: argparse.Namespace, settings: Settings) -> int:
-    from dashboards.provision import provision
+    from grafana_client.client import GrafanaException
+
+    from dashboards.provision import ProvisionError, grafana_error, provision
 
     if not args.grafana_url:
         raise InputError("no Grafana given: use --grafana-url URL or set AVAILABILITY_GRAFANA_URL")
     token = args.token or (settings.grafana_token.get_secret_value() if settings.grafana_token else None)
     if not token:
         raise InputError("no Grafana token given: use --token or set AVAILABILITY_GRAFANA_TOKEN")
-    changes = provision(
-        args.grafana_url,
-        token,
-        agreements=common.agreements(args.agreements),
-        prometheus_url=args.prometheus_url,
-        clickhouse_host=args.clickhouse_host,
-        clickhouse_port=args.clickhouse_port,
-        clickhouse_database=args.clickhouse_database,
-    )
+    try:
+        changes = provision(
+            args.grafana_url,
+            token,
+            agreements=common.agreements(args.agreements),
+            prometheus_url=args.prometheus_url,
+            clickhouse_host=args.clickhouse_host,
+            clickhouse_port=args.clickhouse_port,
+            clickhouse_database=args.clickhouse_database,
+        )
+    except GrafanaException as exc:  # an error status: one line, not grafana-client's traceback
+        raise ProvisionError(grafana_error(args.grafana_url, exc)) from None
     for change in changes:
         print(f"{change.kind} {change.uid}: {change.outcome}")
     return 0
@@ -186,6 +209,30 @@ def add_commands(sub: Any, settings: Settings, agreements_opt: Callable[[Any], N
         "--batch-seconds", type=common.positive(float), default=0.5, help="write a batch at least every S seconds"
     )
     p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="read the topics from their start into this warehouse (a new or restored warehouse behind the consumer "
+        "group; repeats are harmless)",
+    )
+    p.add_argument(
+        "--dead-letter-file",
+        metavar="FILE",
+        help="where rejected messages go when the dead-letter topic cannot take them (JSONL, mode 0600; default "
+        "dead-letters.jsonl in the warehouse directory, or ~/.local/state/availability/ for a server warehouse)",
+    )
+    p.add_argument(
+        "--clock-start",
+        type=common.instant_arg,
+        metavar="TIME",
+        help="demos and tests: the live metrics' clock starts at TIME (RFC 3339) instead of the wall clock's now",
+    )
+    p.add_argument(
+        "--clock-speed",
+        type=common.positive(float),
+        default=1.0,
+        help="with --clock-start: the clock runs this many times as fast as the wall clock (as simulate --speed)",
+    )
     p.set_defaults(run=cmd_stream)
 
     ingest = sub.add_parser("ingest", help="run a source: the CallGuide webhook or an IMAP function mailbox")
@@ -212,7 +259,15 @@ def add_commands(sub: Any, settings: Settings, agreements_opt: Callable[[Any], N
     p.add_argument("--host", required=True)
     p.add_argument("--port", type=int, help="default 993 with --ssl, else 143")
     p.add_argument("--user", required=True)
-    p.add_argument("--ssl", action="store_true", help="IMAP over TLS")
+    p.add_argument("--ssl", action="store_true", help="implicit TLS (IMAPS, port 993); without it STARTTLS (port 143)")
+    p.add_argument(
+        "--tls-ca", metavar="FILE", help="verify the server's certificate against this CA (PEM), not the system's CAs"
+    )
+    p.add_argument(
+        "--insecure-plaintext",
+        action="store_true",
+        help="log in WITHOUT TLS: the password crosses the network in clear text (test servers only)",
+    )
     p.add_argument("--inbox", default="INBOX")
     p.add_argument("--sent", default="Sent")
     p.add_argument("--done", default="Done", help="folder of cases finished without reply ('' for none)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from availability.errors import AvailabilityError
 from schemas.topics import ALL, Topic, with_prefix
 
@@ -11,7 +13,8 @@ class TopicsError(AvailabilityError):
 
 
 def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: int = 1) -> list[str]:
-    """Create missing topics; check existing ones have the defined partition count.
+    """Create missing topics; check existing ones have the defined partition count, and set
+    their retention to the definition's (a shortened retention reaches existing topics too).
 
     Returns one line per topic saying what was done. A topic with other partitions is an
     error: Faust refuses it, and repartitioning would move calls between workers.
@@ -38,7 +41,7 @@ def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: 
                     f"topic {t.name} has {existing[t.name]} partitions, the definition says {t.partitions}"
                 )
             else:
-                lines.append(f"{t.name}: exists, {t.partitions} partitions")
+                lines.append(f"{t.name}: exists, {t.partitions} partitions{_align_retention(admin, t)}")
         if missing:
             admin.create_topics(
                 [NewTopic(t.name, t.partitions, replication_factor, topic_configs=t.config()) for t in missing]
@@ -49,3 +52,27 @@ def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: 
         raise TopicsError(f"Kafka at {bootstrap_servers}: {type(exc).__name__}: {exc}") from None
     finally:
         admin.close()
+
+
+def _align_retention(admin: Any, topic: Topic) -> str:
+    """Set an existing topic's retention.ms to the definition's (only that key: the others,
+    e.g. a max.message.bytes set by an operator, stay); returns what changed, for the line."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic.name)
+    described = admin.describe_configs([resource], config_filter="all")
+    current = described.get("topic", {}).get(topic.name, {}).get("retention.ms", {}).get("value")
+    wanted = str(topic.retention_ms)
+    if current == wanted:
+        return ""
+    admin.alter_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, topic.name, configs={"retention.ms": wanted})], incremental=True
+    )
+    return f", retention changed from {_days(current)} to {_days(wanted)}"
+
+
+def _days(ms: str | None) -> str:
+    if ms is None or not ms.lstrip("-").isdigit():
+        return "unknown"
+    value = int(ms)
+    return "forever" if value < 0 else f"{value / 86_400_000:g} days"

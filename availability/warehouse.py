@@ -6,6 +6,7 @@ Thin adapter: it stores events and facts and runs queries; it derives nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
@@ -37,6 +38,7 @@ CALL_COLUMNS = [
     "wait_seconds", "short_abandon", "in_service_level", "agent", "talk_seconds", "transferred_from", "ended_at",
     "internal_queue", "internal_queued_at", "internal_outcome", "internal_wait", "events",
 ]  # fmt: skip
+POSITION_COLUMNS = ["topic", "partition", "next_offset"]
 CASE_COLUMNS = [
     "mailbox", "thread_id", "seq", "opened_at", "opened_clock", "ended_at", "end", "close_reason",
     "lead_seconds", "priority", "target_seconds", "messages", "sender_ref",
@@ -112,6 +114,24 @@ class Warehouse:
         for future in pending:
             future.result()
 
+    def answers(self) -> bool:
+        """Whether the warehouse answers a trivial query once its writer is idle: a failed write
+        with a warehouse that answers was refused for its data, not for being away."""
+        with contextlib.suppress(Exception):
+            self._writer.submit(lambda: None).result(timeout=60)
+        try:
+            self.client.query("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    def describe(self, exc: BaseException) -> str:
+        """A warehouse error as one short line, without the password of a server URL."""
+        text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        for secret in _secrets(self.target):
+            text = text.replace(secret, "***")
+        return text
+
     def __enter__(self) -> Warehouse:
         return self
 
@@ -157,6 +177,11 @@ class Warehouse:
 
     def upsert_cases(self, cases: Iterable[MailCase]) -> None:
         self._insert_rows("mail_cases", CASE_COLUMNS, [_case_row(c) for c in cases])
+
+    def record_positions(self, positions: Iterable[tuple[str, int, int]]) -> None:
+        """(topic, partition, next offset) whose messages the warehouse now holds
+        (schemas/ddl/005_stream_positions.sql), written in order with the batch's rows."""
+        self._insert_rows("stream_positions", POSITION_COLUMNS, [list(p) for p in positions])
 
     def _insert_rows(self, table: str, names: list[str], rows: list[list[Any]]) -> None:
         self._insert_columns(table, names, [list(col) for col in zip(*rows, strict=True)] if rows else [])

@@ -2,12 +2,15 @@
 
 `publish()` returns only when the broker has acknowledged every event, so a caller (the
 webhook, `availability publish`) can promise that what it accepted is stored.
+`RetryingPublisher` keeps trying while the broker is away (a restart, a failover), for the
+producers that must not give up at the first failure (`publish`, `simulate --to-kafka`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from availability.errors import AvailabilityError
@@ -21,6 +24,11 @@ class PublishError(AvailabilityError):
     def __init__(self, message: str, retry_after: int = 5) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class MessageTooLarge(PublishError):
+    """The broker (or the producer's own limit) refuses a message for its size: retrying the
+    same message cannot help."""
 
 
 class KafkaPublisher:
@@ -54,33 +62,104 @@ class KafkaPublisher:
         return self._send_all(sends, timeout)
 
     def publish_raw(
-        self, topic: Topic, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
+        self,
+        topic: Topic,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        timeout: float = 30.0,
     ) -> None:
-        """One message as it is (the dead-letter topic keeps rejected input unchanged)."""
-        self._send_all([(self.topic(topic), key, value, list(headers))], timeout=30.0)
+        """One message as it is (the dead-letter topic); a None value is a tombstone."""
+        self._send_all([(self.topic(topic), key, value, list(headers))], timeout=timeout)
 
-    def _send_all(self, sends: Sequence[tuple[str, bytes | None, bytes, Any]], timeout: float) -> int:
-        from kafka.errors import KafkaError
+    def _send_all(self, sends: Sequence[tuple[str, bytes | None, bytes | None, Any]], timeout: float) -> int:
+        from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 
         try:
             futures = [self._producer.send(t, key=k, value=v, headers=h) for t, k, v, h in sends]
             self._producer.flush(timeout=timeout)
             for future in futures:
                 future.get(timeout=timeout)
+        except (MessageSizeTooLargeError, RecordListTooLargeError):
+            raise MessageTooLarge(f"Kafka at {self.bootstrap_servers} refused a message as too large") from None
         except KafkaError as exc:
             raise PublishError(
                 f"Kafka at {self.bootstrap_servers} did not acknowledge ({type(exc).__name__})"
             ) from None
         return len(futures)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> None:
         from kafka.errors import KafkaError
 
-        # Records still pending with the broker away make close() raise; they expire on their own.
-        with contextlib.suppress(KafkaError):
-            self._producer.close(timeout=10)
+        try:
+            self._producer.close(timeout=timeout)
+        except KafkaError:
+            # Records still pending with the broker away make kafka-python's close() raise at its
+            # flush and leave the producer open; its __del__ would then raise again and print a
+            # traceback. Stop its sender thread and mark it closed: the records expire on their own.
+            with contextlib.suppress(Exception):
+                self._producer._sender.force_close()
+            self._producer._closed = True
 
     def __enter__(self) -> KafkaPublisher:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class RetryingPublisher:
+    """Publishes until the broker acknowledged: after a failure it waits, makes a new producer
+    and sends the same events again, for up to `give_up_after` seconds without any success.
+    A repeat is harmless: an event's `source` + `id` is its identity, and the Deriver keeps one.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic_prefix: str = "",
+        *,
+        give_up_after: float = 300.0,
+        on_retry: Callable[[str], None] | None = None,
+        connect: Callable[[], KafkaPublisher] | None = None,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.give_up_after = give_up_after
+        self.on_retry = on_retry or (lambda _: None)
+        self._connect = connect or (lambda: KafkaPublisher(bootstrap_servers, topic_prefix))
+        self._current: KafkaPublisher | None = None
+        self.retries = 0
+
+    def publish(self, events: Sequence[Event]) -> int:
+        if not events:
+            return 0
+        deadline = time.monotonic() + self.give_up_after
+        pause = 0.5
+        while True:
+            try:
+                if self._current is None:
+                    self._current = self._connect()
+                return self._current.publish(events)
+            except MessageTooLarge:
+                raise
+            except PublishError as exc:
+                if time.monotonic() + pause > deadline:
+                    raise PublishError(f"{exc}; gave up after {self.give_up_after:.0f} s of retrying") from None
+                self.retries += 1
+                self.on_retry(f"{exc}; retrying in {pause:g} s")
+                self._discard()
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+    def _discard(self) -> None:
+        publisher, self._current = self._current, None
+        if publisher is not None:
+            publisher.close(timeout=1.0)  # what it still holds is sent again by the next one
+
+    def close(self) -> None:
+        self._discard()
+
+    def __enter__(self) -> RetryingPublisher:
         return self
 
     def __exit__(self, *_: object) -> None:

@@ -29,8 +29,12 @@ class Topic:
 CALLS = Topic("availability.calls", partitions=6, key="call_id", retention_ms=30 * DAY_MS)
 AGENTS = Topic("availability.agents", partitions=3, key="agent", retention_ms=30 * DAY_MS)
 MAIL = Topic("availability.mail", partitions=3, key="mailbox/thread_id", retention_ms=90 * DAY_MS)
-# Events a worker could not accept, as received, with the reason in the `reason` header.
-DEAD_LETTER = Topic("availability.dead-letter", partitions=1, key="original key", retention_ms=90 * DAY_MS)
+# Messages a worker could not accept, with the reason and where they were read in headers.
+# They can hold personal data that never passed the ingest boundary (the worker replaces raw
+# callers and senders by their pseudonyms and drops subjects where it can parse the message,
+# but not in bytes it cannot parse), so they are kept a week: long enough to look at a
+# rejection after a weekend, not the 90 days of the mail topic.
+DEAD_LETTER = Topic("availability.dead-letter", partitions=1, key="original key", retention_ms=7 * DAY_MS)
 
 ALL = (CALLS, AGENTS, MAIL, DEAD_LETTER)
 EVENT_TOPICS = (CALLS, AGENTS, MAIL)

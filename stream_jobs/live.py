@@ -3,43 +3,75 @@
 Counters count transitions (a contact's outcome becoming known, a case ending) found by
 comparing each touched entity's facts before and after a batch, so a redelivered batch,
 whose events the warehouse already holds, counts nothing again. Gauges are computed at
-scrape time against the event clock.
+scrape time against the clock.
+
+"Now" is a clock the worker is given (the wall clock in production), never a time taken from
+the events: one event dated 2150 must not make every open case breached, neither live nor
+after a restart. The live boundary rejects events more than MAX_FUTURE ahead of that clock.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from availability.warehouse import Warehouse
+from availability.warehouse import Warehouse, ms
 from schemas.agreements import Agreements
-from schemas.events import AgentStateChanged, Event, decode
+from schemas.events import EARLIEST_TIME, MAX_FUTURE, AgentStateChanged, Event, decode
 from stream_jobs.calls import ABANDONED, ANSWERED, CALLBACK, WAITING, CallFact
 from stream_jobs.deriver import BatchResult
 from stream_jobs.mail import OPEN, REPLIED, MailCase
 
-STALE_WAIT = timedelta(hours=4)  # a call "waiting" longer lost its end event; stop showing it
+log = logging.getLogger(__name__)
 
-# What `restore` reads: calls still waiting (recently), open cases, each agent's last state.
+STALE_WAIT = timedelta(hours=4)  # a call "waiting" longer lost its end event; stop showing it
+AGENT_HORIZON = timedelta(days=1)  # an agent with no state change for a day is not restored
+
+# What `restore` reads, all within a window around the clock's now ({lo}..{hi} are epoch ms):
+# calls still waiting (recently), open cases, each agent's last state.
 WAITING_SQL = """
 SELECT call_id, queue, assumeNotNull(first_queued_at) FROM call_facts FINAL
-WHERE outcome = 'waiting' AND first_queued_at >= (SELECT max(first_queued_at) FROM call_facts) - INTERVAL 4 HOUR
+WHERE outcome = 'waiting'
+  AND first_queued_at >= fromUnixTimestamp64Milli({lo}, 'UTC')
+  AND first_queued_at <= fromUnixTimestamp64Milli({hi}, 'UTC')
 """
 OPEN_CASES_SQL = """
 SELECT mailbox, thread_id, seq, opened_at, opened_clock, priority, target_seconds, messages,
        nullIf(sender_ref, '') AS sender_ref
-FROM mail_cases FINAL WHERE end = ''
+FROM mail_cases FINAL
+WHERE end = ''
+  AND opened_at >= fromUnixTimestamp64Milli({lo}, 'UTC') AND opened_at <= fromUnixTimestamp64Milli({hi}, 'UTC')
 """
 AGENTS_SQL = """
 SELECT key, argMax(payload, (time, id)) FROM events
-WHERE kind = 'agent' AND time >= (SELECT max(time) FROM events WHERE kind = 'agent') - INTERVAL 1 DAY
+WHERE kind = 'agent'
+  AND time >= fromUnixTimestamp64Milli({lo}, 'UTC') AND time <= fromUnixTimestamp64Milli({hi}, 'UTC')
 GROUP BY key
 """
+# The `source` label takes these values, `imap/<mailbox>` of the agreements, or OTHER_SOURCE:
+# a source name is free text from outside, and every distinct label value is a new series.
+FIXED_SOURCES = ("callguide", "simulator")
+OTHER_SOURCE = "other"
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def shifted_clock(start: datetime, speed: float = 1.0, wall: Callable[[], float] = time.time) -> Callable[[], datetime]:
+    """A clock that reads `start` now and runs at `speed` × the wall clock (demos and tests that
+    replay a past day; `availability stream --clock-start`)."""
+    origin = wall()
+    return lambda: start + timedelta(seconds=(wall() - origin) * speed)
+
+
 OUTCOMES = ("answered_in_sl", "answered_late", "abandoned", "abandoned_short", "callback", "out_of_hours")
 
 
@@ -60,8 +92,9 @@ def outcome_of(fact: CallFact) -> str | None:
 
 
 class LiveState(Collector):
-    def __init__(self, agreements: Agreements) -> None:
+    def __init__(self, agreements: Agreements, *, clock: Callable[[], datetime] = now_utc) -> None:
         self.agreements = agreements
+        self.clock = clock
         self.contacts: Counter[tuple[str, str]] = Counter()  # (queue, outcome)
         self.transferred: Counter[str] = Counter()
         self.by_day: Counter[tuple[date, str, str]] = Counter()  # (local day first queued, queue, outcome)
@@ -70,31 +103,34 @@ class LiveState(Collector):
         self.ended_cases: Counter[tuple[str, str]] = Counter()  # (mailbox, outcome)
         self.agents: dict[str, AgentStateChanged] = {}  # latest state event per agent
         self.source_event: dict[str, float] = {}
+        self.sources = frozenset([*FIXED_SOURCES, *(f"imap/{m}" for m in agreements.mailboxes)])
         # The sources that must keep sending start as seen now, so one silent since the worker
         # started still sets off the freshness alert.
         started = time.time()
         self.source_seen: dict[str, float] = {
             s: started for s in ["callguide", *(f"imap/{m}" for m in agreements.mailboxes)]
         }
-        self._clock: tuple[datetime, float] | None = None  # (latest event time, wall time then)
+        self.skipped_rows = 0  # stored rows `restore` could not use (logged)
+        self._failed_sections: set[str] = set()
+
+    def source_label(self, source: str) -> str:
+        return source if source in self.sources else OTHER_SOURCE
 
     # -- feeding ----------------------------------------------------------------------------
 
     def observe(self, events: Sequence[Event], result: BatchResult) -> None:
         wall = time.time()
+        sources = self.sources
         for ev in events:
+            label = ev.source if ev.source in sources else OTHER_SOURCE
             stamp = ev.time.timestamp()
-            if stamp > self.source_event.get(ev.source, 0.0):
-                self.source_event[ev.source] = stamp
-            self.source_seen[ev.source] = wall
+            if stamp > self.source_event.get(label, 0.0):
+                self.source_event[label] = stamp
+            self.source_seen[label] = wall
             if type(ev) is AgentStateChanged:
                 held = self.agents.get(ev.data.agent)
                 if held is None or (ev.time, ev.id) > (held.time, held.id):
                     self.agents[ev.data.agent] = ev
-        if events:
-            latest = max(ev.time for ev in events)
-            if self._clock is None or latest > self._clock[0]:
-                self._clock = (latest, wall)
         for before, after in result.call_changes:
             self._call_changed(before, after)
         for before_cases, after_cases in result.case_changes:
@@ -132,40 +168,78 @@ class LiveState(Collector):
                 self.ended_cases[(case.mailbox, outcome)] += 1
 
     def restore(self, warehouse: Warehouse, owns: Callable[[str, str], bool]) -> None:
-        """Rebuild the gauges' state (waiting calls, open cases, agents' states, the event
-        clock) from the warehouse, for the entities this worker owns: `owns(kind, key)` says
-        whether a call, mail or agent key is in a partition assigned to it. Run at start and
-        after every rebalance, so each entity is shown by exactly one worker."""
+        """Rebuild the gauges' state (waiting calls, open cases, agents' states) from the
+        warehouse, for the entities this worker owns: `owns(kind, key)` says whether a call,
+        mail or agent key is in a partition assigned to it. Run at start and after every
+        rebalance, so each entity is shown by exactly one worker.
+
+        Only rows within a window around the clock's now are read, and a row that cannot be
+        used (a payload that no longer decodes, a queue or mailbox the agreements do not
+        define, a time outside the accepted range) is skipped and counted, never raised."""
         self.waiting, self.open_cases, self.agents = {}, {}, {}
-        latest = warehouse.query("SELECT max(time) FROM events")[0][0]
-        if latest is not None and latest.year > 1970:
-            stamp = latest.replace(tzinfo=UTC)
-            if self._clock is None or stamp > self._clock[0]:
-                self._clock = (stamp, time.time())
-        for call_id, queue, since in warehouse.query(WAITING_SQL):
-            if owns("call", call_id):
+        now = self.clock()
+        hi = ms(now + MAX_FUTURE)
+        skipped = 0
+        for call_id, queue, since in warehouse.query(WAITING_SQL.format(lo=ms(now - STALE_WAIT), hi=hi)):
+            if queue not in self.agreements.queues:
+                skipped += 1
+            elif owns("call", call_id):
                 self.waiting[call_id] = (queue, since.replace(tzinfo=UTC))
-        for row in warehouse.records(OPEN_CASES_SQL):
-            if owns("mail", f"{row['mailbox']}/{row['thread_id']}") and row["mailbox"] in self.agreements.mailboxes:
-                row["opened_at"] = row["opened_at"].replace(tzinfo=UTC)
-                case = MailCase(**row, ended_at=None, end=OPEN, close_reason="", lead_seconds=None)
-                self.open_cases[(case.mailbox, case.thread_id, case.seq)] = case
-        for agent, payload in warehouse.query(AGENTS_SQL):
-            latest_state = decode(payload)
-            if owns("agent", agent) and type(latest_state) is AgentStateChanged:
+        for row in warehouse.records(OPEN_CASES_SQL.format(lo=ms(EARLIEST_TIME), hi=hi)):
+            if row["mailbox"] not in self.agreements.mailboxes:
+                skipped += 1
+            elif owns("mail", f"{row['mailbox']}/{row['thread_id']}"):
+                case = _case(row)
+                if case is None:
+                    skipped += 1
+                else:
+                    self.open_cases[(case.mailbox, case.thread_id, case.seq)] = case
+        for agent, payload in warehouse.query(AGENTS_SQL.format(lo=ms(now - AGENT_HORIZON), hi=hi)):
+            try:
+                latest_state = decode(payload)
+            except Exception:  # a payload written by an older version, or damaged
+                skipped += 1
+                continue
+            if type(latest_state) is not AgentStateChanged or any(
+                q not in self.agreements.queues for q in latest_state.data.queues
+            ):
+                skipped += 1
+            elif owns("agent", agent):
                 self.agents[agent] = latest_state
+        if skipped:
+            self.skipped_rows += skipped
+            log.warning(
+                "restore skipped %d stored rows it could not use (unknown queue or mailbox, bad payload)", skipped
+            )
 
     # -- reading ----------------------------------------------------------------------------
 
     def now(self) -> datetime:
-        """The event clock: the latest event time, advanced by the wall time since."""
-        if self._clock is None:
-            return datetime.now(UTC)
-        latest, wall = self._clock
-        return latest + timedelta(seconds=max(0.0, time.time() - wall))
+        """The clock's time (the wall clock in production), never an event's."""
+        return self.clock()
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """Every family of docs/live-metrics.md. A section that fails (it should not) is left
+        out of this scrape and logged once, so /metrics never answers 500."""
         now = self.now()
+        sections: tuple[tuple[str, Callable[[datetime], Iterator[Any]]], ...] = (
+            ("queues", self._queue_families),
+            ("mailboxes", self._mailbox_families),
+            ("sources", self._source_families),
+        )
+        for name, section in sections:
+            try:
+                families = list(section(now))
+            except Exception as exc:
+                if name not in self._failed_sections:
+                    self._failed_sections.add(name)
+                    log.error(
+                        "live metrics: the %s section failed and is left out (%s: %s)", name, type(exc).__name__, exc
+                    )
+                continue
+            yield from families
+
+    def _queue_families(self, now: datetime) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         queues = self.agreements.queues
 
         contacts = CounterMetricFamily(
@@ -217,8 +291,8 @@ class LiveState(Collector):
             ar_target.add_metric([qid], q.answer_rate_target)
             sl_seconds.add_metric([qid], q.service_level_seconds)
         yield from (contacts, transferred, today, waiting, oldest, agents, is_open, sl_target, ar_target, sl_seconds)
-        yield from self._mailbox_families(now)
 
+    def _source_families(self, now: datetime) -> Iterator[GaugeMetricFamily]:
         event_time = GaugeMetricFamily(
             "availability_source_last_event_timestamp_seconds", "Event time of the latest event", labels=["source"]
         )
@@ -252,9 +326,11 @@ class LiveState(Collector):
         )
         counts: Counter[tuple[str, str, str]] = Counter()  # (mailbox, priority, kind)
         ages: dict[str, float] = defaultdict(float)
+        clocks = {mid: mb.calendar.clock(now) for mid, mb in self.agreements.mailboxes.items()}
         for case in self.open_cases.values():
-            mb = self.agreements.mailboxes[case.mailbox]
-            age = mb.calendar.clock(now) - case.opened_clock
+            if case.mailbox not in clocks:
+                continue
+            age = clocks[case.mailbox] - case.opened_clock
             prio = "true" if case.priority else "false"
             counts[(case.mailbox, prio, "open")] += 1
             ages[case.mailbox] = max(ages[case.mailbox], age)
@@ -280,3 +356,14 @@ class LiveState(Collector):
     def _forget_stale_waits(self, now: datetime) -> None:
         for call_id in [k for k, (_, since) in self.waiting.items() if now - since > STALE_WAIT]:
             del self.waiting[call_id]
+
+
+def _case(row: dict[str, Any]) -> MailCase | None:
+    """An open case from its stored row; None if the row cannot be one."""
+    try:
+        opened_at = row["opened_at"].replace(tzinfo=UTC)
+        if opened_at < EARLIEST_TIME:  # before the business clock starts: not a case the wall can age
+            return None
+        return MailCase(**(row | {"opened_at": opened_at}), ended_at=None, end=OPEN, close_reason="", lead_seconds=None)
+    except Exception:
+        return None

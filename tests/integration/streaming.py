@@ -70,6 +70,14 @@ class Worker:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
 
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """A test that failed half-way leaves no worker behind."""
+        if self.process.poll() is None:
+            self.kill()
+
 
 class Webhook:
     """`availability ingest webhook --allow-anonymous` as a subprocess."""

@@ -42,10 +42,14 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from availability.settings import DEVELOPMENT_KEY
 from dashboards import alertmanager, alerts
 from dashboards.grafana import promql_expressions
+from ingest.boundary import Boundary
+from ingest.pseudonymise import Pseudonymiser
 from ingest.publisher import KafkaPublisher
 from schemas.agreements import Agreements, load_agreements
+from schemas.events import encode
 from tests.conftest import ev
 from tests.integration.streaming import Worker, cli, environment
 
@@ -83,7 +87,7 @@ class MetricsTarget(Protocol):
 @dataclass
 class StreamWorkerTarget:
     """The real stream worker, fed through Kafka with CallGuide events of a simulated Tuesday
-    morning (its event clock is then inside kundreskontra's opening hours)."""
+    morning, its clock started at that morning (inside kundreskontra's opening hours)."""
 
     url: str
     process: str
@@ -92,6 +96,12 @@ class StreamWorkerTarget:
     start: datetime
     sent: int = 0  # contacts
     published: int = 0  # events
+
+    def __post_init__(self) -> None:
+        # As CallGuide's events would go: through the ingest boundary (the worker rejects agent
+        # ids that were not pseudonymised there), with the key the worker uses (none set).
+        agreements = load_agreements(None)
+        self.boundary = Boundary(agreements, Pseudonymiser(DEVELOPMENT_KEY.encode(), agreements))
 
     def _contacts(self, waits: list[tuple[float, str]]) -> None:
         events = []
@@ -104,7 +114,9 @@ class StreamWorkerTarget:
                 ev("call.queued", queued.isoformat(), **data),
                 ev(f"call.{outcome}", left, **data, **({"agent": "a1"} if outcome == "answered" else {})),
             ]
-        self.published += self.publisher.publish(events)
+        accepted = [self.boundary.accept(encode(e)) for e in events]
+        assert not [a for a in accepted if isinstance(a, str)], accepted
+        self.published += self.publisher.publish([a for a in accepted if not isinstance(a, str)])
         self.worker.wait_for(lambda: self.worker.processed() >= self.published, "the worker storing the contacts")
 
     def quiet(self) -> None:
@@ -125,11 +137,13 @@ def metrics_target(tmp_path: Path, kafka_bootstrap: str) -> Iterator[MetricsTarg
     env = environment(kafka_bootstrap, f"test-{uuid.uuid4().hex[:10]}.")
     cli(env, "topics", "create")
     port = free_port()
-    worker = Worker(env, tmp_path / "wh", "", port)
     start = datetime(2026, 11, 24, 9, 30, tzinfo=ZoneInfo("Europe/Stockholm"))  # a Tuesday
+    # The live state's "now" is a clock (the wall clock in production); this one starts at the
+    # simulated Tuesday morning, inside kundreskontra's opening hours.
+    worker = Worker(env, tmp_path / "wh", "", port, "--clock-start", start.isoformat())
     with KafkaPublisher(kafka_bootstrap, env["AVAILABILITY_TOPIC_PREFIX"]) as publisher:
         target = StreamWorkerTarget(f"http://127.0.0.1:{port}/metrics", "kundreskontra", worker, publisher, start)
-        target.quiet()  # sets the event clock inside opening hours before the first scrape
+        target.quiet()  # the counters exist before the first scrape
         try:
             yield target
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 import socket
 import uuid
 from pathlib import Path
@@ -142,3 +143,86 @@ def test_sigkill_in_the_middle_of_a_day_loses_nothing_and_counts_nothing_twice(
 
     cli(env, "process", str(day), "--warehouse", str(tmp_path / "replay-wh"))
     assert report(env, tmp_path / "stream-wh", "", "2026-03") == report(env, tmp_path / "replay-wh", "", "2026-03")
+
+
+def test_a_new_or_older_warehouse_behind_the_consumer_group_is_refused_until_from_beginning(
+    tmp_path: Path, env: dict[str, str], kafka_bootstrap: str
+) -> None:
+    """Issue #7, item 9: a warehouse that lacks what the group committed got only new events, silently."""
+    day = tmp_path / "day.jsonl"
+    cli(env, "simulate", "--start", "2026-03-03", "--days", "1", "--seed", "6", "--scale", "0.3", "--out", str(day))
+    lines = day.read_text().splitlines(keepends=True)
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text("".join(lines[: len(lines) // 2]))
+    second.write_text("".join(lines[len(lines) // 2 :]))
+    cli(env, "topics", "create")
+    group = env["AVAILABILITY_TOPIC_PREFIX"] + "availability-stream"
+    topics = topic_names(env["AVAILABILITY_TOPIC_PREFIX"])
+
+    def drain(warehouse: Path, messages: int, *extra: str) -> None:
+        with Worker(env, warehouse, "", free_port(), *extra) as worker:
+            worker.wait_for(lambda: worker.processed() >= messages, f"{messages} messages stored")
+            worker.wait_for(lambda: committed_everything(kafka_bootstrap, group, topics), "all offsets committed")
+            assert worker.stop() == 0
+            assert "Traceback" not in worker.log.read_text()
+
+    cli(env, "publish", str(first))
+    drain(tmp_path / "wh", len(lines) // 2)
+    shutil.copytree(tmp_path / "wh", tmp_path / "backup", symlinks=True)  # a backup of the warehouse, half a day old
+    cli(env, "publish", str(second))
+    drain(tmp_path / "wh", len(lines) - len(lines) // 2)
+
+    for behind in (tmp_path / "new", tmp_path / "backup"):
+        refused = cli(
+            env, "stream", "--warehouse", str(behind), "--web-port", str(free_port()), check=False, timeout=60
+        )
+        said = [
+            line for line in refused.stderr.splitlines() if line.startswith("availability: ") and "warning" not in line
+        ]
+        assert refused.returncode != 0 and len(said) == 1, refused.stderr[-3000:]  # one clear line
+        assert "--from-beginning" in said[0] and "lacks" in said[0], said[0]
+        drain(behind, len(lines), "--from-beginning")
+        assert report(env, behind, "", "2026-03") == report(env, tmp_path / "wh", "", "2026-03")
+    drain(tmp_path / "backup", 0)  # now it holds what the group committed: it starts without the flag
+
+
+def test_topics_create_keeps_dead_letters_a_week_also_on_an_existing_topic(
+    env: dict[str, str], kafka_bootstrap: str
+) -> None:
+    """Issue #7, item 14: the dead-letter topic kept raw personal data for 90 days."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+
+    prefix = env["AVAILABILITY_TOPIC_PREFIX"]
+    dead = f"{prefix}availability.dead-letter"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        # As an earlier `topics create` made it, and with an operator's own setting beside it.
+        configs = {"retention.ms": str(90 * 86_400_000), "max.message.bytes": "500000"}
+        admin.create_topics([NewTopic(dead, 1, 1, topic_configs=configs)])
+        out = cli(env, "topics", "create").stdout
+        assert f"{dead}: exists, 1 partitions, retention changed from 90 days to 7 days" in out.splitlines()
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, dead)], config_filter="all")
+        values = {k: v["value"] for k, v in described["topic"][dead].items()}
+        assert values["retention.ms"] == str(7 * 86_400_000)
+        assert values["max.message.bytes"] == "500000"  # only the retention is changed
+        assert f"{dead}: exists, 1 partitions" in cli(env, "topics", "create").stdout.splitlines()  # nothing to do
+    finally:
+        admin.close()
+
+
+def test_the_gap_check_names_what_the_warehouse_lacks(tmp_path: Path) -> None:
+    """Issue #7, item 9, without a broker: the positions the sink records against the committed offsets."""
+    from availability.warehouse import Warehouse
+    from stream_jobs.sink import POSITION_COLUMNS
+    from stream_jobs.stream_app import warehouse_gap
+
+    calls = "p.availability.calls"
+    with Warehouse.open(str(tmp_path / "wh")) as wh:
+        committed = {(calls, 0): 120, (calls, 1): 0}
+        gap = warehouse_gap(wh, committed, "p.availability-stream")  # a new warehouse
+        assert gap is not None and "lacks 120 messages" in gap and f"{calls}[0] holds 0 of 120" in gap
+        assert "`availability stream --from-beginning`" in gap
+        wh.client.insert("stream_positions", [[calls, 0, 100], [calls, 0, 120]], column_names=POSITION_COLUMNS)
+        assert warehouse_gap(wh, committed, "p.availability-stream") is None  # it holds what was committed
+        later = {(calls, 0): 150}  # the group went on with another warehouse: this one is a backup
+        assert "lacks 30 messages" in (warehouse_gap(wh, later, "p.availability-stream") or "")
