@@ -250,10 +250,12 @@ class Boundary:
         except Exception as exc:  # the ways bad input fails; anything else re-raised
             return _decode_reason(exc, raw)
         t = event.time
-        if self.live or not _SAFE_AFTER < t.year < _SAFE_BEFORE:
-            problem = self._time_problem(t)
-            if problem is not None:
-                return problem
+        if not _SAFE_AFTER < t.year < _SAFE_BEFORE and not EARLIEST_TIME <= t < LATEST_TIME:
+            return f"time: {t.isoformat()} {_RANGE}"
+        if self.live:
+            now = self.clock()
+            if t - now > MAX_FUTURE:
+                return f"time: {t.isoformat()} {_AHEAD} ({now.isoformat()})"
         if event.source not in self._sources:
             if not _SOURCE(event.source):
                 return SOURCE_REASON
@@ -267,15 +269,6 @@ class Boundary:
         if event.datacontenttype is not None and event.datacontenttype != JSON:
             event.datacontenttype = None
         return event
-
-    def _time_problem(self, t: datetime) -> str | None:
-        if not EARLIEST_TIME <= t < LATEST_TIME:
-            return f"time: {t.isoformat()} {_RANGE}"
-        if self.live:
-            now = self.clock()
-            if t - now > MAX_FUTURE:
-                return f"time: {t.isoformat()} {_AHEAD} ({now.isoformat()})"
-        return None
 
     # -- from a source: validate and pseudonymise in place (the event was just decoded) ----------
 
