@@ -213,7 +213,6 @@ def test_topics_create_keeps_dead_letters_a_week_also_on_an_existing_topic(
 def test_the_gap_check_names_what_the_warehouse_lacks(tmp_path: Path) -> None:
     """Issue #7, item 9, without a broker: the positions the sink records against the committed offsets."""
     from availability.warehouse import Warehouse
-    from stream_jobs.sink import POSITION_COLUMNS
     from stream_jobs.stream_app import warehouse_gap
 
     calls = "p.availability.calls"
@@ -222,7 +221,7 @@ def test_the_gap_check_names_what_the_warehouse_lacks(tmp_path: Path) -> None:
         gap = warehouse_gap(wh, committed, "p.availability-stream")  # a new warehouse
         assert gap is not None and "lacks 120 messages" in gap and f"{calls}[0] holds 0 of 120" in gap
         assert "`availability stream --from-beginning`" in gap
-        wh.client.insert("stream_positions", [[calls, 0, 100], [calls, 0, 120]], column_names=POSITION_COLUMNS)
+        wh.record_positions([(calls, 0, 100), (calls, 0, 120)])
         assert warehouse_gap(wh, committed, "p.availability-stream") is None  # it holds what was committed
         later = {(calls, 0): 150}  # the group went on with another warehouse: this one is a backup
         assert "lacks 30 messages" in (warehouse_gap(wh, later, "p.availability-stream") or "")
