@@ -32,10 +32,9 @@ import msgspec
 from ingest.pseudonymise import Pseudonymiser
 from schemas.agreements import Agreements
 from schemas.events import (
-    EARLIEST_TIME,
-    LATEST_TIME,
     MAX_EVENT_BYTES,
     MAX_FUTURE,
+    OUT_OF_RANGE,
     PSEUDONYM_PATTERN,
     SOURCE_PATTERN,
     TOKEN_PATTERN,
@@ -60,6 +59,7 @@ from schemas.events import (
     MailReceivedData,
     MailReplied,
     MailRepliedData,
+    in_time_range,
 )
 
 _MAILBOX_DATA = (MailReceivedData, MailRepliedData, MailClosedData)
@@ -71,11 +71,6 @@ _PSEUDONYM = re.compile(PSEUDONYM_PATTERN).fullmatch
 JSON = "application/json"
 _decode = msgspec.json.Decoder(Event).decode  # schemas.events.decode without the extra call
 
-# A local year strictly between these is inside [EARLIEST_TIME, LATEST_TIME) whatever the offset
-# (offsets are under a day), so the exact comparison (slow: it converts to UTC) runs only near
-# the edges of the range.
-_SAFE_AFTER = EARLIEST_TIME.year + 1
-_SAFE_BEFORE = LATEST_TIME.year - 1
 _MAX_REASON = 240
 
 TOMBSTONE = "no event (an empty message: a tombstone?)"
@@ -84,7 +79,6 @@ SOURCE_REASON = "source: must be a short name (letters, digits, '.', '_', '/', '
 CALLER_REF_REASON = "data.caller_ref: set by the ingest boundary, not by a source (send the number as `caller`)"
 SENDER_REF_REASON = "data.sender_ref: set by the ingest boundary, not by a source (send the address as `sender`)"
 _AROUND = "; was it published around the ingest boundary?"
-_RANGE = f"is outside the accepted range ({EARLIEST_TIME:%Y-%m-%d} up to {LATEST_TIME:%Y-%m-%d}, UTC)"
 _AHEAD = f"is more than {MAX_FUTURE.total_seconds() / 60:g} minutes ahead of the receiving clock"
 
 
@@ -250,8 +244,8 @@ class Boundary:
         except Exception as exc:  # the ways bad input fails; anything else re-raised
             return _decode_reason(exc, raw)
         t = event.time
-        if not _SAFE_AFTER < t.year < _SAFE_BEFORE and not EARLIEST_TIME <= t < LATEST_TIME:
-            return f"time: {t.isoformat()} {_RANGE}"
+        if not in_time_range(t):
+            return f"time: {t.isoformat()} {OUT_OF_RANGE}"
         if self.live:
             now = self.clock()
             if t - now > MAX_FUTURE:

@@ -49,6 +49,17 @@ LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 # On the live paths (webhook, mailbox pollers, stream worker) an event may be at most this far
 # ahead of the receiving clock (spec/events.md).
 MAX_FUTURE = timedelta(minutes=5)
+OUT_OF_RANGE = f"is outside the accepted range ({EARLIEST_TIME:%Y-%m-%d} up to {LATEST_TIME:%Y-%m-%d}, UTC)"
+# A year strictly between these is inside the range whatever the offset (offsets are under a day).
+_SAFE_AFTER, _SAFE_BEFORE = EARLIEST_TIME.year, LATEST_TIME.year - 1
+
+
+def in_time_range(t: datetime) -> bool:
+    """`t` lies in [EARLIEST_TIME, LATEST_TIME). The exact comparison converts to UTC, which is
+    slow on the replay's hot path, so it runs only for a year near the edges."""
+    return _SAFE_AFTER < t.year < _SAFE_BEFORE or EARLIEST_TIME <= t < LATEST_TIME
+
+
 # Event time: RFC 3339 with an offset; a naive time is rejected by the decoder.
 Time = Annotated[datetime, Meta(tz=True)]
 AgentState = Literal["ready", "busy", "wrap_up", "not_ready", "logged_out"]

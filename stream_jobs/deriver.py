@@ -30,13 +30,13 @@ from availability.warehouse import Warehouse
 from schemas.agreements import Agreements
 from schemas.events import (
     CALL_CLASSES,
-    EARLIEST_TIME,
-    LATEST_TIME,
     MAIL_CLASSES,
+    OUT_OF_RANGE,
     CallEvent,
     Event,
     MailEvent,
     event_key,
+    in_time_range,
 )
 from stream_jobs.calls import CallFact, derive_call
 from stream_jobs.mail import MailCase, derive_thread
@@ -115,8 +115,8 @@ class Deriver:
         threads: dict[str, list[MailEvent]] = defaultdict(list)
         failed: list[tuple[Event, str]] = []
         for ev in events:
-            if not _in_range(ev):
-                failed.append((ev, f"time {ev.time.isoformat()} {_OUT_OF_RANGE}"))
+            if not in_time_range(ev.time):
+                failed.append((ev, f"time {ev.time.isoformat()} {OUT_OF_RANGE}"))
                 continue
             cls = type(ev)  # a set lookup: isinstance() against a union is slow on hot paths
             if cls in CALL_CLASSES:
@@ -130,10 +130,10 @@ class Deriver:
         # it can never be derived, and would fail every later event of its thread.
         new_calls = [k for k in calls if k not in self.calls.events]
         for key, known in self.warehouse.stored_events("call", new_calls).items():
-            self.calls.add(key, [ev for ev in known if isinstance(ev, CallEvent) and _in_range(ev)])
+            self.calls.add(key, [ev for ev in known if isinstance(ev, CallEvent) and in_time_range(ev.time)])
         new_threads = [k for k in threads if k not in self.threads.events]
         for key, known in self.warehouse.stored_events("mail", new_threads).items():
-            self.threads.add(key, [ev for ev in known if isinstance(ev, MailEvent) and _in_range(ev)])
+            self.threads.add(key, [ev for ev in known if isinstance(ev, MailEvent) and in_time_range(ev.time)])
 
         result = BatchResult()
         track = self.track_changes
@@ -205,18 +205,6 @@ class Deriver:
             return []
         mailbox_id, _, thread_id = key.partition("/")
         return derive_thread(thread_id, held.values(), self.agreements.mailboxes[mailbox_id])
-
-
-# A year strictly between these is inside [EARLIEST_TIME, LATEST_TIME) whatever the offset.
-_SAFE_AFTER = EARLIEST_TIME.year
-_SAFE_BEFORE = LATEST_TIME.year - 1
-_OUT_OF_RANGE = f"is outside the accepted range ({EARLIEST_TIME:%Y-%m-%d} up to {LATEST_TIME:%Y-%m-%d}, UTC)"
-
-
-def _in_range(ev: Event) -> bool:
-    """The event's time is in [EARLIEST_TIME, LATEST_TIME). The exact comparison converts to
-    UTC, which is slow on a hot path, so it runs only for a year near the edges."""
-    return _SAFE_AFTER < ev.time.year < _SAFE_BEFORE or EARLIEST_TIME <= ev.time < LATEST_TIME
 
 
 def _not_derived(exc: Exception) -> str:
