@@ -23,7 +23,8 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -119,12 +120,10 @@ def provision(
     """Create or update everything in the Grafana at `url` (a service-account token, or a
     (user, password) pair). Returns what was created or updated, in order. An unreachable
     Grafana raises ProvisionError."""
-    try:
-        return _provision(
-            url,
-            token,
-            folder_title=folder_title,
-            folder_uid=folder_uid,
+    with _reaching(url, timeout):
+        api = _connect(url, token, timeout)
+        changes: list[Change] = []
+        for payload in datasources(
             prometheus_url=prometheus_url,
             clickhouse_host=clickhouse_host,
             clickhouse_port=clickhouse_port,
@@ -133,14 +132,16 @@ def provision(
             clickhouse_password=clickhouse_password,
             clickhouse_protocol=clickhouse_protocol,
             clickhouse_secure=clickhouse_secure,
-            agreements=agreements,
-            alerting_dir=alerting_dir,
-            timeout=timeout,
-        )
-    except OSError as exc:  # niquests' ConnectionError, Timeout, SSLError ... are OSErrors
-        raise ProvisionError(f"cannot reach Grafana at {redact_url(url)} ({_network_reason(exc)})") from None
-    except GrafanaTimeoutError:
-        raise ProvisionError(f"cannot reach Grafana at {redact_url(url)} (no answer within {timeout:g} s)") from None
+        ):
+            changes.append(_datasource(api, payload))
+        folders = _Folders(api, changes)
+        folders.ensure(folder_uid, folder_title)
+        for dashboard in generate(agreements).values():
+            changes.append(_dashboard(api, dashboard, folder_uid))
+        if alerting_dir is not None:
+            for document in _alerting_documents(alerting_dir):
+                changes.extend(_alerting(api, document, folders, folder_title, folder_uid))
+        return changes
 
 
 def grafana_error(url: str, exc: GrafanaException) -> str:
@@ -178,45 +179,15 @@ def _network_reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _provision(
-    url: str,
-    token: str | tuple[str, str],
-    *,
-    folder_title: str,
-    folder_uid: str,
-    prometheus_url: str,
-    clickhouse_host: str,
-    clickhouse_port: int,
-    clickhouse_database: str,
-    clickhouse_username: str,
-    clickhouse_password: str | None,
-    clickhouse_protocol: Literal["native", "http"],
-    clickhouse_secure: bool,
-    agreements: Agreements | None,
-    alerting_dir: Path | None,
-    timeout: float,
-) -> list[Change]:
-    api = _connect(url, token, timeout)
-    changes: list[Change] = []
-    for payload in datasources(
-        prometheus_url=prometheus_url,
-        clickhouse_host=clickhouse_host,
-        clickhouse_port=clickhouse_port,
-        clickhouse_database=clickhouse_database,
-        clickhouse_username=clickhouse_username,
-        clickhouse_password=clickhouse_password,
-        clickhouse_protocol=clickhouse_protocol,
-        clickhouse_secure=clickhouse_secure,
-    ):
-        changes.append(_datasource(api, payload))
-    folders = _Folders(api, changes)
-    folders.ensure(folder_uid, folder_title)
-    for dashboard in generate(agreements).values():
-        changes.append(_dashboard(api, dashboard, folder_uid))
-    if alerting_dir is not None:
-        for document in _alerting_documents(alerting_dir):
-            changes.extend(_alerting(api, document, folders, folder_title, folder_uid))
-    return changes
+@contextmanager
+def _reaching(url: str, timeout: float) -> Iterator[None]:
+    """An unreachable Grafana as one ProvisionError line, without the URL's credentials."""
+    try:
+        yield
+    except OSError as exc:  # niquests' ConnectionError, Timeout, SSLError ... are OSErrors
+        raise ProvisionError(f"cannot reach Grafana at {redact_url(url)} ({_network_reason(exc)})") from None
+    except GrafanaTimeoutError:
+        raise ProvisionError(f"cannot reach Grafana at {redact_url(url)} (no answer within {timeout:g} s)") from None
 
 
 # -- datasources, folders, dashboards -----------------------------------------------------------
