@@ -135,6 +135,7 @@ def main() -> None:
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="availability-stream-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, CPython {platform.python_version()}, broker {bootstrap}"
     )
