@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -39,6 +40,13 @@ CALL_COLUMNS = [
     "internal_queue", "internal_queued_at", "internal_outcome", "internal_wait", "events",
 ]  # fmt: skip
 POSITION_COLUMNS = ["topic", "partition", "next_offset"]
+_CODE = re.compile(r"\bCode: (\d+)")
+# ClickHouse's error codes for input it cannot take: CANNOT_PARSE_TEXT (6), CANNOT_PARSE_QUOTED_STRING
+# (26), CANNOT_PARSE_INPUT_ASSERTION_FAILED (27), ATTEMPT_TO_READ_AFTER_EOF (32), CANNOT_PARSE_DATE (38),
+# CANNOT_PARSE_DATETIME (41), TYPE_MISMATCH (53), SYNTAX_ERROR (62, also "max query size exceeded"),
+# ARGUMENT_OUT_OF_BOUND (69), CANNOT_CONVERT_TYPE (70), CANNOT_PARSE_NUMBER (72), INCORRECT_DATA
+# (117), TOO_LARGE_STRING_SIZE (131), VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE (321).
+_DATA_ERRORS = frozenset({6, 26, 27, 32, 38, 41, 53, 62, 69, 70, 72, 117, 131, 321})
 CASE_COLUMNS = [
     "mailbox", "thread_id", "seq", "opened_at", "opened_clock", "ended_at", "end", "close_reason",
     "lead_seconds", "priority", "target_seconds", "messages", "sender_ref",
@@ -124,6 +132,14 @@ class Warehouse:
         except Exception:
             return False
         return True
+
+    @staticmethod
+    def refused_for_data(exc: BaseException) -> bool:
+        """Whether ClickHouse refused a write for what was in it (a value it cannot parse or
+        store), as opposed to its own state (too many parts, memory, a read-only replica, a
+        full disk), which passes and must be waited out, never blamed on the data."""
+        found = _CODE.search(str(exc))
+        return found is not None and int(found.group(1)) in _DATA_ERRORS
 
     def describe(self, exc: BaseException) -> str:
         """A warehouse error as one short line, without the password of a server URL."""

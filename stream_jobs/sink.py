@@ -22,6 +22,7 @@ import base64
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,10 +35,12 @@ import msgspec
 from ingest.boundary import Boundary
 from ingest.pseudonymise import Pseudonymiser
 from ingest.publisher import MessageTooLarge
-from schemas.events import MAX_EVENT_BYTES, Event
+from schemas.events import MAX_EVENT_BYTES, PSEUDONYM_PATTERN, TOKEN_PATTERN, Event
 from stream_jobs.deriver import BatchResult, Deriver
 
 log = logging.getLogger(__name__)
+_PSEUDONYM = re.compile(PSEUDONYM_PATTERN).fullmatch
+_TOKEN = re.compile(TOKEN_PATTERN).fullmatch
 # One line per dead letter, from every worker: limited like the client libraries' repeats (the
 # first of a kind, then a summary a minute), since a flood of poison would flood the log too.
 DEAD_LETTER_LOGGER = "stream_jobs.dead_letters"
@@ -222,6 +225,14 @@ class WarehouseSink:
             else:
                 accepted.append((outcome, m))
         stored, failed = self._store(accepted)  # its flush also waits for the positions
+        # The live metrics count what is stored now: if keeping a dead letter fails below, the
+        # batch comes again, and the Deriver (which holds it already) shows no change to count.
+        for events, result in stored:
+            for hook in self.on_stored:
+                try:
+                    hook(events, result)
+                except Exception as exc:  # the live metrics are secondary to storing; never stop for them
+                    log.error("a stored batch could not update the live metrics (%s: %s)", type(exc).__name__, exc)
         rejected += failed
         for m, reason in rejected:
             self.dead_letters.send(m, reason)
@@ -230,12 +241,6 @@ class WarehouseSink:
         if not accepted and self.record_positions:
             self._flush()  # no events to store: the positions alone
         stored_at = time.time()  # the rows are queryable from here on
-        for events, result in stored:
-            for hook in self.on_stored:
-                try:
-                    hook(events, result)
-                except Exception as exc:  # the live metrics are secondary to storing; never stop for them
-                    log.error("a stored batch could not update the live metrics (%s: %s)", type(exc).__name__, exc)
         processed = sum(len(events) for events, _ in stored)
         self.stats.processed += processed
         self.stats.rejected += len(rejected)
@@ -279,6 +284,10 @@ class WarehouseSink:
         problem = warehouse.describe(exc)[:MAX_REASON_CHARS]
         if not warehouse.answers():
             raise SinkUnavailable(f"the warehouse does not answer ({problem})") from None
+        if not warehouse.refused_for_data(exc):
+            # Refusing for its own state (too many parts, memory, a read-only replica): the batch
+            # waits, uncommitted; valid events must never become dead letters for that.
+            raise SinkUnavailable(f"the warehouse does not take the batch now ({problem})") from None
         self.deriver.forget()  # memory may hold events that were not stored; reload them when touched
         if len(pairs) == 1:
             self.isolated += 1
@@ -346,6 +355,26 @@ def redact(value: bytes | None, pseudonymiser: Pseudonymiser | None) -> tuple[by
         if "subject" in data:
             del data["subject"]
             done.append("data.subject removed")
+        # Published around the boundary: what is not a pseudonym already is hashed like one.
+        for name in ("caller_ref", "sender_ref", "agent", "message_id", "thread_id", "in_reply_to"):
+            given = data.get(name)
+            if given is not None and not (isinstance(given, str) and _PSEUDONYM(given)):
+                if isinstance(given, str) and given and pseudonymiser is not None:
+                    data[name] = pseudonymiser.id_ref(given)
+                    done.append(f"data.{name} hashed")
+                else:
+                    del data[name]
+                    done.append(f"data.{name} removed")
+        categories = data.get("categories")
+        if isinstance(categories, list):
+            kept = ["priority" for c in categories if isinstance(c, str) and c.casefold() == "priority"][:1]
+            if kept != categories:
+                data["categories"] = kept
+                done.append("data.categories restricted to priority")
+    envelope_id = parsed.get("id")
+    if isinstance(envelope_id, str) and not _TOKEN(envelope_id) and pseudonymiser is not None:
+        parsed["id"] = pseudonymiser.id_ref(envelope_id)
+        done.append("id hashed")
     if "subject" in parsed:
         del parsed["subject"]
         done.append("subject removed")

@@ -35,7 +35,15 @@ from schemas.agreements import load_agreements
 from schemas.events import Event, encode
 from stream_jobs.deriver import BatchResult, Deriver
 from stream_jobs.live import LiveState
-from stream_jobs.sink import DEAD_LETTER_SHORT_BYTES, DeadLetters, Message, SinkStats, SinkUnavailable, WarehouseSink
+from stream_jobs.sink import (
+    DEAD_LETTER_SHORT_BYTES,
+    DeadLetters,
+    Message,
+    SinkStats,
+    SinkUnavailable,
+    WarehouseSink,
+    redact,
+)
 from stream_jobs.stream_app import BatchConsumer, _Metrics, worker_boundary
 from tests.integration.streaming import Worker, cli, committed_everything, environment, report
 from tests.integration.test_stream import free_port, topic_names
@@ -207,6 +215,31 @@ def test_the_warehouse_refusing_one_event_isolates_it(warehouse: Warehouse, tmp_
     assert headers["reason"].startswith(b"the warehouse refused it (RuntimeError: Code: 27.")
 
 
+def test_a_warehouse_refusing_for_its_own_state_keeps_the_batch_uncommitted(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """Review finding: 'Too many parts' (252) answers SELECT 1 but refuses every insert for a
+    while; halving the batch then dead-lettered every valid event and committed past them."""
+    published = Published()
+    sink = sink_for(warehouse, published, tmp_path / "dead.jsonl")
+    real_insert = warehouse.insert_events
+    refusing = [True]
+
+    def insert_events(events: Any) -> None:
+        if refusing[0]:
+            raise RuntimeError("Code: 252. DB::Exception: Too many parts (300). Merges are processing slower")
+        real_insert(events)
+
+    warehouse.insert_events = insert_events  # type: ignore[method-assign]
+    values = [encode(e) for e in valid_events()[-16:]]
+    with pytest.raises(SinkUnavailable, match="does not take the batch now"):
+        sink.write(messages_of(values))
+    assert published.messages == [] and sink.isolated == 0  # no valid event became a dead letter
+    refusing[0] = False
+    sink.write(messages_of(values))  # the retry, once merges caught up
+    assert stored_ids(warehouse) == {json.loads(v)["id"] for v in values}
+
+
 def test_an_unreachable_warehouse_stops_the_batch_without_dead_letters(warehouse: Warehouse, tmp_path: Path) -> None:
     published = Published()
     sink = sink_for(warehouse, published, tmp_path / "dead.jsonl")
@@ -245,6 +278,36 @@ def test_failed_derivations_go_to_the_dead_letter_topic(warehouse: Warehouse, tm
     assert headers["offset"] == b"5" and value is not None and json.loads(value)["id"] == events[5].id
     assert headers["reason"] == b"could not be derived (ValueError: boom)"
     assert sink.stats.processed == 19 and sink.stats.rejected == 1
+
+
+def test_dead_letter_copies_of_messages_published_around_the_boundary_are_pseudonymised() -> None:
+    """Review finding: the fields accept_published rejects (a raw number as caller_ref, an address
+    as sender_ref or Message-ID, a name in categories, an address as event id) were kept as
+    they came, for the dead-letter topic's 7 days."""
+    pseudonymiser = Pseudonymiser(b"k" * 32, load_agreements())
+    around = {
+        "specversion": "1.0", "id": "anna@example.se", "source": "callguide", "type": "mail.received",
+        "time": "2026-04-01T09:00:00+02:00",
+        "data": {"mailbox": "kundreskontra", "message_id": "<anna.svensson@example.se>", "thread_id": "t-1",
+                 "sender_ref": "anna@example.se", "categories": ["Anna Svensson 19800101-1234", "PRIORITY"]},
+    }  # fmt: skip
+    copy, done = redact(json.dumps(around).encode(), pseudonymiser)
+    assert copy is not None
+    for personal in (b"anna", b"Anna", b"19800101"):
+        assert personal not in copy
+    data = json.loads(copy)["data"]
+    # Each value becomes its keyed hash (32 hex), so the same message's copies still match.
+    assert data["sender_ref"] == pseudonymiser.id_ref("anna@example.se")
+    assert data["message_id"] == pseudonymiser.id_ref("<anna.svensson@example.se>")
+    assert data["thread_id"] == pseudonymiser.id_ref("t-1")  # not a pseudonym yet: hashed too
+    assert data["categories"] == ["priority"]  # the one category a source may give
+    assert json.loads(copy)["id"] == pseudonymiser.id_ref("anna@example.se")
+    assert "data.sender_ref hashed" in done and "id hashed" in done
+    offered = {"specversion": "1.0", "id": "e1", "source": "callguide", "type": "call.offered",
+               "time": "2026-04-01T09:00:00+02:00",
+               "data": {"call_id": "c1", "entrance": "x", "caller_ref": "+46709998877"}}  # fmt: skip
+    copy, _ = redact(json.dumps(offered).encode(), pseudonymiser)
+    assert copy is not None and b"46709998877" not in copy
 
 
 def test_dead_letter_copies_are_redacted_truncated_and_fall_back_to_an_owner_only_file(tmp_path: Path) -> None:
