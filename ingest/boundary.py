@@ -97,12 +97,26 @@ def reason_of(exc: msgspec.MsgspecError) -> str:
         value = message.removeprefix("Invalid value ")
         if value.strip("'") in TYPE_NAMES:  # a known type that differs from the first `type` key
             return "type: given more than once, with different values"
-        return _short(f"unknown type {value}")
+        return _short(f"unknown type {shown(value.strip(chr(39)))}")
     if "with a timezone component" in message:
         return f"{path}: no UTC offset (write Z or +02:00)"
+    message = _QUOTED.sub(lambda m: shown(m.group(1)), message)
     message = message.replace("Object missing required field", "missing required field")
     message = message[:1].lower() + message[1:]
     return _short(f"{path}: {message}" if path else message)
+
+
+# A value a reason may quote: a name (a queue, a type, a state) or a short version number. Any
+# other value (an address, a phone or personal number) could be personal data, and reasons go
+# to logs and metrics as well as to the rejects file.
+_SHOWABLE = re.compile(r"[^\W\d_][\w.-]{0,63}|[0-9.]{1,4}").fullmatch
+_QUOTED = re.compile(r"'([^']*)'")
+HIDDEN = "(a value not shown: it could be personal data)"
+
+
+def shown(value: str) -> str:
+    """A value as a reason may quote it."""
+    return f"'{value}'" if _SHOWABLE(value) else HIDDEN
 
 
 def _short(reason: str) -> str:
@@ -110,11 +124,11 @@ def _short(reason: str) -> str:
 
 
 def _unknown_queue(field: str, queue: str) -> str:
-    return _short(f"data.{field}: unknown queue '{queue}' (not in the agreements)")
+    return _short(f"data.{field}: unknown queue {shown(queue)} (not in the agreements)")
 
 
 def _unknown_mailbox(mailbox: str) -> str:
-    return _short(f"data.mailbox: unknown mailbox '{mailbox}' (not in the agreements)")
+    return _short(f"data.mailbox: unknown mailbox {shown(mailbox)} (not in the agreements)")
 
 
 def unknown_reference(event: Event, agreements: Agreements) -> str | None:
