@@ -28,6 +28,7 @@ from schemas.events import CALL_TYPES, EVENT_TYPES, MAIL_TYPES, Event, decode, e
 from stream_jobs.calls import CallFact
 from stream_jobs.mail import MailCase
 
+log = logging.getLogger(__name__)
 DEFAULT_DATABASE = "availability"
 # ClickHouse refuses a query longer than max_query_size (256 KiB by default), literals included.
 # Key lists travel as literals of at most this many bytes, so a query with one stays well below.
@@ -248,7 +249,10 @@ class Warehouse:
                 f" AND key IN JSONExtract({literal}, 'Array(String)'){window}"
             )
             for key, payload in result.result_rows:
-                out[key].append(decode(payload))
+                try:
+                    out[key].append(decode(payload))
+                except Exception as exc:  # stored by an older version under a looser contract
+                    log.warning("a stored %s event of %s no longer decodes and is left out (%s)", kind, key, exc)
         return out
 
     # -- loads: a `process` run marks its start and its end, so a report can tell a partial one ---

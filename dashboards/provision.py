@@ -120,6 +120,9 @@ def provision(
     """Create or update everything in the Grafana at `url` (a service-account token, or a
     (user, password) pair). Returns what was created or updated, in order. An unreachable
     Grafana raises ProvisionError."""
+    # Local files are read first: an error reading them is not a Grafana that cannot be reached.
+    documents = _alerting_documents(alerting_dir) if alerting_dir is not None else []
+    dashboards = generate(agreements).values()
     with _reaching(url, timeout):
         api = _connect(url, token, timeout)
         changes: list[Change] = []
@@ -136,11 +139,10 @@ def provision(
             changes.append(_datasource(api, payload))
         folders = _Folders(api, changes)
         folders.ensure(folder_uid, folder_title)
-        for dashboard in generate(agreements).values():
+        for dashboard in dashboards:
             changes.append(_dashboard(api, dashboard, folder_uid))
-        if alerting_dir is not None:
-            for document in _alerting_documents(alerting_dir):
-                changes.extend(_alerting(api, document, folders, folder_title, folder_uid))
+        for document in documents:
+            changes.extend(_alerting(api, document, folders, folder_title, folder_uid))
         return changes
 
 

@@ -76,6 +76,8 @@ def read_batches(
             elif not line or line.isspace():
                 continue
             else:
+                if line.endswith(b"\r"):  # CRLF: the event is the line without its end, as with LF
+                    line = line[:-1]
                 try:
                     result = accept(line)
                 except Exception as exc:  # the boundary never raises; if it does, this line only

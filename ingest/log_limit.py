@@ -2,8 +2,8 @@
 
 While a broker is away, kafka-python and aiokafka log an ERROR per connection attempt
 (~150 lines a second); the one useful fact is "the broker is unreachable, still". This filter
-lets the first record of each kind through, holds its repeats for `interval` seconds and then
-logs one summary line ("… repeated N times in the last 60 s").
+lets the first record of each kind through and holds its repeats for `interval` seconds; the
+first one after that says how many were held ("… (and N more like it in the last 60 s)").
 """
 
 from __future__ import annotations
@@ -38,14 +38,17 @@ class RepeatSummary(logging.Filter):
         if passed is None or now - passed[0] >= self.interval:
             held = passed[1] if passed else 0
             self._seen[key] = (now, 0)
+            text = None
             if held:
-                record.msg = f"{record.msg} (and {held} more like it in the last {self.interval:.0f} s)"
+                text = f"{record.getMessage()} (and {held} more like it in the last {self.interval:.0f} s)"
             if record.exc_info and record.levelno < logging.CRITICAL:
                 # A traceback per reconnect says nothing the message does not; keep its last line.
                 exc = record.exc_info[1]
-                record.msg = f"{record.msg} [{type(exc).__name__}: {exc}]" if exc else record.msg
+                text = f"{text or record.getMessage()} [{type(exc).__name__}: {exc}]" if exc else text
                 record.exc_info = None
                 record.exc_text = None
+            if text is not None:  # formatted now: a '%' in the exception text is not a placeholder
+                record.msg, record.args = text, ()
             return True
         self._seen[key] = (passed[0], passed[1] + 1)
         return False

@@ -71,6 +71,9 @@ def check(result: Event | str) -> None:
     """An event as it may leave ingest, or a reason."""
     if isinstance(result, str):
         assert result, "an empty reason"
+        # The boundary's last resort turns any exception into "cannot be read (…)"; every input
+        # these strategies make has a specific reason, so reaching it here is a bug (a crash).
+        assert not result.startswith("cannot be read"), result
         return
     assert isinstance(result, EVENT_TYPES), result
     raw = encode(result)  # encodable (no surrogates, nothing odd)

@@ -7,6 +7,7 @@ chunk boundaries, blank lines, CRLF, a byte-order mark and a last line without a
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 
 from hypothesis import HealthCheck, assume, given, settings
@@ -150,3 +151,26 @@ def test_line_numbers_and_contents_match_a_plain_split_for_any_chunking(
     assert batches[-1].bytes_read == len(content)
     for b in batches[:-1]:
         assert len(b.events) + len(b.rejected) == batch_size
+
+
+def test_a_crlf_line_of_exactly_the_limit_is_an_event_as_with_lf(tmp_path):
+    """Review finding: the reader handed the boundary the line with its CR, so an event of
+    exactly MAX_EVENT_BYTES was accepted from an LF file and rejected from a CRLF one."""
+    from ingest.boundary import Boundary
+    from ingest.pseudonymise import Pseudonymiser
+    from schemas.agreements import load_agreements
+
+    agreements = load_agreements()
+    boundary = Boundary(agreements, Pseudonymiser(b"k" * 32, agreements))
+    event = {"specversion": "1.0", "id": "e1", "source": "callguide", "type": "call.ended",
+             "time": "2026-04-01T08:00:00Z", "data": {"call_id": "c1"}, "datacontenttype": ""}  # fmt: skip
+    padding = MAX_EVENT_BYTES - len(json.dumps(event).encode())
+    event["datacontenttype"] = "x" * padding  # dropped by the boundary; only the size matters here
+    line = json.dumps(event).encode()
+    assert len(line) == MAX_EVENT_BYTES
+    for end in (b"\n", b"\r\n"):
+        path = tmp_path / f"one{len(end)}.jsonl"
+        path.write_bytes(line + end)
+        batches = list(read_batches(path, boundary))
+        assert [len(b.events) for b in batches] == [1], end
+        assert [r.reason for b in batches for r in b.rejected] == [], end

@@ -37,3 +37,15 @@ def test_a_passed_record_loses_its_traceback_but_keeps_the_exception_line() -> N
     assert summary.filter(record)
     assert record.exc_info is None
     assert record.msg == "Unable connect [ConnectionRefusedError: refused]"
+
+
+def test_a_percent_in_the_exception_text_is_not_a_placeholder() -> None:
+    """Review finding: the exception text was appended to the template while the arguments stayed,
+    so a '%' in it (a percent-encoded password) broke formatting into a traceback on stderr."""
+    summary = RepeatSummary(["kafka"], clock=lambda: 0.0)
+    record = logging.LogRecord(
+        "kafka.conn", logging.ERROR, __file__, 1, "connect to %s failed", ("broker:9092",),
+        (OSError, OSError("refused by http://u:p%40ss@host"), None),
+    )  # fmt: skip
+    assert summary.filter(record)
+    assert record.getMessage() == "connect to broker:9092 failed [OSError: refused by http://u:p%40ss@host]"

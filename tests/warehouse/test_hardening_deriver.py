@@ -264,3 +264,28 @@ def test_a_thread_with_an_old_bad_event_stored_by_an_earlier_version_derives_aga
     assert warehouse.query("SELECT seq, lead_seconds, messages FROM mail_cases FINAL WHERE thread_id = 't-old'") == [
         (1, 7200.0, 1)
     ]
+
+
+def test_a_stored_payload_that_no_longer_decodes_is_left_out_not_a_crash(warehouse, agreements):
+    """Review finding: a payload stored under a looser contract (a 600-character Message-ID, before
+    ids were bounded to 512) made every later event of its thread crash `process` at the reload."""
+    old = mail("received", "2026-04-14T08:30:00+02:00", "t-loose", "m0")
+    warehouse.insert_events([old])
+    warehouse.flush()
+    loose = json.dumps(json.loads(old_payload(warehouse)) | {"id": "x" * 600})
+    warehouse.client.command(
+        f"ALTER TABLE events UPDATE payload = '{loose}' WHERE key LIKE '%t-loose' SETTINGS mutations_sync = 1"
+    )
+    received = mail("received", "2026-04-14T09:00:00+02:00", "t-loose", "m1")
+    replied = mail("replied", "2026-04-14T11:00:00+02:00", "t-loose", "r1")
+    result = Deriver(warehouse, agreements).apply([received, replied])
+    assert (result.failed, result.cases) == ([], 1)
+    # Without the undecodable 08:30 message: received 09:00, replied 11:00 -> 2 h, one message.
+    assert warehouse.query("SELECT lead_seconds, messages FROM mail_cases FINAL WHERE thread_id = 't-loose'") == [
+        (7200.0, 1)
+    ]
+
+
+def old_payload(warehouse: Warehouse) -> str:
+    [(payload,)] = warehouse.query("SELECT payload FROM events WHERE key LIKE '%t-loose'")
+    return str(payload)
