@@ -34,7 +34,8 @@ Personal = Annotated[str, Meta(max_length=256)]  # a phone number or an address 
 # What the boundary lets through unchanged, and the shape of what it makes (ingest/boundary.py):
 # an envelope `id` or `call_id` matching TOKEN is kept, anything else is replaced by its keyed
 # hash; `source` must match SOURCE (it becomes a label and a key); a pseudonym is 32 hex digits.
-TOKEN_PATTERN = r"[A-Za-z0-9._:-]{1,128}"
+# A token has at least one letter: digits alone (with dashes) may be a phone or personal number.
+TOKEN_PATTERN = r"(?=[^A-Za-z]{0,127}[A-Za-z])[A-Za-z0-9._:-]{1,128}"
 SOURCE_PATTERN = r"[A-Za-z0-9._/-]{1,64}"
 PSEUDONYM_PATTERN = r"[0-9a-f]{32}"
 
