@@ -222,10 +222,8 @@ class Warehouse:
 
     # -- reads ------------------------------------------------------------------------------
 
-    def stored_events(
-        self, kind: str, keys: Iterable[str], since: datetime | None = None, until: datetime | None = None
-    ) -> dict[str, list[Event]]:
-        """The stored events of these keys (optionally within a time window), decoded.
+    def stored_events(self, kind: str, keys: Iterable[str]) -> dict[str, list[Event]]:
+        """Every stored event of these keys, however old, decoded.
 
         However many and long the keys, no query exceeds ClickHouse's max_query_size: the keys
         go in chunks of at most MAX_KEYS_LITERAL_BYTES."""
@@ -233,12 +231,6 @@ class Warehouse:
         out: dict[str, list[Event]] = defaultdict(list)
         if not keys:
             return out
-        window = ""
-        if since is not None and until is not None:
-            window = (
-                f" AND time >= fromUnixTimestamp64Milli({ms(since)}, 'UTC')"
-                f" AND time <= fromUnixTimestamp64Milli({ms(until)}, 'UTC')"
-            )
         self.flush()
         # The keys travel as a JSON string literal, with no driver-side binding: binding
         # thousands of strings costs more in the driver than the query in ClickHouse, and a
@@ -246,7 +238,7 @@ class Warehouse:
         for literal in key_literals(keys, MAX_KEYS_LITERAL_BYTES):
             result = self.client.query(
                 f"SELECT key, payload FROM events WHERE kind = {_sql_string(kind.encode())}"
-                f" AND key IN JSONExtract({literal}, 'Array(String)'){window}"
+                f" AND key IN JSONExtract({literal}, 'Array(String)')"
             )
             for key, payload in result.result_rows:
                 try:

@@ -114,15 +114,16 @@ class LiveState(Collector):
         self._failed_sections: set[str] = set()
 
     def source_label(self, source: str) -> str:
+        """The `source` label: a known source as it is, anything else `other` (bounded series)."""
         return source if source in self.sources else OTHER_SOURCE
 
     # -- feeding ----------------------------------------------------------------------------
 
     def observe(self, events: Sequence[Event], result: BatchResult) -> None:
         wall = time.time()
-        sources = self.sources
+        label_of = self.source_label
         for ev in events:
-            label = ev.source if ev.source in sources else OTHER_SOURCE
+            label = label_of(ev.source)
             stamp = ev.time.timestamp()
             if stamp > self.source_event.get(label, 0.0):
                 self.source_event[label] = stamp
