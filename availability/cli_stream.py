@@ -91,7 +91,8 @@ def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from availability.kafka_admin import ensure_topics
-    from stream_jobs.live import now_utc, shifted_clock
+    from ingest.boundary import now_utc
+    from stream_jobs.live import shifted_clock
     from stream_jobs.stream_app import run
 
     if not args.warehouse:

@@ -232,14 +232,14 @@ class Boundary:
 
     # -- the two entry points -------------------------------------------------------------------
 
-    def accept(self, raw: bytes | str) -> Event | str:
+    def accept(self, raw: bytes | str | None) -> Event | str:
         """Input from a source: the canonical event as it may leave ingest, or why it was rejected."""
         try:
             return self._accept(raw, self._from_source)
         except Exception as exc:  # a case nobody foresaw: still a reason, never a crash
             return f"cannot be read ({type(exc).__name__})"
 
-    def accept_published(self, raw: bytes | str) -> Event | str:
+    def accept_published(self, raw: bytes | str | None) -> Event | str:
         """A message from the project's own topics (already through `accept`): the same checks,
         nothing hashed again; ids not in pseudonym or token shape are rejected."""
         try:

@@ -23,6 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from availability.warehouse import Warehouse, ms
+from ingest.boundary import now_utc
 from schemas.agreements import Agreements
 from schemas.events import EARLIEST_TIME, MAX_FUTURE, AgentStateChanged, Event, decode
 from stream_jobs.calls import ABANDONED, ANSWERED, CALLBACK, WAITING, CallFact
@@ -59,10 +60,6 @@ GROUP BY key
 # a source name is free text from outside, and every distinct label value is a new series.
 FIXED_SOURCES = ("callguide", "simulator")
 OTHER_SOURCE = "other"
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 def shifted_clock(start: datetime, speed: float = 1.0, wall: Callable[[], float] = time.time) -> Callable[[], datetime]:

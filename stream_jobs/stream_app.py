@@ -37,14 +37,14 @@ from prometheus_client.registry import Collector
 from availability.errors import AvailabilityError
 from availability.settings import Settings
 from availability.warehouse import Warehouse, redact
-from ingest.boundary import Boundary
+from ingest.boundary import Boundary, now_utc
 from ingest.log_limit import CLIENT_LOGGERS, limit_repeats
 from ingest.pseudonymise import Pseudonymiser
 from ingest.publisher import KafkaPublisher, PublishError
 from schemas.agreements import Agreements
 from schemas.topics import AGENTS, CALLS, DEAD_LETTER, EVENT_TOPICS, MAIL, partition_of, with_prefix
 from stream_jobs.deriver import Deriver
-from stream_jobs.live import LiveState, now_utc
+from stream_jobs.live import LiveState
 from stream_jobs.sink import DEAD_LETTER_LOGGER, DeadLetters, Message, SinkUnavailable, WarehouseSink, dead_log
 
 log = logging.getLogger(__name__)
