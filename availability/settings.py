@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from availability.errors import AvailabilityError
+from schemas.errors import AvailabilityError
 
 # Only for demos and tests: pseudonyms made with a published key can be reversed by anyone
 # who guesses the phone number or address, so the CLI warns when it is in use.

@@ -33,11 +33,11 @@ if mode == "json":
     seconds = time.perf_counter() - start
 else:
     from availability.settings import Settings
-    from availability.warehouse import Warehouse
+    from stream_jobs.warehouse import Warehouse
     from ingest.boundary import Boundary
     from ingest.pseudonymise import Pseudonymiser
     from schemas.agreements import load_agreements
-    from stream_jobs.deriver import Deriver
+    from stream_jobs.core.deriver import Deriver
     from stream_jobs.replay import replay
     agreements = load_agreements()
     key = Settings().pseudonym_key_bytes()
@@ -60,8 +60,8 @@ def run(mode: str, path: Path, warehouse: Path) -> dict[str, float]:
 
 
 def simulate(path: Path, start: date, days: int, scale: float) -> int:
-    from ingest.simulator import simulate as events
-    from ingest.simulator import write_jsonl
+    from ingest.simulator.traffic import simulate as events
+    from ingest.simulator.traffic import write_jsonl
     from schemas.agreements import load_agreements
 
     with path.open("wb") as handle:

@@ -80,9 +80,9 @@ def throughput(bootstrap: str, workdir: Path, scale: float, days: int) -> None:
 
 def latency(bootstrap: str, workdir: Path, rate: int, seconds: int) -> None:
     from ingest.boundary import Boundary
+    from ingest.kafka.publisher import KafkaPublisher
     from ingest.pseudonymise import Pseudonymiser
-    from ingest.publisher import KafkaPublisher
-    from ingest.simulator import simulate
+    from ingest.simulator.traffic import simulate
     from schemas.agreements import load_agreements
     from schemas.events import encode
 

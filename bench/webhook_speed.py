@@ -45,7 +45,7 @@ serve(Settings(), load_agreements(), "127.0.0.1", 0, allow_anonymous=False)
 
 def bodies(batch: int, count: int) -> list[bytes]:
     """`count` batch bodies of simulated traffic (raw events, with fake caller numbers)."""
-    from ingest.simulator import simulate
+    from ingest.simulator.traffic import simulate
     from schemas.agreements import load_agreements
     from schemas.events import encode
 

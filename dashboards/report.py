@@ -12,9 +12,9 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from availability.warehouse import Warehouse, ms
 from schemas.agreements import Agreements
 from schemas.calendar import local_month_bounds
+from stream_jobs.warehouse import Warehouse, ms
 
 DEFINITIONS = {
     "contact": "starts at the first call.queued; counted once, in the last queue it waited in (ACE attribution)",

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from availability.errors import InputError
 from ingest.boundary import Boundary
+from schemas.errors import InputError
 from schemas.events import MAX_EVENT_BYTES, Event
 
 CHUNK_BYTES = 1024 * 1024

@@ -49,7 +49,7 @@ answered `503` with `Retry-After` and closed.
 
 `create_app` serves any publisher (tests, other sources); `serve` is `availability ingest
 webhook`: it starts while Kafka is down, answers 503 until Kafka is back and reconnects by
-itself (`ReconnectingPublisher`, in ingest/webhook_publisher.py), and rate-limits the Kafka
+itself (`ReconnectingPublisher`, in ingest/kafka/reconnecting.py), and rate-limits the Kafka
 client's log records (`ingest.log_limit.limit_repeats`) so an outage writes a line a minute,
 not 150 a second.
 """
@@ -78,13 +78,13 @@ from aiohttp.web_server import Server
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from availability.errors import AvailabilityError
 from availability.settings import Settings
 from ingest.boundary import Boundary, reason_of
+from ingest.kafka.publisher import PublishError
+from ingest.kafka.reconnecting import ReconnectingPublisher
 from ingest.log_limit import limit_repeats
-from ingest.publisher import PublishError
-from ingest.webhook_publisher import ReconnectingPublisher
 from schemas.agreements import Agreements
+from schemas.errors import AvailabilityError
 from schemas.events import MAX_EVENT_BYTES, Event
 
 __all__ = [

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 import yaml
 
-from availability.errors import AgreementsError
 from schemas.calendar import WEEKDAYS, Calendar, DayRule, Interval
+from schemas.errors import AgreementsError
 
 DEFAULT_PRIORITY_KEYWORDS = ("anstånd", "makuler", "avbetalning")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from availability.generated import sync
+from availability.cli.generate import sync
 from schemas import events
 from schemas.agreements import ID_PATTERN, AgreementsFile
 from schemas.events import EVENT_TYPES, Event

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ingest.boundary import Boundary
 from ingest.jsonl import Rejected, read_batches
-from stream_jobs.deriver import Deriver
+from stream_jobs.core.deriver import Deriver
 
 
 @dataclass

@@ -1,4 +1,4 @@
--- One row per call: its contact as the contact state machine derived it (stream_jobs/calls.py).
+-- One row per call: its contact as the contact state machine derived it (stream_jobs/core/calls.py).
 -- Re-derived whenever an event of the call arrives; the last insert wins (query with FINAL).
 CREATE TABLE IF NOT EXISTS call_facts
 (

@@ -1,4 +1,4 @@
--- One row per mailbox case (stream_jobs/mail.py). `opened_clock` is the calendar's business
+-- One row per mailbox case (stream_jobs/core/mail.py). `opened_clock` is the calendar's business
 -- clock at opening, so a case's business age at any time T is clock(T) - opened_clock.
 CREATE TABLE IF NOT EXISTS mail_cases
 (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboards import alerts
+from dashboards.alerting import files as alerts
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / alerts.PROMETHEUS_RULES

@@ -43,11 +43,12 @@ import pytest
 import yaml
 
 from availability.settings import DEVELOPMENT_KEY
-from dashboards import alertmanager, alerts
-from dashboards.grafana import promql_expressions
+from dashboards.alerting import alertmanager
+from dashboards.alerting import files as alerts
+from dashboards.grafana.files import promql_expressions
 from ingest.boundary import Boundary
+from ingest.kafka.publisher import KafkaPublisher
 from ingest.pseudonymise import Pseudonymiser
-from ingest.publisher import KafkaPublisher
 from schemas.agreements import Agreements, load_agreements
 from schemas.events import encode
 from tests.conftest import ev

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from availability.cli import main
-from ingest.imap import Checkpoint, ImapError, ImapPoller, ImapUnavailable
+from availability.cli.batch import main
+from ingest.imap.source import Checkpoint, ImapError, ImapPoller, ImapUnavailable
 
 pytestmark = pytest.mark.integration
 
@@ -157,7 +157,7 @@ def test_the_plaintext_flag_sends_the_password_only_when_asked_and_warns(
     fake_imap: MakeFake, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = fake_imap("IMAP4rev1 AUTH=PLAIN")
-    with caplog.at_level("WARNING", logger="ingest.imap"), pytest.raises(ImapError, match="cannot be opened"):
+    with caplog.at_level("WARNING", logger="ingest.imap.source"), pytest.raises(ImapError, match="cannot be opened"):
         poller(server.port, tmp_path, insecure_plaintext=True).poll()  # logs in; the fake has no folders
     assert password_sent(server)
     warning = caplog.text

@@ -131,7 +131,7 @@ class PoisonProducer(threading.Thread):
 
 
 def close(producer: Any) -> None:
-    """As ingest.publisher does: kafka-python's close() raises with records pending and leaves the
+    """As ingest.kafka.publisher does: kafka-python's close() raises with records pending and leaves the
     producer open (its __del__ then prints a traceback), so stop it for good."""
     try:
         producer.close(timeout=1)

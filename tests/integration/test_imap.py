@@ -21,10 +21,9 @@ import pytest
 from pydantic import SecretStr
 
 from availability.settings import Settings
-from availability.warehouse import Warehouse
 from dashboards.report import monthly_report
 from ingest.boundary import Boundary
-from ingest.imap import (
+from ingest.imap.source import (
     Checkpoint,
     ImapError,
     ImapPoller,
@@ -37,7 +36,8 @@ from ingest.imap import (
 from ingest.pseudonymise import Pseudonymiser
 from schemas.agreements import Agreements, load_agreements
 from schemas.events import Event, MailClosed, MailEvent, MailReceived, MailReplied, encode
-from stream_jobs.deriver import Deriver
+from stream_jobs.core.deriver import Deriver
+from stream_jobs.warehouse import Warehouse
 from tests.conftest import EXAMPLES
 from tests.integration.dovecot_fixture import PASSWORD, Dovecot, deliver, dovecot, move
 
@@ -428,7 +428,7 @@ def test_run_publishes_pseudonymised_events_and_stops_on_sigterm(
     sigterm_before = signal.getsignal(signal.SIGTERM)
     helper.start()
     safety.start()
-    caplog.set_level(logging.INFO, logger="ingest.imap")
+    caplog.set_level(logging.INFO, logger="ingest.imap.source")
     try:
         stats = run(
             settings, agreements, MAILBOX, dovecot.host, dovecot.port, user, tls_ca=dovecot.ca,
@@ -558,7 +558,7 @@ def test_the_explicit_plaintext_flag_still_logs_in_and_warns(
     conn = dovecot.connect(user)
     deliver(conn, "INBOX", at(21, 10), B1)
     conn.logout()
-    with caplog.at_level(logging.WARNING, logger="ingest.imap"):
+    with caplog.at_level(logging.WARNING, logger="ingest.imap.source"):
         events = ImapPoller(
             dovecot.host, dovecot.port, user, PASSWORD, MAILBOX, insecure_plaintext=True,
             checkpoint=Checkpoint(tmp_path / "cp.json"), clock=lambda: at(21, 11),

@@ -26,16 +26,17 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from availability.settings import Settings
-from availability.warehouse import Warehouse
 from ingest.boundary import Boundary
+from ingest.kafka.publisher import KafkaPublisher, MessageTooLarge, PublishError
 from ingest.pseudonymise import Pseudonymiser
-from ingest.publisher import KafkaPublisher, MessageTooLarge, PublishError
-from ingest.simulator import simulate
+from ingest.simulator.traffic import simulate
 from schemas.agreements import load_agreements
 from schemas.events import Event, encode
-from stream_jobs.deriver import BatchResult, Deriver
-from stream_jobs.live import LiveState
-from stream_jobs.sink import (
+from stream_jobs.core.deriver import BatchResult, Deriver
+from stream_jobs.core.live import LiveState
+from stream_jobs.warehouse import Warehouse
+from stream_jobs.worker.app import BatchConsumer, _Metrics, worker_boundary
+from stream_jobs.worker.sink import (
     DEAD_LETTER_SHORT_BYTES,
     DeadLetters,
     Message,
@@ -44,7 +45,6 @@ from stream_jobs.sink import (
     WarehouseSink,
     redact,
 )
-from stream_jobs.stream_app import BatchConsumer, _Metrics, worker_boundary
 from tests.integration.streaming import Worker, cli, committed_everything, environment, report
 from tests.integration.test_stream import free_port, topic_names
 

@@ -212,8 +212,8 @@ def test_topics_create_keeps_dead_letters_a_week_also_on_an_existing_topic(
 
 def test_the_gap_check_names_what_the_warehouse_lacks(tmp_path: Path) -> None:
     """Issue #7, item 9, without a broker: the positions the sink records against the committed offsets."""
-    from availability.warehouse import Warehouse
-    from stream_jobs.stream_app import warehouse_gap
+    from stream_jobs.warehouse import Warehouse
+    from stream_jobs.worker.app import warehouse_gap
 
     calls = "p.availability.calls"
     with Warehouse.open(str(tmp_path / "wh")) as wh:

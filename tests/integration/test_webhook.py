@@ -32,9 +32,9 @@ from pydantic import SecretStr
 
 from availability.settings import Settings
 from ingest.boundary import Boundary
+from ingest.kafka.publisher import KafkaPublisher
 from ingest.pseudonymise import Pseudonymiser
-from ingest.publisher import KafkaPublisher
-from ingest.simulator import simulate
+from ingest.simulator.traffic import simulate
 from ingest.webhook import BATCH_TYPE, WebhookError, create_app, create_service_app
 from schemas.agreements import Agreements, load_agreements
 from schemas.events import encode

@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from availability.errors import AgreementsError
 from schemas.agreements import (
     DEFAULT_PRIORITY_KEYWORDS,
     default_agreements_path,
@@ -23,6 +22,7 @@ from schemas.agreements import (
     parse_duration,
 )
 from schemas.calendar import Interval
+from schemas.errors import AgreementsError
 from tests.conftest import EXAMPLES
 
 EXAMPLE = EXAMPLES / "agreements.yaml"

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from availability.generated import drifted
-from dashboards import alertmanager, alerts
+from availability.cli.generate import drifted
+from dashboards.alerting import alertmanager
+from dashboards.alerting import files as alerts
 from schemas.agreements import Agreements, load_agreements
 
 
@@ -21,7 +22,7 @@ def shipped() -> Agreements:
 
 def test_the_committed_files_are_generated_from_the_definitions(shipped: Agreements) -> None:
     changed = drifted(alerts.ROOT, {str(p): text for p, text in alerts.generate(shipped).items()})
-    assert not changed, f"out of date: {[str(p) for p in changed]}; run: python -m dashboards.alerts"
+    assert not changed, f"out of date: {[str(p) for p in changed]}; run: python -m dashboards.alerting.files"
 
 
 def test_check_reports_drift_and_writing_mends_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

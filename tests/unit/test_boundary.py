@@ -13,12 +13,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from availability.errors import InputError
 from ingest.boundary import Boundary, reason_of, unknown_reference
 from ingest.classify import PRIORITY, categories, fold, matched_keywords, published_categories
 from ingest.jsonl import Rejected, read_batches
 from ingest.pseudonymise import Pseudonymiser, normal_number
 from schemas.agreements import load_agreements
+from schemas.errors import InputError
 from schemas.events import (
     MAX_EVENT_BYTES,
     TYPE_NAMES,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream_jobs.calls import derive_call
+from stream_jobs.core.calls import derive_call
 from tests.conftest import call, ev
 
 K, A = {"queue": "kundreskontra"}, {"queue": "avgifter"}

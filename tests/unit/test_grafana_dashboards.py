@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from availability.generated import drifted
-from dashboards.grafana import OUT_DIR, datasource_type, generate, main, promql_expressions, render, targets
+from availability.cli.generate import drifted
+from dashboards.grafana.files import OUT_DIR, datasource_type, generate, main, promql_expressions, render, targets
 from schemas.agreements import Agreements, load_agreements
 
 LIVE_METRICS = Path(__file__).resolve().parents[2] / "docs" / "live-metrics.md"
@@ -34,7 +34,7 @@ def dashboards(shipped: Agreements) -> dict[str, dict[str, Any]]:
 def test_committed_json_is_what_the_code_generates(dashboards):
     expected = {name: render(d) for name, d in dashboards.items()}
     assert drifted(OUT_DIR, expected, "*.json") == [], (
-        "dashboards/generated is out of date: run python -m dashboards.grafana"
+        "dashboards/generated is out of date: run python -m dashboards.grafana.files"
     )
 
 

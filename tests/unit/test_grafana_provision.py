@@ -1,4 +1,4 @@
-"""`dashboards.provision.provision()` against a stand-in for Grafana's HTTP API.
+"""`dashboards.grafana.provision.provision()` against a stand-in for Grafana's HTTP API.
 
 No Grafana server can be installed on these machines, so this is NOT a Grafana: a small HTTP
 server in this file implements just the endpoints provision() uses (datasources by uid,
@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dashboards.provision import ALERTING_DIR, Change, provision
+from dashboards.grafana.provision import ALERTING_DIR, Change, provision
 
 TOKEN = "glsa_stand-in-token"
 
@@ -365,7 +365,7 @@ def test_alerting_files_are_provisioned_when_present(
 
 
 def test_the_repositorys_alerting_files_if_any(grafana: FakeGrafana) -> None:
-    """Whatever deploy/grafana/provisioning/alerting holds (written from dashboards/alerts.py)
+    """Whatever deploy/grafana/provisioning/alerting holds (written from dashboards/alerting/files.py)
     goes through provision(); without files, provisioning just skips alerting."""
     files = sorted(ALERTING_DIR.glob("*.y*ml")) if ALERTING_DIR.is_dir() else []
     changes = _run(grafana, ALERTING_DIR)
@@ -378,7 +378,7 @@ def test_the_repositorys_alerting_files_if_any(grafana: FakeGrafana) -> None:
 
 def test_file_provisioning_matches_the_api_provisioning() -> None:
     """deploy/grafana/provisioning/{datasources,dashboards}/availability.yaml create the same uids."""
-    from dashboards.provision import DEFAULT_FOLDER_TITLE, DEFAULT_FOLDER_UID, datasources
+    from dashboards.grafana.provision import DEFAULT_FOLDER_TITLE, DEFAULT_FOLDER_UID, datasources
 
     root = ALERTING_DIR.parent
     files = yaml.safe_load((root / "datasources" / "availability.yaml").read_text(encoding="utf-8"))
@@ -403,7 +403,7 @@ def test_an_unreachable_grafana_is_one_line_and_exit_1(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Was a 75-line traceback. The URL's password is not repeated."""
-    from availability.cli import main
+    from availability.cli.batch import main
 
     port = _closed_port()
     monkeypatch.delenv("AVAILABILITY_GRAFANA_TOKEN", raising=False)
@@ -420,14 +420,14 @@ def test_an_unreachable_grafana_is_one_line_and_exit_1(
 
 
 def test_provision_raises_an_availability_error_when_grafana_is_unreachable() -> None:
-    from availability.errors import AvailabilityError
+    from schemas.errors import AvailabilityError
 
     with pytest.raises(AvailabilityError, match=r"^cannot reach Grafana at http://127\.0\.0\.1:\d+ \("):
         provision(f"http://127.0.0.1:{_closed_port()}", TOKEN, alerting_dir=None)
 
 
 def test_what_grafana_refuses_is_one_line_too(grafana: FakeGrafana, capsys: pytest.CaptureFixture[str]) -> None:
-    from availability.cli import main
+    from availability.cli.batch import main
 
     code = main(["dashboards", "provision", "--grafana-url", grafana.url, "--token", "wrong"])
     err = capsys.readouterr().err

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream_jobs.mail import derive_thread
+from stream_jobs.core.mail import derive_thread
 from tests.conftest import ev
 
 SRC = "imap/kundreskontra"

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 from ingest.boundary import Boundary
 from ingest.pseudonymise import Pseudonymiser
-from ingest.simulator import simulate
+from ingest.simulator.traffic import simulate
 from schemas.agreements import load_agreements
 from schemas.events import CALL_CLASSES, MAIL_CLASSES, Event, decode, encode, event_key
-from stream_jobs.calls import derive_call
-from stream_jobs.mail import derive_thread
+from stream_jobs.core.calls import derive_call
+from stream_jobs.core.mail import derive_thread
 from tests.conftest import EXAMPLES
 
 AGREEMENTS = load_agreements()

@@ -1,4 +1,4 @@
-"""The traffic simulator (ingest/simulator.py) on the default agreements."""
+"""The traffic simulator (ingest/simulator/traffic.py) on the default agreements."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from itertools import pairwise
 
 import pytest
 
-from ingest.simulator import simulate, write_jsonl
+from ingest.simulator.traffic import simulate, write_jsonl
 from schemas import events as E
 from schemas.agreements import Agreements, load_agreements, parse_agreements
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from availability.warehouse import Warehouse
+from stream_jobs.warehouse import Warehouse
 
 
 @pytest.fixture(scope="session")

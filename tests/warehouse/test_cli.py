@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from availability.cli import main
-from availability.warehouse import Warehouse
+from availability.cli.batch import main
 from dashboards.report import MAILBOX_KEYS, QUEUE_KEYS
+from stream_jobs.warehouse import Warehouse
 from tests.conftest import EXAMPLES
 
 pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=f"the spec's examples are not at {EXAMPLES}")

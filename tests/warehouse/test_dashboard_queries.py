@@ -37,15 +37,15 @@ from typing import Any
 
 import pytest
 
-from availability.warehouse import Warehouse, ms
-from dashboards.grafana import OUT_DIR, datasource_type, targets
+from dashboards.grafana.files import OUT_DIR, datasource_type, targets
 from dashboards.report import MAILBOXES_SQL, QUEUES_SQL
 from ingest.boundary import Boundary
 from ingest.pseudonymise import Pseudonymiser
-from ingest.simulator import simulate
+from ingest.simulator.traffic import simulate
 from schemas.agreements import Agreements, load_agreements
 from schemas.events import encode
-from stream_jobs.deriver import Deriver
+from stream_jobs.core.deriver import Deriver
+from stream_jobs.warehouse import Warehouse, ms
 
 WEEK = date(2026, 3, 2)  # Monday; the simulated week is Mon 2 - Sun 8 March 2026 (CET)
 DAYS = 7

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from availability.warehouse import Warehouse
-from ingest.simulator import simulate
+from ingest.simulator.traffic import simulate
 from schemas.agreements import load_agreements
 from schemas.events import encode
+from stream_jobs.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "hardening-test-key-0123456789abcdef"  # 35 bytes: a real key, so no development-key warning
@@ -135,7 +135,7 @@ def mixed_file(tmp_path_factory: pytest.TempPathFactory) -> Mixed:
 
 
 def availability(*args: str) -> list[str]:
-    return [sys.executable, "-m", "availability.cli", *args]
+    return [sys.executable, "-m", "availability.cli.batch", *args]
 
 
 def env() -> dict[str, str]:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-import stream_jobs.deriver as deriver_module
-from availability import cli
-from availability.cli import main
-from availability.warehouse import Warehouse, redact
+import stream_jobs.core.deriver as deriver_module
+from availability.cli import batch as cli
+from availability.cli.batch import main
+from stream_jobs.warehouse import Warehouse, redact
 from tests.conftest import EXAMPLES
 
 pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=f"the spec's examples are not at {EXAMPLES}")

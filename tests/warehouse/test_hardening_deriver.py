@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-import stream_jobs.deriver as deriver_module
-from availability.warehouse import MAX_KEYS_LITERAL_BYTES, Warehouse, key_literals
+import stream_jobs.core.deriver as deriver_module
 from dashboards.report import monthly_report
 from schemas.events import CallEnded
-from stream_jobs.deriver import Deriver
+from stream_jobs.core.deriver import Deriver
+from stream_jobs.warehouse import MAX_KEYS_LITERAL_BYTES, Warehouse, key_literals
 from tests.conftest import call, ev
 
 K = {"queue": "kundreskontra"}

@@ -8,16 +8,16 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from availability.settings import Settings
-from availability.warehouse import EVENT_COLUMNS
 from dashboards.report import monthly_report
 from ingest.boundary import Boundary
 from ingest.pseudonymise import Pseudonymiser
-from ingest.simulator import simulate
+from ingest.simulator.traffic import simulate
 from schemas.agreements import load_agreements
 from schemas.events import encode
-from stream_jobs.deriver import BatchResult, Deriver
-from stream_jobs.live import LiveState
-from stream_jobs.stream_app import worker_boundary
+from stream_jobs.core.deriver import BatchResult, Deriver
+from stream_jobs.core.live import LiveState
+from stream_jobs.warehouse import EVENT_COLUMNS
+from stream_jobs.worker.app import worker_boundary
 from tests.conftest import call, ev
 
 K = {"queue": "kundreskontra"}

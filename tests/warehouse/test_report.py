@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from dashboards.report import monthly_report
-from stream_jobs.deriver import Deriver
+from stream_jobs.core.deriver import Deriver
 from tests.conftest import call, ev
 
 K, A = {"queue": "kundreskontra"}, {"queue": "avgifter"}

@@ -1,0 +1,78 @@
+"""`availability topics create`: make the broker's topics match schemas/topics.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas.errors import AvailabilityError
+from schemas.topics import ALL, Topic, with_prefix
+
+
+class TopicsError(AvailabilityError):
+    pass
+
+
+def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: int = 1) -> list[str]:
+    """Create missing topics; check existing ones have the defined partition count, and set
+    their retention to the definition's (a shortened retention reaches existing topics too).
+
+    Returns one line per topic saying what was done. A topic with other partitions is an
+    error: Faust refuses it, and repartitioning would move calls between workers.
+    """
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap_servers.split(","), request_timeout_ms=10_000, bootstrap_timeout_ms=5_000
+        )
+    except KafkaError as exc:
+        raise TopicsError(f"cannot reach Kafka at {bootstrap_servers} ({type(exc).__name__})") from None
+    try:
+        wanted: list[Topic] = [with_prefix(t, prefix) for t in ALL]
+        present = set(admin.list_topics()) & {t.name for t in wanted}
+        existing = {m["name"]: len(m["partitions"]) for m in admin.describe_topics(sorted(present))} if present else {}
+        lines, missing = [], []
+        for t in wanted:
+            if t.name not in existing:
+                missing.append(t)
+            elif existing[t.name] != t.partitions:
+                raise TopicsError(
+                    f"topic {t.name} has {existing[t.name]} partitions, the definition says {t.partitions}"
+                )
+            else:
+                lines.append(f"{t.name}: exists, {t.partitions} partitions{_align_retention(admin, t)}")
+        if missing:
+            admin.create_topics(
+                [NewTopic(t.name, t.partitions, replication_factor, topic_configs=t.config()) for t in missing]
+            )
+            lines += [f"{t.name}: created, {t.partitions} partitions, key {t.key}" for t in missing]
+        return lines
+    except KafkaError as exc:
+        raise TopicsError(f"Kafka at {bootstrap_servers}: {type(exc).__name__}: {exc}") from None
+    finally:
+        admin.close()
+
+
+def _align_retention(admin: Any, topic: Topic) -> str:
+    """Set an existing topic's retention.ms to the definition's (only that key: the others,
+    e.g. a max.message.bytes set by an operator, stay); returns what changed, for the line."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic.name)
+    described = admin.describe_configs([resource], config_filter="all")
+    current = described.get("topic", {}).get(topic.name, {}).get("retention.ms", {}).get("value")
+    wanted = str(topic.retention_ms)
+    if current == wanted:
+        return ""
+    admin.alter_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, topic.name, configs={"retention.ms": wanted})], incremental=True
+    )
+    return f", retention changed from {_days(current)} to {_days(wanted)}"
+
+
+def _days(ms: str | None) -> str:
+    if ms is None or not ms.lstrip("-").isdigit():
+        return "unknown"
+    value = int(ms)
+    return "forever" if value < 0 else f"{value / 86_400_000:g} days"

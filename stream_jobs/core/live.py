@@ -1,0 +1,367 @@
+"""Live state for the wall and the alerts (docs/live-metrics.md), fed by the Deriver's changes.
+
+Counters count transitions (a contact's outcome becoming known, a case ending) found by
+comparing each touched entity's facts before and after a batch, so a redelivered batch,
+whose events the warehouse already holds, counts nothing again. Gauges are computed at
+scrape time against the clock.
+
+"Now" is a clock the worker is given (the wall clock in production), never a time taken from
+the events: one event dated 2150 must not make every open case breached, neither live nor
+after a restart. The live boundary rejects events more than MAX_FUTURE ahead of that clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ingest.boundary import now_utc
+from schemas.agreements import Agreements
+from schemas.events import EARLIEST_TIME, MAX_FUTURE, AgentStateChanged, Event, decode
+from stream_jobs.core.calls import ABANDONED, ANSWERED, CALLBACK, WAITING, CallFact
+from stream_jobs.core.deriver import BatchResult
+from stream_jobs.core.mail import OPEN, REPLIED, MailCase
+from stream_jobs.warehouse import Warehouse, ms
+
+log = logging.getLogger(__name__)
+
+STALE_WAIT = timedelta(hours=4)  # a call "waiting" longer lost its end event; stop showing it
+AGENT_HORIZON = timedelta(days=1)  # an agent with no state change for a day is not restored
+
+# What `restore` reads, all within a window around the clock's now ({lo}..{hi} are epoch ms):
+# calls still waiting (recently), open cases, each agent's last state.
+WAITING_SQL = """
+SELECT call_id, queue, assumeNotNull(first_queued_at) FROM call_facts FINAL
+WHERE outcome = 'waiting'
+  AND first_queued_at >= fromUnixTimestamp64Milli({lo}, 'UTC')
+  AND first_queued_at <= fromUnixTimestamp64Milli({hi}, 'UTC')
+"""
+OPEN_CASES_SQL = """
+SELECT mailbox, thread_id, seq, opened_at, opened_clock, priority, target_seconds, messages,
+       nullIf(sender_ref, '') AS sender_ref
+FROM mail_cases FINAL
+WHERE end = ''
+  AND opened_at >= fromUnixTimestamp64Milli({lo}, 'UTC') AND opened_at <= fromUnixTimestamp64Milli({hi}, 'UTC')
+"""
+AGENTS_SQL = """
+SELECT key, argMax(payload, (time, id)) FROM events
+WHERE kind = 'agent'
+  AND time >= fromUnixTimestamp64Milli({lo}, 'UTC') AND time <= fromUnixTimestamp64Milli({hi}, 'UTC')
+GROUP BY key
+"""
+# The `source` label takes these values, `imap/<mailbox>` of the agreements, or OTHER_SOURCE:
+# a source name is free text from outside, and every distinct label value is a new series.
+FIXED_SOURCES = ("callguide", "simulator")
+OTHER_SOURCE = "other"
+
+
+def shifted_clock(start: datetime, speed: float = 1.0, wall: Callable[[], float] = time.time) -> Callable[[], datetime]:
+    """A clock that reads `start` now and runs at `speed` × the wall clock (demos and tests that
+    replay a past day; `availability stream --clock-start`)."""
+    origin = wall()
+    return lambda: start + timedelta(seconds=(wall() - origin) * speed)
+
+
+OUTCOMES = ("answered_in_sl", "answered_late", "abandoned", "abandoned_short", "callback", "out_of_hours")
+
+
+def outcome_of(fact: CallFact) -> str | None:
+    """The contact's outcome category, or None while it waits (or there is no contact)."""
+    c = fact.contact
+    if c is None:
+        return None
+    if not fact.queue_open:
+        return "out_of_hours"
+    if c.outcome == ANSWERED:
+        return "answered_in_sl" if fact.in_service_level else "answered_late"
+    if c.outcome == ABANDONED:
+        return "abandoned_short" if fact.short_abandon else "abandoned"
+    if c.outcome == CALLBACK:
+        return "callback"
+    return None
+
+
+class LiveState(Collector):
+    def __init__(self, agreements: Agreements, *, clock: Callable[[], datetime] = now_utc) -> None:
+        self.agreements = agreements
+        self.clock = clock
+        self.contacts: Counter[tuple[str, str]] = Counter()  # (queue, outcome)
+        self.transferred: Counter[str] = Counter()
+        self.by_day: Counter[tuple[date, str, str]] = Counter()  # (local day first queued, queue, outcome)
+        self.waiting: dict[str, tuple[str, datetime]] = {}  # call id -> (queue, first queued)
+        self.open_cases: dict[tuple[str, str, int], MailCase] = {}
+        self.ended_cases: Counter[tuple[str, str]] = Counter()  # (mailbox, outcome)
+        self.agents: dict[str, AgentStateChanged] = {}  # latest state event per agent
+        self.source_event: dict[str, float] = {}
+        self.sources = frozenset([*FIXED_SOURCES, *(f"imap/{m}" for m in agreements.mailboxes)])
+        # The sources that must keep sending start as seen now, so one silent since the worker
+        # started still sets off the freshness alert.
+        started = time.time()
+        self.source_seen: dict[str, float] = {
+            s: started for s in ["callguide", *(f"imap/{m}" for m in agreements.mailboxes)]
+        }
+        self.skipped_rows = 0  # stored rows `restore` could not use (logged)
+        self._failed_sections: set[str] = set()
+
+    def source_label(self, source: str) -> str:
+        """The `source` label: a known source as it is, anything else `other` (bounded series)."""
+        return source if source in self.sources else OTHER_SOURCE
+
+    # -- feeding ----------------------------------------------------------------------------
+
+    def observe(self, events: Sequence[Event], result: BatchResult) -> None:
+        wall = time.time()
+        label_of = self.source_label
+        for ev in events:
+            label = label_of(ev.source)
+            stamp = ev.time.timestamp()
+            if stamp > self.source_event.get(label, 0.0):
+                self.source_event[label] = stamp
+            self.source_seen[label] = wall
+            if type(ev) is AgentStateChanged:
+                held = self.agents.get(ev.data.agent)
+                if held is None or (ev.time, ev.id) > (held.time, held.id):
+                    self.agents[ev.data.agent] = ev
+        for before, after in result.call_changes:
+            self._call_changed(before, after)
+        for before_cases, after_cases in result.case_changes:
+            self._cases_changed(before_cases, after_cases)
+
+    def _call_changed(self, before: CallFact | None, after: CallFact) -> None:
+        c = after.contact
+        if c is None:
+            return
+        was = outcome_of(before) if before is not None else None
+        now = outcome_of(after)
+        if now is not None and was is None:
+            self.contacts[(c.queue, now)] += 1
+            self.by_day[(c.queued_at.astimezone(self.agreements.timezone).date(), c.queue, now)] += 1
+        left_before = before.contact.transferred_from if before is not None and before.contact else ()
+        for queue in c.transferred_from[len(left_before) :]:
+            self.transferred[queue] += 1
+        if c.outcome == WAITING:
+            self.waiting[after.call_id] = (c.queue, c.queued_at)
+        else:
+            self.waiting.pop(after.call_id, None)
+
+    def _cases_changed(self, before: list[MailCase], after: list[MailCase]) -> None:
+        ended_before = {c.seq for c in before if c.end != OPEN}
+        for case in after:
+            key = (case.mailbox, case.thread_id, case.seq)
+            if case.end == OPEN:
+                self.open_cases[key] = case
+                continue
+            self.open_cases.pop(key, None)
+            if case.seq not in ended_before:
+                outcome = (
+                    "closed" if case.end != REPLIED else "answered_within" if case.within_target else "answered_late"
+                )
+                self.ended_cases[(case.mailbox, outcome)] += 1
+
+    def restore(self, warehouse: Warehouse, owns: Callable[[str, str], bool]) -> None:
+        """Rebuild the gauges' state (waiting calls, open cases, agents' states) from the
+        warehouse, for the entities this worker owns: `owns(kind, key)` says whether a call,
+        mail or agent key is in a partition assigned to it. Run at start and after every
+        rebalance, so each entity is shown by exactly one worker.
+
+        Only rows within a window around the clock's now are read, and a row that cannot be
+        used (a payload that no longer decodes, a queue or mailbox the agreements do not
+        define, a time outside the accepted range) is skipped and counted, never raised."""
+        self.waiting, self.open_cases, self.agents = {}, {}, {}
+        now = self.clock()
+        hi = ms(now + MAX_FUTURE)
+        skipped = 0
+        for call_id, queue, since in warehouse.query(WAITING_SQL.format(lo=ms(now - STALE_WAIT), hi=hi)):
+            if queue not in self.agreements.queues:
+                skipped += 1
+            elif owns("call", call_id):
+                self.waiting[call_id] = (queue, since.replace(tzinfo=UTC))
+        for row in warehouse.records(OPEN_CASES_SQL.format(lo=ms(EARLIEST_TIME), hi=hi)):
+            if row["mailbox"] not in self.agreements.mailboxes:
+                skipped += 1
+            elif owns("mail", f"{row['mailbox']}/{row['thread_id']}"):
+                case = _case(row)
+                if case is None:
+                    skipped += 1
+                else:
+                    self.open_cases[(case.mailbox, case.thread_id, case.seq)] = case
+        for agent, payload in warehouse.query(AGENTS_SQL.format(lo=ms(now - AGENT_HORIZON), hi=hi)):
+            try:
+                latest_state = decode(payload)
+            except Exception:  # a payload written by an older version, or damaged
+                skipped += 1
+                continue
+            if type(latest_state) is not AgentStateChanged or any(
+                q not in self.agreements.queues for q in latest_state.data.queues
+            ):
+                skipped += 1
+            elif owns("agent", agent):
+                self.agents[agent] = latest_state
+        if skipped:
+            self.skipped_rows += skipped
+            log.warning(
+                "restore skipped %d stored rows it could not use (unknown queue or mailbox, bad payload)", skipped
+            )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The clock's time (the wall clock in production), never an event's."""
+        return self.clock()
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """Every family of docs/live-metrics.md. A section that fails (it should not) is left
+        out of this scrape and logged once, so /metrics never answers 500."""
+        now = self.now()
+        sections: tuple[tuple[str, Callable[[datetime], Iterator[Any]]], ...] = (
+            ("queues", self._queue_families),
+            ("mailboxes", self._mailbox_families),
+            ("sources", self._source_families),
+        )
+        for name, section in sections:
+            try:
+                families = list(section(now))
+            except Exception as exc:
+                if name not in self._failed_sections:
+                    self._failed_sections.add(name)
+                    log.error(
+                        "live metrics: the %s section failed and is left out (%s: %s)", name, type(exc).__name__, exc
+                    )
+                continue
+            yield from families
+
+    def _queue_families(self, now: datetime) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        queues = self.agreements.queues
+
+        contacts = CounterMetricFamily(
+            "availability_queue_contacts", "Contacts with a final outcome", labels=["queue", "outcome"]
+        )
+        transferred = CounterMetricFamily(
+            "availability_queue_transferred_out", "Contacts that left the queue before answer", labels=["queue"]
+        )
+        today = GaugeMetricFamily(
+            "availability_queue_today_contacts", "Contacts first queued today, by outcome", labels=["queue", "outcome"]
+        )
+        waiting = GaugeMetricFamily("availability_queue_waiting", "Calls waiting now", labels=["queue"])
+        oldest = GaugeMetricFamily("availability_queue_oldest_wait_seconds", "Longest current wait", labels=["queue"])
+        agents = GaugeMetricFamily(
+            "availability_queue_agents", "Agents serving the queue by state", labels=["queue", "state"]
+        )
+        is_open = GaugeMetricFamily("availability_queue_open", "1 while the queue is open", labels=["queue"])
+        sl_target = GaugeMetricFamily(
+            "availability_queue_service_level_target", "Promised service level", labels=["queue"]
+        )
+        ar_target = GaugeMetricFamily("availability_queue_answer_rate_target", "Promised answer rate", labels=["queue"])
+        sl_seconds = GaugeMetricFamily(
+            "availability_queue_service_level_seconds", "Service level threshold T", labels=["queue"]
+        )
+
+        local_today = now.astimezone(self.agreements.timezone).date()
+        self._forget_old_days(local_today)
+        self._forget_stale_waits(now)
+        waits: dict[str, list[datetime]] = defaultdict(list)
+        for queue, since in self.waiting.values():
+            waits[queue].append(since)
+        agent_states: Counter[tuple[str, str]] = Counter()
+        for ev in self.agents.values():
+            if ev.data.state != "logged_out":
+                for queue in ev.data.queues:
+                    agent_states[(queue, ev.data.state)] += 1
+
+        for qid, q in queues.items():
+            for outcome in OUTCOMES:
+                contacts.add_metric([qid, outcome], self.contacts[(qid, outcome)])
+                today.add_metric([qid, outcome], self.by_day[(local_today, qid, outcome)])
+            transferred.add_metric([qid], self.transferred[qid])
+            waiting.add_metric([qid], len(waits[qid]))
+            oldest.add_metric([qid], max(((now - t).total_seconds() for t in waits[qid]), default=0.0))
+            for state in ("ready", "busy", "wrap_up", "not_ready"):
+                agents.add_metric([qid, state], agent_states[(qid, state)])
+            is_open.add_metric([qid], 1.0 if q.calendar.is_open(now) else 0.0)
+            sl_target.add_metric([qid], q.service_level_target)
+            ar_target.add_metric([qid], q.answer_rate_target)
+            sl_seconds.add_metric([qid], q.service_level_seconds)
+        yield from (contacts, transferred, today, waiting, oldest, agents, is_open, sl_target, ar_target, sl_seconds)
+
+    def _source_families(self, now: datetime) -> Iterator[GaugeMetricFamily]:
+        event_time = GaugeMetricFamily(
+            "availability_source_last_event_timestamp_seconds", "Event time of the latest event", labels=["source"]
+        )
+        seen = GaugeMetricFamily(
+            "availability_source_last_seen_timestamp_seconds", "When the worker last got an event", labels=["source"]
+        )
+        for source in sorted(self.source_event):
+            event_time.add_metric([source], self.source_event[source])
+        for source in sorted(self.source_seen):
+            seen.add_metric([source], self.source_seen[source])
+        yield from (event_time, seen)
+
+    def _mailbox_families(self, now: datetime) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        open_cases = GaugeMetricFamily(
+            "availability_mailbox_open_cases", "Cases open now", labels=["mailbox", "priority"]
+        )
+        oldest = GaugeMetricFamily(
+            "availability_mailbox_oldest_open_business_seconds", "Business age of the oldest open case",
+            labels=["mailbox"],
+        )  # fmt: skip
+        breached = GaugeMetricFamily(
+            "availability_mailbox_breached_cases", "Open cases past their target", labels=["mailbox", "priority"]
+        )
+        soon = GaugeMetricFamily(
+            "availability_mailbox_breaching_within_hour", "Open cases that breach within the next business hour",
+            labels=["mailbox", "priority"],
+        )  # fmt: skip
+        is_open = GaugeMetricFamily("availability_mailbox_open", "1 while the mailbox is open", labels=["mailbox"])
+        ended = CounterMetricFamily(
+            "availability_mailbox_cases", "Cases ended, by outcome", labels=["mailbox", "outcome"]
+        )
+        counts: Counter[tuple[str, str, str]] = Counter()  # (mailbox, priority, kind)
+        ages: dict[str, float] = defaultdict(float)
+        clocks = {mid: mb.calendar.clock(now) for mid, mb in self.agreements.mailboxes.items()}
+        for case in self.open_cases.values():
+            if case.mailbox not in clocks:
+                continue
+            age = clocks[case.mailbox] - case.opened_clock
+            prio = "true" if case.priority else "false"
+            counts[(case.mailbox, prio, "open")] += 1
+            ages[case.mailbox] = max(ages[case.mailbox], age)
+            if age > case.target_seconds:
+                counts[(case.mailbox, prio, "breached")] += 1
+            elif case.target_seconds - age <= 3600:
+                counts[(case.mailbox, prio, "soon")] += 1
+        for mid, mb in self.agreements.mailboxes.items():
+            for prio in ("true", "false"):
+                open_cases.add_metric([mid, prio], counts[(mid, prio, "open")])
+                breached.add_metric([mid, prio], counts[(mid, prio, "breached")])
+                soon.add_metric([mid, prio], counts[(mid, prio, "soon")])
+            oldest.add_metric([mid], ages[mid])
+            is_open.add_metric([mid], 1.0 if mb.calendar.is_open(now) else 0.0)
+            for outcome in ("answered_within", "answered_late", "closed"):
+                ended.add_metric([mid, outcome], self.ended_cases[(mid, outcome)])
+        yield from (open_cases, oldest, breached, soon, is_open, ended)
+
+    def _forget_old_days(self, today: date) -> None:
+        for key in [k for k in self.by_day if k[0] < today - timedelta(days=1)]:
+            del self.by_day[key]
+
+    def _forget_stale_waits(self, now: datetime) -> None:
+        for call_id in [k for k, (_, since) in self.waiting.items() if now - since > STALE_WAIT]:
+            del self.waiting[call_id]
+
+
+def _case(row: dict[str, Any]) -> MailCase | None:
+    """An open case from its stored row; None if the row cannot be one."""
+    try:
+        opened_at = row["opened_at"].replace(tzinfo=UTC)
+        if opened_at < EARLIEST_TIME:  # before the business clock starts: not a case the wall can age
+            return None
+        return MailCase(**(row | {"opened_at": opened_at}), ended_at=None, end=OPEN, close_reason="", lead_seconds=None)
+    except Exception:
+        return None

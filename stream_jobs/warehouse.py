@@ -1,0 +1,440 @@
+"""The ClickHouse warehouse through clickhouse-connect: a directory is the embedded engine
+(chDB, `chdb://` DSN), an `http(s)://` URL a server. Both run the same SQL.
+
+Thin adapter: it stores events and facts and runs queries; it derives nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import msgspec
+
+from schemas.errors import WarehouseError
+from schemas.events import CALL_TYPES, EVENT_TYPES, MAIL_TYPES, Event, decode, encode, event_key, type_name_of
+from stream_jobs.core.calls import CallFact
+from stream_jobs.core.mail import MailCase
+
+log = logging.getLogger(__name__)
+DEFAULT_DATABASE = "availability"
+# ClickHouse refuses a query longer than max_query_size (256 KiB by default), literals included.
+# Key lists travel as literals of at most this many bytes, so a query with one stays well below.
+MAX_KEYS_LITERAL_BYTES = 128 * 1024
+EVENT_COLUMNS = ["kind", "type", "source", "id", "time", "key", "payload"]
+_json = msgspec.json.Encoder()
+CALL_COLUMNS = [
+    "call_id", "offered_at", "entrance", "caller_ref", "queue", "first_queued_at", "outcome", "queue_open",
+    "wait_seconds", "short_abandon", "in_service_level", "agent", "talk_seconds", "transferred_from", "ended_at",
+    "internal_queue", "internal_queued_at", "internal_outcome", "internal_wait", "events",
+]  # fmt: skip
+POSITION_COLUMNS = ["topic", "partition", "next_offset"]
+_CODE = re.compile(r"\bCode: (\d+)")
+# ClickHouse's error codes for input it cannot take: CANNOT_PARSE_TEXT (6), CANNOT_PARSE_QUOTED_STRING
+# (26), CANNOT_PARSE_INPUT_ASSERTION_FAILED (27), ATTEMPT_TO_READ_AFTER_EOF (32), CANNOT_PARSE_DATE (38),
+# CANNOT_PARSE_DATETIME (41), TYPE_MISMATCH (53), SYNTAX_ERROR (62, also "max query size exceeded"),
+# ARGUMENT_OUT_OF_BOUND (69), CANNOT_CONVERT_TYPE (70), CANNOT_PARSE_NUMBER (72), INCORRECT_DATA
+# (117), TOO_LARGE_STRING_SIZE (131), VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE (321).
+_DATA_ERRORS = frozenset({6, 26, 27, 32, 38, 41, 53, 62, 69, 70, 72, 117, 131, 321})
+CASE_COLUMNS = [
+    "mailbox", "thread_id", "seq", "opened_at", "opened_clock", "ended_at", "end", "close_reason",
+    "lead_seconds", "priority", "target_seconds", "messages", "sender_ref",
+]  # fmt: skip
+
+
+def kind_of(type_: str) -> str:
+    return "call" if type_ in CALL_TYPES else "mail" if type_ in MAIL_TYPES else "agent"
+
+
+_KIND_TYPE = {cls: (kind_of(name), name) for cls, name in ((c, type_name_of(c)) for c in EVENT_TYPES)}
+
+
+def ms(t: datetime) -> int:
+    """Epoch milliseconds: how instants are passed to SQL (`fromUnixTimestamp64Milli`)."""
+    return round(t.timestamp() * 1000)
+
+
+class Warehouse:
+    """Writes go to one background thread, in order, so ClickHouse parses and stores a batch
+    while Python derives the next (the engine releases the GIL). Every read first waits for
+    the writes before it, and `flush()` is the point where all writes are acknowledged."""
+
+    def __init__(self, client: Any, target: str) -> None:
+        self.client = client
+        self.target = target
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse-writer")
+        self._pending: list[Future[None]] = []
+
+    # -- connection -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, target: str, database: str | None = None) -> Warehouse:
+        """Open (creating and migrating if needed) the warehouse at a directory or server URL.
+
+        Every error is one line naming the target without its user and password."""
+        import clickhouse_connect
+
+        shown = redact(target)
+        try:
+            if target.startswith(("http://", "https://")):
+                url = urlsplit(target)
+                db = database or url.path.strip("/") or DEFAULT_DATABASE
+                with _quiet_driver():
+                    client = clickhouse_connect.get_client(dsn=urlunsplit(url._replace(path="")))
+            else:
+                path = Path(target).expanduser().resolve()
+                if path.exists() and not path.is_dir():
+                    raise WarehouseError(f"--warehouse {shown}: not a directory")
+                _private_directory(path)
+                db = database or DEFAULT_DATABASE
+                client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+            client.command(f"CREATE DATABASE IF NOT EXISTS `{db}`")
+            client.database = db
+        except WarehouseError:
+            raise
+        except Exception as exc:  # driver errors differ by backend; the user needs one line
+            raise WarehouseError(f"--warehouse {shown}: {_open_problem(exc, target)}") from None
+        warehouse = cls(client, target)
+        warehouse.migrate()
+        return warehouse
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._writer.shutdown()
+            self.client.close()
+
+    def flush(self) -> None:
+        """Wait until every write so far is stored; raises the first write's error, if any."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def answers(self) -> bool:
+        """Whether the warehouse answers a trivial query once its writer is idle: a failed write
+        with a warehouse that answers was refused for its data, not for being away."""
+        with contextlib.suppress(Exception):
+            self._writer.submit(lambda: None).result(timeout=60)
+        try:
+            self.client.query("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    @staticmethod
+    def refused_for_data(exc: BaseException) -> bool:
+        """Whether ClickHouse refused a write for what was in it (a value it cannot parse or
+        store), as opposed to its own state (too many parts, memory, a read-only replica, a
+        full disk), which passes and must be waited out, never blamed on the data."""
+        found = _CODE.search(str(exc))
+        return found is not None and int(found.group(1)) in _DATA_ERRORS
+
+    def describe(self, exc: BaseException) -> str:
+        """A warehouse error as one short line, without the password of a server URL."""
+        text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        for secret in _secrets(self.target):
+            text = text.replace(secret, "***")
+        return text
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def migrate(self) -> list[str]:
+        """Apply the DDL files in schemas/ddl not yet recorded; returns the names applied."""
+        self.client.command(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name String, applied_at DateTime DEFAULT now())"
+            " ENGINE = MergeTree ORDER BY name"
+        )
+        done = {r[0] for r in self.client.query("SELECT name FROM schema_migrations").result_rows}
+        applied = []
+        ddl = resources.files("schemas") / "ddl"
+        for name in sorted(f.name for f in ddl.iterdir() if f.name.endswith(".sql")):
+            if name in done:
+                continue
+            for statement in _statements((ddl / name).read_text(encoding="utf-8")):
+                self.client.command(statement)
+            self.client.insert("schema_migrations", [[name]], column_names=["name"])
+            applied.append(name)
+        return applied
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def insert_events(self, events: Sequence[Event]) -> None:
+        cols: list[list[Any]] = [[] for _ in EVENT_COLUMNS]
+        kind, typ, source, ids, time, key, payload = cols
+        for ev in events:  # the hottest loop of a replay: plain appends, no calls per column
+            k, t = _KIND_TYPE[type(ev)]
+            kind.append(k)
+            typ.append(t)
+            source.append(ev.source)
+            ids.append(ev.id)
+            time.append(ev.time)
+            key.append(event_key(ev))
+            payload.append(encode(ev).decode())
+        self._insert_columns("events", EVENT_COLUMNS, cols)
+
+    def upsert_calls(self, facts: Iterable[CallFact]) -> None:
+        self._insert_rows("call_facts", CALL_COLUMNS, [_call_row(f) for f in facts])
+
+    def upsert_cases(self, cases: Iterable[MailCase]) -> None:
+        self._insert_rows("mail_cases", CASE_COLUMNS, [_case_row(c) for c in cases])
+
+    def record_positions(self, positions: Iterable[tuple[str, int, int]]) -> None:
+        """(topic, partition, next offset) whose messages the warehouse now holds
+        (schemas/ddl/005_stream_positions.sql), written in order with the batch's rows."""
+        self._insert_rows("stream_positions", POSITION_COLUMNS, [list(p) for p in positions])
+
+    def _insert_rows(self, table: str, names: list[str], rows: list[list[Any]]) -> None:
+        self._insert_columns(table, names, [list(col) for col in zip(*rows, strict=True)] if rows else [])
+
+    def _insert_columns(self, table: str, names: list[str], columns: list[list[Any]]) -> None:
+        """One JSONCompactColumns block, encoded by msgspec and parsed by ClickHouse: several
+        times faster than row-by-row conversion in Python. Instants travel as RFC 3339 text
+        with their offset, which `best_effort` parsing turns into the right UTC instant."""
+        if columns and columns[0]:
+            block = _json.encode(columns)
+            self._pending.append(
+                self._writer.submit(
+                    self.client.raw_insert,
+                    table,
+                    names,
+                    insert_block=block,
+                    fmt="JSONCompactColumns",
+                    settings={"date_time_input_format": "best_effort"},
+                )
+            )
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def stored_events(self, kind: str, keys: Iterable[str]) -> dict[str, list[Event]]:
+        """Every stored event of these keys, however old, decoded.
+
+        However many and long the keys, no query exceeds ClickHouse's max_query_size: the keys
+        go in chunks of at most MAX_KEYS_LITERAL_BYTES."""
+        keys = list(keys)
+        out: dict[str, list[Event]] = defaultdict(list)
+        if not keys:
+            return out
+        self.flush()
+        # The keys travel as a JSON string literal, with no driver-side binding: binding
+        # thousands of strings costs more in the driver than the query in ClickHouse, and a
+        # key could hold a brace that binding would mistake for a placeholder.
+        for literal in key_literals(keys, MAX_KEYS_LITERAL_BYTES):
+            result = self.client.query(
+                f"SELECT key, payload FROM events WHERE kind = {_sql_string(kind.encode())}"
+                f" AND key IN JSONExtract({literal}, 'Array(String)')"
+            )
+            for key, payload in result.result_rows:
+                try:
+                    out[key].append(decode(payload))
+                except Exception as exc:  # stored by an older version under a looser contract
+                    log.warning("a stored %s event of %s no longer decodes and is left out (%s)", kind, key, exc)
+        return out
+
+    # -- loads: a `process` run marks its start and its end, so a report can tell a partial one ---
+
+    def start_load(self, files: Sequence[str], command: str = "process") -> str:
+        """Record that a load of these files starts now; returns its id for `finish_load`."""
+        load_id = uuid.uuid4().hex
+        self.flush()
+        self.client.insert(
+            "loads",
+            [[load_id, datetime.now(UTC), list(files), command, 0]],
+            column_names=["load_id", "started_at", "files", "command", "finished"],
+        )
+        return load_id
+
+    def finish_load(self, load_id: str) -> None:
+        """Record that the load stored everything (call after the last write is acknowledged)."""
+        self.flush()
+        started = self.query(
+            "SELECT started_at, files, command FROM loads FINAL WHERE load_id = {id:String}", {"id": load_id}
+        )
+        if not started:
+            return
+        at, files, command = started[0]
+        self.client.insert(
+            "loads",
+            [[load_id, at, files, command, 1, datetime.now(UTC)]],
+            column_names=["load_id", "started_at", "files", "command", "finished", "finished_at"],
+        )
+
+    def incomplete_loads(self) -> list[dict[str, Any]]:
+        """Loads that started and never finished, oldest first, except those whose files a later
+        load went over completely: [{"started_at": datetime, "files": [...]}]."""
+        rows = self.query("SELECT started_at, files, finished FROM loads FINAL ORDER BY started_at")
+        out = []
+        for i, (at, files, finished) in enumerate(rows):
+            if finished:
+                continue
+            redone = any(done and later >= at and set(files) <= set(again) for later, again, done in rows[i + 1 :])
+            if not redone:
+                out.append({"started_at": _utc(at), "files": list(files)})
+        return out
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        self.flush()
+        return list(self.client.query(sql, parameters=parameters or {}).result_rows)
+
+    def records(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows as column name -> value."""
+        self.flush()
+        result = self.client.query(sql, parameters=parameters or {})
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def key_literals(keys: Sequence[str], limit: int) -> Iterator[str]:
+    """The keys as ClickHouse string literals holding a JSON array, each at most `limit` bytes
+    (a single key longer than that goes alone)."""
+    chunk: list[str] = []
+    size = 4  # the quotes of the literal and the brackets of the array
+    for key in keys:
+        # The key's bytes in the literal: JSON-encoded, then quotes and backslashes escaped.
+        encoded = _json.encode(key)
+        n = len(encoded) + encoded.count(b"\\") + encoded.count(b"'") + 1
+        if chunk and size + n > limit:
+            yield _sql_string(_json.encode(chunk))
+            chunk, size = [], 4
+        chunk.append(key)
+        size += n
+    if chunk:
+        yield _sql_string(_json.encode(chunk))
+
+
+def _call_row(f: CallFact) -> list[Any]:
+    c = f.contact
+    return [
+        f.call_id, f.offered_at, f.entrance or "", f.caller_ref or "",
+        c.queue if c else "", c.queued_at if c else None, c.outcome if c else "", f.queue_open,
+        c.wait_seconds if c else None, f.short_abandon, f.in_service_level, (c.agent if c else None) or "",
+        f.talk_seconds, list(c.transferred_from) if c else [], f.ended_at,
+        [i.queue for i in f.internal], [i.queued_at for i in f.internal],
+        [i.outcome for i in f.internal], [i.wait_seconds for i in f.internal], f.events,
+    ]  # fmt: skip
+
+
+def _case_row(c: MailCase) -> list[Any]:
+    return [
+        c.mailbox, c.thread_id, c.seq, c.opened_at, c.opened_clock, c.ended_at, c.end,
+        c.close_reason, c.lead_seconds, c.priority, c.target_seconds, c.messages, c.sender_ref or "",
+    ]  # fmt: skip
+
+
+def _sql_string(text: bytes) -> str:
+    """A ClickHouse string literal for text without raw control characters (JSON, ids)."""
+    return "'" + text.decode().replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _statements(sql: str) -> list[str]:
+    without_comments = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+    return [s.strip() for s in without_comments.split(";") if s.strip()]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+# -- the target in messages, and what went wrong opening it ---------------------------------------
+
+
+def redact(target: str) -> str:
+    """The target as it may be shown: a URL without its user and password."""
+    if not target.startswith(("http://", "https://")):
+        return target
+    url = urlsplit(target)
+    if "@" not in url.netloc:
+        return target
+    return urlunsplit(url._replace(netloc="***@" + url.netloc.rpartition("@")[2]))
+
+
+def _secrets(target: str) -> list[str]:
+    """The password of a URL target as it may appear in a driver's message (as written and
+    percent-decoded), longest first."""
+    if not target.startswith(("http://", "https://")):
+        return []
+    password = urlsplit(target).password
+    return sorted({s for s in (password, unquote(password or "")) if s}, key=len, reverse=True)
+
+
+def _open_problem(exc: BaseException, target: str) -> str:
+    """What went wrong opening the target, as a short phrase without secrets."""
+    cause = _os_error(exc)
+    if cause is not None and target.startswith(("http://", "https://")):
+        reason = cause.strerror or (str(cause.args[-1]) if cause.args else type(cause).__name__)
+        if isinstance(cause, TimeoutError) and not cause.strerror:
+            reason = "timed out"
+        text = f"cannot connect ({reason})"
+    else:
+        text = f"cannot open ({_first_line(exc)})"
+    for secret in _secrets(target):
+        text = text.replace(secret, "***")
+    return text.replace(target, redact(target))
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The operating system's error at the root of a driver exception (refused, unknown host)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if type(e).__module__ in ("builtins", "socket") and isinstance(e, OSError):
+            return e
+        reason = getattr(e, "reason", None)
+        todo += [e.__cause__, e.__context__, reason if isinstance(reason, BaseException) else None]
+    return None
+
+
+@contextmanager
+def _quiet_driver() -> Iterator[None]:
+    """clickhouse-connect logs "Unexpected Http Driver Exception" on stderr before it raises;
+    the error it raises becomes our one line, so the log line is noise while connecting."""
+    logger = logging.getLogger("clickhouse_connect")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+# -- the embedded engine --------------------------------------------------------------------------
+
+
+def _private_directory(path: Path) -> None:
+    """The warehouse holds personal data (pseudonymised, but linkable): owner-only, 0700.
+
+    A new directory is made so; an existing one is tightened only if it is empty or already a
+    warehouse (an earlier version made them world-readable), never a directory of other files."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
+        return
+    entries = {p.name for p in path.iterdir()}
+    ours = not entries or {"metadata", "store"} & entries
+    if ours and path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)

@@ -1,0 +1,529 @@
+"""The stream worker (`availability stream`): a Faust app whose consumer reads the calls,
+agents and mail topics in batches and hands each batch to the WarehouseSink, which calls the
+same Deriver as the replay. A batch's offsets are committed only after the sink returned.
+
+Why batches and not one Faust agent per message: measured on this project's 2-core machine,
+Faust's per-message stream machinery tops out near 11 000 messages/s with an agent that does
+nothing, below the 20 000 events/s this worker must sustain, while the warehouse wants
+batches anyway. So Faust hosts the worker (lifecycle, signals, the web server for /metrics,
+timers) and the consumer is aiokafka, Faust's own Kafka client, fetching batches with
+`getmany` and committing exactly the offsets the warehouse acknowledged.
+
+No message stops the worker (stream_jobs/worker/sink.py isolates each poison message). When the
+warehouse does not answer, the batch is fetched again and retried with backoff, and nothing is
+committed. The worker refuses to start on a warehouse that lacks what its consumer group has
+already committed (a fresh or restored warehouse), and says how to fill it: `--from-beginning`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import ConsumerStoppedError, KafkaError
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from availability.settings import Settings
+from ingest.boundary import Boundary, now_utc
+from ingest.kafka.publisher import KafkaPublisher, PublishError
+from ingest.log_limit import CLIENT_LOGGERS, limit_repeats
+from ingest.pseudonymise import Pseudonymiser
+from schemas.agreements import Agreements
+from schemas.errors import AvailabilityError
+from schemas.topics import AGENTS, CALLS, DEAD_LETTER, EVENT_TOPICS, MAIL, partition_of, with_prefix
+from stream_jobs.core.deriver import Deriver
+from stream_jobs.core.live import LiveState
+from stream_jobs.warehouse import Warehouse, redact
+from stream_jobs.worker.sink import DEAD_LETTER_LOGGER, DeadLetters, Message, SinkUnavailable, WarehouseSink, dead_log
+
+log = logging.getLogger(__name__)
+GROUP = "availability-stream"
+RETRY_PAUSES = (1.0, 2.0, 5.0, 10.0, 30.0)  # between attempts to store a batch the warehouse did not take
+POSITIONS_SQL = "SELECT topic, partition, max(next_offset) FROM stream_positions GROUP BY topic, partition"
+DEAD_LETTER_FILE = "dead-letters.jsonl"
+
+
+class StreamRefused(AvailabilityError):
+    """The worker would silently miss events; the message says why and what to run."""
+
+
+def worker_boundary(settings: Settings, agreements: Agreements, clock: Callable[[], datetime] = now_utc) -> Boundary:
+    """The live ingest boundary of the worker: events more than MAX_FUTURE ahead of `clock`
+    are rejected (spec/events.md), as is anything that did not come through `accept`."""
+    return Boundary(agreements, Pseudonymiser(settings.pseudonym_key_bytes(), agreements), live=True, clock=clock)
+
+
+def default_dead_letter_file(warehouse_target: str) -> Path:
+    """Where dead letters go when the dead-letter topic cannot take them: inside a warehouse
+    directory (owner-only, like the warehouse), else in the user's state directory."""
+    if not warehouse_target.startswith(("http://", "https://")):
+        return Path(warehouse_target).expanduser().resolve() / DEAD_LETTER_FILE
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "availability" / DEAD_LETTER_FILE
+
+
+def warehouse_gap(warehouse: Warehouse, committed: Mapping[tuple[str, int], int], group: str) -> str | None:
+    """Why the warehouse lacks messages the consumer group has committed, or None.
+
+    The sink records, per topic and partition, the offset after the last batch the warehouse
+    holds (schemas/ddl/005_stream_positions.sql), always before the batch is committed. A
+    committed offset beyond it means a fresh warehouse, or one restored from a backup."""
+    stored = {(str(t), int(p)): int(o) for t, p, o in warehouse.query(POSITIONS_SQL)}
+    behind = {tp: (stored.get(tp, 0), offset) for tp, offset in committed.items() if offset > stored.get(tp, 0)}
+    if not behind:
+        return None
+    if not stored and warehouse.query("SELECT count() FROM events")[0][0] > 0:
+        log.warning(
+            "the warehouse records no stream positions (written by `process` or an older version); "
+            "it cannot be checked against consumer group %s",
+            group,
+        )
+        return None
+    missing = sum(c - s for s, c in behind.values())
+    where = ", ".join(f"{t}[{p}] holds {s} of {c}" for (t, p), (s, c) in sorted(behind.items())[:3])
+    more = f" and {len(behind) - 3} more partitions" if len(behind) > 3 else ""
+    return (
+        f"the warehouse {redact(warehouse.target)} lacks {missing} messages that consumer group {group} has already "
+        f"committed ({where}{more}): it is new, or older than the group. Refusing to run, since it would only get "
+        "what arrives from now on. Run `availability stream --from-beginning` to read the topics from their start "
+        "into it (repeats are harmless), or give the warehouse this group wrote to"
+    )
+
+
+def committed_offsets(bootstrap: str, group: str, topics: Sequence[str]) -> dict[tuple[str, int], int] | None:
+    """The consumer group's committed offsets of these topics; None if the broker does not say."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError as ClientError
+
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap.split(","), request_timeout_ms=10_000, bootstrap_timeout_ms=5_000
+        )
+    except ClientError:
+        return None
+    try:
+        offsets = admin.list_group_offsets(group).get(group, {})
+    except ClientError:
+        return None
+    finally:
+        admin.close()
+    return {(tp.topic, tp.partition): om.offset for tp, om in offsets.items() if tp.topic in topics and om.offset >= 0}
+
+
+class BatchConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Fetch a batch, write it through the sink, commit its offsets; again until stopped."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sink: WarehouseSink,
+        metrics: _Metrics,
+        live: LiveState,
+        *,
+        max_events: int,
+        max_seconds: float,
+        from_beginning: bool = False,
+        make_consumer: Callable[..., Any] = AIOKafkaConsumer,
+    ) -> None:
+        self.make_consumer = make_consumer  # a fake one in tests
+        self.sink = sink
+        self.metrics = metrics
+        self.live = live
+        self.prefix = settings.topic_prefix
+        self.max_events = max_events
+        self.max_seconds = max_seconds
+        self.from_beginning = from_beginning  # only at the first assignment of this process
+        self.topics = [with_prefix(t, settings.topic_prefix).name for t in EVENT_TOPICS]
+        self.bootstrap = settings.kafka_bootstrap_servers.split(",")
+        self.group = settings.topic_prefix + GROUP
+        self.consumer: AIOKafkaConsumer | None = None  # made in run(): it needs the running loop
+        self._stored: dict[TopicPartition, int] = {}  # stored, maybe not yet committed
+        self.refusal: str | None = None  # set when the warehouse lacks committed messages
+        self._stopped = False
+
+    async def run(self) -> None:
+        self.consumer = consumer = self.make_consumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group,
+            enable_auto_commit=False,  # offsets move only after the warehouse acknowledged
+            auto_offset_reset="earliest",
+            session_timeout_ms=10_000,  # a killed worker's partitions move on after 10 s
+            heartbeat_interval_ms=3_000,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        try:
+            await consumer.start()
+        except BaseException:  # cancelled (a stop while starting) or no broker: leave nothing open
+            await consumer.stop()
+            raise
+        if self._stopped:  # stopped while this task was starting: stop() found no consumer to close
+            await consumer.stop()
+            return
+        consumer.subscribe(self.topics, listener=self)
+        self.metrics.consumer = consumer
+        attempt = 0
+        while True:
+            try:
+                batches = await consumer.getmany(timeout_ms=int(self.max_seconds * 1000), max_records=self.max_events)
+            except ConsumerStoppedError:
+                return  # stop() committed and left the group
+            if self.refusal is not None:
+                await self._refuse()
+                return
+            if not batches:
+                continue
+            messages = [
+                Message(r.value, r.key, r.timestamp / 1000, tp.topic, tp.partition, r.offset)
+                for tp, records in batches.items()
+                for r in records
+            ]
+            try:
+                self.sink.write(messages)  # synchronous: returns when the warehouse acknowledged
+            except Exception as exc:
+                # Nothing of the batch is committed: fetch it again and retry after a pause.
+                pause = RETRY_PAUSES[min(attempt, len(RETRY_PAUSES) - 1)]
+                attempt += 1
+                self.metrics.retries.inc()
+                if isinstance(exc, SinkUnavailable):
+                    log.error("a batch of %d messages was not stored: %s; retrying in %g s", len(messages), exc, pause)
+                else:  # a bug: say where, once per attempt
+                    log.exception("a batch of %d messages was not stored; retrying in %g s", len(messages), pause)
+                self._rewind(batches)
+                await asyncio.sleep(pause)
+                continue
+            attempt = 0
+            for tp, records in batches.items():
+                self._stored[tp] = records[-1].offset + 1
+                self.metrics.positions[tp] = records[-1].offset + 1
+            await self._commit()
+
+    def _rewind(self, batches: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        assert self.consumer is not None
+        for tp, records in batches.items():
+            # A partition revoked meanwhile cannot be sought: its next owner reads the batch again.
+            with contextlib.suppress(KafkaError, AssertionError, ValueError):
+                self.consumer.seek(tp, records[0].offset)
+
+    async def _refuse(self) -> None:
+        # run() says why, in one line, once the Faust worker has stopped.
+        await self.stop(commit=False)
+        os.kill(os.getpid(), signal.SIGTERM)  # the Faust worker's own graceful stop; run() then raises
+
+    async def _commit(self) -> None:
+        if self._stored and self.consumer is not None:
+            offsets, self._stored = dict(self._stored), {}
+            try:
+                await self.consumer.commit(offsets)
+            except KafkaError as exc:  # e.g. a rebalance under way: the batches come again, harmlessly
+                log.warning("commit failed (%s); stored batches will be redelivered", type(exc).__name__)
+
+    async def stop(self, commit: bool = True) -> None:
+        """Commit what is stored, leave the group (SIGTERM)."""
+        stopped, self._stopped = self._stopped, True
+        if self.consumer is None or stopped:
+            return
+        try:
+            if commit:
+                await self._commit()
+        finally:
+            await self.consumer.stop()
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        await self._commit()  # what this worker stored stays counted as stored
+        self.sink.deriver.forget()  # entities may move to other workers; reload when touched
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        self.sink.deriver.forget()
+        consumer = self.consumer
+        assert consumer is not None
+        if self.from_beginning:
+            self.from_beginning = False
+            if assigned:
+                await consumer.seek_to_beginning(*assigned)
+                log.warning("--from-beginning: reading %d partitions from their start", len(assigned))
+        else:
+            committed = {}
+            for tp in assigned:
+                offset = await consumer.committed(tp)
+                if offset is not None:
+                    committed[(tp.topic, tp.partition)] = offset
+            self.refusal = warehouse_gap(self.sink.deriver.warehouse, committed, self.group)
+            if self.refusal is not None:
+                return
+        owned = set(assigned)
+        topics = {"call": CALLS, "mail": MAIL, "agent": AGENTS}
+
+        def owns(kind: str, key: str) -> bool:
+            topic = topics[kind]
+            return TopicPartition(with_prefix(topic, self.prefix).name, partition_of(key, topic)) in owned
+
+        # The live gauges show exactly the entities of this worker's partitions (they sum).
+        try:
+            self.live.restore(self.sink.deriver.warehouse, owns)
+        except Exception as exc:  # the gauges start empty; storing events matters more
+            log.error("the live gauges could not be restored (%s: %s)", type(exc).__name__, exc)
+
+
+class StreamApp(faust.App):
+    """Stops the batch consumer (commit, leave the group) before Faust shuts down."""
+
+    batch_consumer: BatchConsumer | None = None
+
+    async def on_stop(self) -> None:
+        if self.batch_consumer is not None:
+            try:
+                await self.batch_consumer.stop()
+            except Exception as exc:  # uncommitted batches are stored already; they come again, harmlessly
+                log.warning("final commit failed (%s); the last batches will be redelivered", type(exc).__name__)
+        await super().on_stop()
+
+
+class DeadLetterTopic:
+    """Publishes dead letters with a producer made when first needed and again after a failure
+    (the broker may be away when the worker starts, or go away later)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._publisher: KafkaPublisher | None = None
+
+    def __call__(self, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        try:
+            if self._publisher is None:
+                self._publisher = KafkaPublisher(self.settings.kafka_bootstrap_servers, self.settings.topic_prefix)
+            self._publisher.publish_raw(DEAD_LETTER, key, value, headers, timeout=10.0)
+        except PublishError:
+            # Also after MessageTooLarge: the idempotent producer treats a refused batch as fatal
+            # and fails every later send, so the next dead letter gets a new one.
+            self.close()
+            raise
+
+    def close(self) -> None:
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            publisher.close(timeout=1.0)
+
+
+def build_app(
+    settings: Settings,
+    agreements: Agreements,
+    warehouse: Warehouse,
+    *,
+    web_host: str = "127.0.0.1",
+    web_port: int = 6066,
+    max_events: int = 5000,
+    max_seconds: float = 0.5,
+    from_beginning: bool = False,
+    clock: Callable[[], datetime] = now_utc,
+    dead_letter_file: Path | None = None,
+) -> StreamApp:
+    prefix = settings.topic_prefix
+    app = StreamApp(
+        prefix + GROUP + "-app",
+        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
+        store="memory://",
+        web_enabled=True,
+        web_host=web_host,
+        web_port=web_port,
+        topic_disable_leader=True,
+        topic_allow_declare=False,  # `availability topics create` owns the topics
+        broker_session_timeout=10.0,  # as the batch consumer: a killed worker is replaced in 10 s
+        broker_heartbeat_interval=3.0,
+    )
+    boundary = worker_boundary(settings, agreements, clock)
+    dead_letters = DeadLetters(
+        DeadLetterTopic(settings),
+        dead_letter_file or default_dead_letter_file(warehouse.target),
+        Pseudonymiser(settings.pseudonym_key_bytes(), agreements),
+    )
+    deriver = Deriver(warehouse, agreements, track_changes=True)
+    sink = WarehouseSink(boundary, deriver, dead_letters)
+    metrics = _Metrics(sink)
+    live = LiveState(agreements, clock=clock)  # the wall's and the alerts' metrics (docs/live-metrics.md)
+    sink.on_stored.append(live.observe)
+    live_registry = CollectorRegistry()
+    live_registry.register(live)
+    consumer = BatchConsumer(
+        settings, sink, metrics, live, max_events=max_events, max_seconds=max_seconds, from_beginning=from_beginning
+    )
+    app.batch_consumer = consumer
+    app.task(consumer.run)
+
+    # A thin Faust agent watches the dead-letter topic (what any worker rejected), so
+    # /metrics shows rejections across all workers and the logs say why, per message.
+    dead = with_prefix(DEAD_LETTER, prefix)
+    dead_topic = app.topic(dead.name, partitions=dead.partitions, key_serializer="raw", value_serializer="raw")
+
+    async def watch_dead_letters(stream: Any) -> None:
+        async for event in stream.events():
+            headers = dict(event.headers or {})
+            reason = headers.get("reason", b"?").decode("utf-8", "replace")
+            metrics.dead_letters.inc()
+            dead_log.warning(
+                "dead letter at %s[%s]@%s: %s", dead.name, event.message.partition, event.message.offset, reason
+            )
+
+    app.agent(dead_topic, name="dead-letters")(watch_dead_letters)
+
+    async def metrics_page(web: Any, request: Any) -> Any:
+        # Each registry on its own: whatever one of them does, the page answers (never 500).
+        parts = []
+        for name, registry in (("pipeline", metrics.registry), ("live", live_registry)):
+            try:
+                parts.append(generate_latest(registry))
+            except Exception as exc:
+                log.error("the %s metrics could not be rendered (%s: %s)", name, type(exc).__name__, exc)
+        return web.bytes(b"".join(parts), content_type="text/plain; version=0.0.4")
+
+    app.page("/metrics")(metrics_page)
+    return app
+
+
+class _Metrics(Collector):
+    """Pipeline health on /metrics: events processed and rejected, batch latency, freshness, lag."""
+
+    def __init__(self, sink: WarehouseSink) -> None:
+        self.registry = CollectorRegistry()
+        self.sink = sink
+        self.consumer: AIOKafkaConsumer | None = None
+        self.positions: dict[TopicPartition, int] = {}
+        events = Counter(
+            "availability_stream_events", "Events written to the warehouse or rejected", ["outcome"],
+            registry=self.registry,
+        )  # fmt: skip
+        batch = Histogram(
+            "availability_stream_batch_seconds", "Time to store a batch until the warehouse acknowledged it",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=self.registry,
+        )  # fmt: skip
+        freshness = Histogram(
+            "availability_stream_publish_to_stored_seconds",
+            "From a message's Kafka timestamp to its rows being queryable in the warehouse",
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 1.25, 1.5, 2, 3, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "availability_stream_dead_letters", "Messages on the dead-letter topic (from all workers)",
+            registry=self.registry,
+        )  # fmt: skip
+        self.retries = Counter(
+            "availability_stream_batch_retries",
+            "Batches not stored because the warehouse did not answer, fetched again and retried",
+            registry=self.registry,
+        )
+        last = Gauge(
+            "availability_stream_last_batch_timestamp_seconds", "When the last batch was stored",
+            registry=self.registry,
+        )  # fmt: skip
+
+        def observe(processed: int, rejected: int, seconds: float, latencies: list[float]) -> None:
+            events.labels("processed").inc(processed)
+            events.labels("rejected").inc(rejected)
+            batch.observe(seconds)
+            for latency in latencies:
+                freshness.observe(latency)
+            last.set_to_current_time()
+
+        sink.stats.observers.append(observe)
+        self.registry.register(self)
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        dead = self.sink.dead_letters
+        for name, text, value in (
+            (
+                "availability_stream_dead_letter_fallbacks",
+                "Rejected messages the dead-letter topic could not take, kept in the fallback file instead",
+                dead.fallbacks,
+            ),
+            (
+                "availability_stream_dead_letters_truncated",
+                "Dead letters published shortened to what the broker accepts (header original-size)",
+                dead.truncated,
+            ),
+            (
+                "availability_stream_warehouse_refused",
+                "Events the warehouse refused, isolated by storing their batch in halves, and dead-lettered",
+                self.sink.isolated,
+            ),
+        ):
+            counter = CounterMetricFamily(name, text)
+            counter.add_metric([], value)
+            yield counter
+        family = GaugeMetricFamily(
+            "availability_stream_consumer_lag",
+            "Messages in the partition after the last one stored",
+            labels=["topic", "partition"],
+        )
+        consumer = self.consumer
+        if consumer is not None:
+            try:
+                for tp in consumer.assignment():
+                    highwater = consumer.highwater(tp)
+                    position = self.positions.get(tp)
+                    if highwater is not None and position is not None:
+                        family.add_metric([tp.topic, str(tp.partition)], max(0, highwater - position))
+            except Exception:  # the consumer is between assignments; the lag shows next scrape
+                pass
+        yield family
+
+
+class _Worker(faust.Worker):
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        # While the broker is away the clients log every attempt (~150 lines a second): let the
+        # first of each kind through, then one summary a minute, without the tracebacks. The same
+        # for the line per dead letter, which a flood of poison would turn into a flood.
+        limit_repeats((*CLIENT_LOGGERS, DEAD_LETTER_LOGGER))
+
+
+def run(
+    settings: Settings,
+    agreements: Agreements,
+    warehouse_target: str,
+    *,
+    web_port: int,
+    loglevel: str,
+    max_events: int = 5000,
+    max_seconds: float = 0.5,
+    from_beginning: bool = False,
+    clock: Callable[[], datetime] = now_utc,
+    dead_letter_file: Path | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT; then commit what is stored and exit. Raises StreamRefused
+    (one line) when the warehouse lacks what the consumer group has committed."""
+    with Warehouse.open(warehouse_target) as warehouse:
+        group = settings.topic_prefix + GROUP
+        if not from_beginning:
+            topics = [with_prefix(t, settings.topic_prefix).name for t in EVENT_TOPICS]
+            committed = committed_offsets(settings.kafka_bootstrap_servers, group, topics)
+            gap = warehouse_gap(warehouse, committed, group) if committed else None
+            if gap is not None:
+                raise StreamRefused(gap)
+        app = build_app(
+            settings,
+            agreements,
+            warehouse,
+            web_port=web_port,
+            max_events=max_events,
+            max_seconds=max_seconds,
+            from_beginning=from_beginning,
+            clock=clock,
+            dead_letter_file=dead_letter_file,
+        )
+        worker = _Worker(app, loglevel=loglevel, quiet=True, override_logging=True)
+        try:
+            worker.execute_from_commandline()
+        except SystemExit:
+            consumer = app.batch_consumer
+            if consumer is not None and consumer.refusal is not None:
+                raise StreamRefused(consumer.refusal) from None
+            raise
