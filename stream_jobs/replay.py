@@ -1,4 +1,4 @@
-"""The in-process replay: JSONL files -> the ingest boundary -> the Deriver -> the warehouse.
+"""The in-process replay: JSONL files -> the ingest boundary -> the Deriver -> its store (the warehouse).
 
 The same derivations and warehouse code as the stream path, without Kafka. A line is rejected
 (with its file, number and reason) when the boundary refuses it or when the Deriver cannot
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.boundary import Boundary
-from ingest.jsonl import Rejected, read_batches
+from ingest.jsonl import RejectedLine, read_batches
 from stream_jobs.core.deriver import Deriver
 
 
@@ -30,7 +30,7 @@ def replay(
     paths: Sequence[Path],
     boundary: Boundary,
     deriver: Deriver,
-    on_reject: Callable[[Rejected], None],
+    on_reject: Callable[[RejectedLine], None],
     on_progress: Callable[[int], None] = lambda _: None,
     batch_size: int = 20_000,
 ) -> ReplayResult:
@@ -55,7 +55,7 @@ def replay(
                 read = batch.bytes_read
                 on_progress(before + read)
             before += read
-        deriver.warehouse.flush()
+        deriver.store.flush()
     return result
 
 

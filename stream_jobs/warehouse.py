@@ -1,7 +1,8 @@
 """The ClickHouse warehouse through clickhouse-connect: a directory is the embedded engine
 (chDB, `chdb://` DSN), an `http(s)://` URL a server. Both run the same SQL.
 
-Thin adapter: it stores events and facts and runs queries; it derives nothing.
+Thin adapter: it stores events and facts and runs queries; it derives nothing. It is the
+store (stream_jobs/core/store.py) of the Deriver, the stream sink and the live state.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import msgspec
@@ -27,6 +28,9 @@ from schemas.errors import WarehouseError
 from schemas.events import CALL_TYPES, EVENT_TYPES, MAIL_TYPES, Event, decode, encode, event_key, type_name_of
 from stream_jobs.core.calls import CallFact
 from stream_jobs.core.mail import MailCase
+
+if TYPE_CHECKING:
+    from stream_jobs.core.store import Store
 
 log = logging.getLogger(__name__)
 DEFAULT_DATABASE = "availability"
@@ -48,6 +52,27 @@ _CODE = re.compile(r"\bCode: (\d+)")
 # ARGUMENT_OUT_OF_BOUND (69), CANNOT_CONVERT_TYPE (70), CANNOT_PARSE_NUMBER (72), INCORRECT_DATA
 # (117), TOO_LARGE_STRING_SIZE (131), VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE (321).
 _DATA_ERRORS = frozenset({6, 26, 27, 32, 38, 41, 53, 62, 69, 70, 72, 117, 131, 321})
+# What the live state restores from (`waiting_calls`, `open_cases`, `agent_states`); {lo} and
+# {hi} are epoch ms, both included.
+WAITING_SQL = """
+SELECT call_id, queue, assumeNotNull(first_queued_at) FROM call_facts FINAL
+WHERE outcome = 'waiting'
+  AND first_queued_at >= fromUnixTimestamp64Milli({lo}, 'UTC')
+  AND first_queued_at <= fromUnixTimestamp64Milli({hi}, 'UTC')
+"""
+OPEN_CASES_SQL = """
+SELECT mailbox, thread_id, seq, opened_at, opened_clock, priority, target_seconds, messages,
+       nullIf(sender_ref, '') AS sender_ref
+FROM mail_cases FINAL
+WHERE end = ''
+  AND opened_at >= fromUnixTimestamp64Milli({lo}, 'UTC') AND opened_at <= fromUnixTimestamp64Milli({hi}, 'UTC')
+"""
+AGENTS_SQL = """
+SELECT key, argMax(payload, (time, id)) FROM events
+WHERE kind = 'agent'
+  AND time >= fromUnixTimestamp64Milli({lo}, 'UTC') AND time <= fromUnixTimestamp64Milli({hi}, 'UTC')
+GROUP BY key
+"""
 CASE_COLUMNS = [
     "mailbox", "thread_id", "seq", "opened_at", "opened_clock", "ended_at", "end", "close_reason",
     "lead_seconds", "priority", "target_seconds", "messages", "sender_ref",
@@ -247,6 +272,21 @@ class Warehouse:
                     log.warning("a stored %s event of %s no longer decodes and is left out (%s)", kind, key, exc)
         return out
 
+    def waiting_calls(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
+        """(call id, queue, first queued) of the calls still waiting, first queued in the window."""
+        rows = self.query(WAITING_SQL.format(lo=ms(since), hi=ms(until)))
+        return [(str(call_id), str(queue), _utc(at)) for call_id, queue, at in rows]
+
+    def open_cases(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """The open cases opened in the window, as OPEN_CASE_FIELDS (stream_jobs/core/store.py) -> value."""
+        rows = self.records(OPEN_CASES_SQL.format(lo=ms(since), hi=ms(until)))
+        return [row | {"opened_at": _utc(row["opened_at"])} for row in rows]
+
+    def agent_states(self, since: datetime, until: datetime) -> list[tuple[str, str]]:
+        """(agent, JSON payload) of each agent's latest state event (by time, then id) in the window."""
+        rows = self.query(AGENTS_SQL.format(lo=ms(since), hi=ms(until)))
+        return [(str(agent), str(payload)) for agent, payload in rows]
+
     # -- loads: a `process` run marks its start and its end, so a report can tell a partial one ---
 
     def start_load(self, files: Sequence[str], command: str = "process") -> str:
@@ -297,6 +337,12 @@ class Warehouse:
         self.flush()
         result = self.client.query(sql, parameters=parameters or {})
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+if TYPE_CHECKING:
+
+    def _a_store(warehouse: Warehouse) -> Store:  # mypy checks that the warehouse keeps the store protocol
+        return warehouse
 
 
 def key_literals(keys: Sequence[str], limit: int) -> Iterator[str]:

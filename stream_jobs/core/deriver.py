@@ -1,4 +1,4 @@
-"""Applies batches of canonical events to the warehouse: raw events, then re-derived facts.
+"""Applies batches of canonical events to a store: raw events, then re-derived facts.
 
 Shared by the in-process replay (`availability process`) and the stream worker, so both give
 the same facts. For each call or mail thread touched by a batch, the pure derivation folds
@@ -8,7 +8,7 @@ evicted). That is what makes the result independent of order, duplicates, restar
 events are split across files or batches.
 
 Memory stays flat: entities whose last event is older than the watermark (the latest event
-time seen) minus a grace period are evicted; they are reloaded from the warehouse if needed,
+time seen) minus a grace period are evicted; they are reloaded from the store if needed,
 with every event stored of them, however old (a `call.ended` days after the call).
 
 Each touched entity is derived before anything of the batch is stored. An entity whose
@@ -16,6 +16,9 @@ derivation raises, and an event whose time is outside [EARLIEST_TIME, LATEST_TIM
 `BatchResult.failed` with a reason and is not stored; the rest of the batch is. Callers route
 `failed` like rejections (the replay to its rejects, the stream worker to the dead-letter topic),
 so one bad thread can neither stop a run nor leave raw events without their facts.
+
+The store is the ClickHouse warehouse in every run, a `MemoryStore` in unit tests
+(stream_jobs/core/store.py).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from schemas.events import (
 )
 from stream_jobs.core.calls import CallFact, derive_call
 from stream_jobs.core.mail import MailCase, derive_thread
-from stream_jobs.warehouse import Warehouse
+from stream_jobs.core.store import Store
 
 CALL_GRACE = timedelta(hours=6)
 THREAD_GRACE = timedelta(days=2)
@@ -70,7 +73,7 @@ class _Entities(Generic[E]):
             self.drop(key)
 
     def drop(self, key: str) -> None:
-        """Forget an entity; it is reloaded from the warehouse when touched again."""
+        """Forget an entity; it is reloaded from the store when touched again."""
         self.events.pop(key, None)
         self.last.pop(key, None)
         self.derived.pop(key, None)
@@ -91,8 +94,8 @@ class BatchResult:
 
 
 class Deriver:
-    def __init__(self, warehouse: Warehouse, agreements: Agreements, *, track_changes: bool = False) -> None:
-        self.warehouse = warehouse
+    def __init__(self, store: Store, agreements: Agreements, *, track_changes: bool = False) -> None:
+        self.store = store
         self.agreements = agreements
         self.track_changes = track_changes
         self.calls: _Entities[CallEvent] = _Entities(CALL_GRACE)
@@ -101,7 +104,7 @@ class Deriver:
 
     def forget(self) -> None:
         """Drop what memory holds. After a Kafka rebalance another worker may have written
-        events of our entities; they are reloaded from the warehouse when touched again."""
+        events of our entities; they are reloaded from the store when touched again."""
         self.calls = _Entities(CALL_GRACE)
         self.threads = _Entities(THREAD_GRACE)
 
@@ -124,15 +127,15 @@ class Deriver:
             elif cls in MAIL_CLASSES:
                 threads[event_key(ev)].append(ev)  # type: ignore[arg-type]
 
-        # Load what the warehouse already knows of entities not in memory (all of it, however
+        # Load what the store already knows of entities not in memory (all of it, however
         # old), before this batch is stored (so the lookup finds only earlier events). An event
         # stored by an earlier version with a time out of range (mail from 1999) is left out:
         # it can never be derived, and would fail every later event of its thread.
         new_calls = [k for k in calls if k not in self.calls.events]
-        for key, known in self.warehouse.stored_events("call", new_calls).items():
+        for key, known in self.store.stored_events("call", new_calls).items():
             self.calls.add(key, [ev for ev in known if isinstance(ev, CallEvent) and in_time_range(ev.time)])
         new_threads = [k for k in threads if k not in self.threads.events]
-        for key, known in self.warehouse.stored_events("mail", new_threads).items():
+        for key, known in self.store.stored_events("mail", new_threads).items():
             self.threads.add(key, [ev for ev in known if isinstance(ev, MailEvent) and in_time_range(ev.time)])
 
         result = BatchResult()
@@ -171,9 +174,9 @@ class Deriver:
         if failed:
             gone = {id(ev) for ev, _ in failed}
             stored = [ev for ev in events if id(ev) not in gone]
-        self.warehouse.insert_events(stored)
-        self.warehouse.upsert_calls(facts)
-        self.warehouse.upsert_cases(cases)
+        self.store.insert_events(stored)
+        self.store.upsert_calls(facts)
+        self.store.upsert_cases(cases)
 
         if stored:  # a rejected time (year 9999) must not move the watermark and evict everything
             latest = max(ev.time for ev in stored)
@@ -184,7 +187,7 @@ class Deriver:
         return result
 
     def _call(self, key: str) -> CallFact | None:
-        """The fact as last derived (what memory and the warehouse held before this batch)."""
+        """The fact as last derived (what memory and the store held before this batch)."""
         if key in self.calls.derived:
             fact: CallFact = self.calls.derived[key]
             return fact

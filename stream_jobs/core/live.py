@@ -2,7 +2,7 @@
 
 Counters count transitions (a contact's outcome becoming known, a case ending) found by
 comparing each touched entity's facts before and after a batch, so a redelivered batch,
-whose events the warehouse already holds, counts nothing again. Gauges are computed at
+whose events the store already holds, counts nothing again. Gauges are computed at
 scrape time against the clock.
 
 "Now" is a clock the worker is given (the wall clock in production), never a time taken from
@@ -28,34 +28,13 @@ from schemas.events import EARLIEST_TIME, MAX_FUTURE, AgentStateChanged, Event, 
 from stream_jobs.core.calls import ABANDONED, ANSWERED, CALLBACK, WAITING, CallFact
 from stream_jobs.core.deriver import BatchResult
 from stream_jobs.core.mail import OPEN, REPLIED, MailCase
-from stream_jobs.warehouse import Warehouse, ms
+from stream_jobs.core.store import Store
 
 log = logging.getLogger(__name__)
 
 STALE_WAIT = timedelta(hours=4)  # a call "waiting" longer lost its end event; stop showing it
 AGENT_HORIZON = timedelta(days=1)  # an agent with no state change for a day is not restored
 
-# What `restore` reads, all within a window around the clock's now ({lo}..{hi} are epoch ms):
-# calls still waiting (recently), open cases, each agent's last state.
-WAITING_SQL = """
-SELECT call_id, queue, assumeNotNull(first_queued_at) FROM call_facts FINAL
-WHERE outcome = 'waiting'
-  AND first_queued_at >= fromUnixTimestamp64Milli({lo}, 'UTC')
-  AND first_queued_at <= fromUnixTimestamp64Milli({hi}, 'UTC')
-"""
-OPEN_CASES_SQL = """
-SELECT mailbox, thread_id, seq, opened_at, opened_clock, priority, target_seconds, messages,
-       nullIf(sender_ref, '') AS sender_ref
-FROM mail_cases FINAL
-WHERE end = ''
-  AND opened_at >= fromUnixTimestamp64Milli({lo}, 'UTC') AND opened_at <= fromUnixTimestamp64Milli({hi}, 'UTC')
-"""
-AGENTS_SQL = """
-SELECT key, argMax(payload, (time, id)) FROM events
-WHERE kind = 'agent'
-  AND time >= fromUnixTimestamp64Milli({lo}, 'UTC') AND time <= fromUnixTimestamp64Milli({hi}, 'UTC')
-GROUP BY key
-"""
 # The `source` label takes these values, `imap/<mailbox>` of the agreements, or OTHER_SOURCE:
 # a source name is free text from outside, and every distinct label value is a new series.
 FIXED_SOURCES = ("callguide", "simulator")
@@ -165,25 +144,26 @@ class LiveState(Collector):
                 )
                 self.ended_cases[(case.mailbox, outcome)] += 1
 
-    def restore(self, warehouse: Warehouse, owns: Callable[[str, str], bool]) -> None:
+    def restore(self, store: Store, owns: Callable[[str, str], bool]) -> None:
         """Rebuild the gauges' state (waiting calls, open cases, agents' states) from the
-        warehouse, for the entities this worker owns: `owns(kind, key)` says whether a call,
+        store, for the entities this worker owns: `owns(kind, key)` says whether a call,
         mail or agent key is in a partition assigned to it. Run at start and after every
         rebalance, so each entity is shown by exactly one worker.
 
-        Only rows within a window around the clock's now are read, and a row that cannot be
-        used (a payload that no longer decodes, a queue or mailbox the agreements do not
+        Only rows within a window around the clock's now are read (calls waiting for at most
+        STALE_WAIT, open cases, agents' states of the last AGENT_HORIZON), and a row that cannot
+        be used (a payload that no longer decodes, a queue or mailbox the agreements do not
         define, a time outside the accepted range) is skipped and counted, never raised."""
         self.waiting, self.open_cases, self.agents = {}, {}, {}
         now = self.clock()
-        hi = ms(now + MAX_FUTURE)
+        until = now + MAX_FUTURE
         skipped = 0
-        for call_id, queue, since in warehouse.query(WAITING_SQL.format(lo=ms(now - STALE_WAIT), hi=hi)):
+        for call_id, queue, since in store.waiting_calls(now - STALE_WAIT, until):
             if queue not in self.agreements.queues:
                 skipped += 1
             elif owns("call", call_id):
-                self.waiting[call_id] = (queue, since.replace(tzinfo=UTC))
-        for row in warehouse.records(OPEN_CASES_SQL.format(lo=ms(EARLIEST_TIME), hi=hi)):
+                self.waiting[call_id] = (queue, _utc(since))
+        for row in store.open_cases(EARLIEST_TIME, until):
             if row["mailbox"] not in self.agreements.mailboxes:
                 skipped += 1
             elif owns("mail", f"{row['mailbox']}/{row['thread_id']}"):
@@ -192,7 +172,7 @@ class LiveState(Collector):
                     skipped += 1
                 else:
                     self.open_cases[(case.mailbox, case.thread_id, case.seq)] = case
-        for agent, payload in warehouse.query(AGENTS_SQL.format(lo=ms(now - AGENT_HORIZON), hi=hi)):
+        for agent, payload in store.agent_states(now - AGENT_HORIZON, until):
             try:
                 latest_state = decode(payload)
             except Exception:  # a payload written by an older version, or damaged
@@ -359,9 +339,14 @@ class LiveState(Collector):
 def _case(row: dict[str, Any]) -> MailCase | None:
     """An open case from its stored row; None if the row cannot be one."""
     try:
-        opened_at = row["opened_at"].replace(tzinfo=UTC)
+        opened_at = _utc(row["opened_at"])
         if opened_at < EARLIEST_TIME:  # before the business clock starts: not a case the wall can age
             return None
         return MailCase(**(row | {"opened_at": opened_at}), ended_at=None, end=OPEN, close_reason="", lead_seconds=None)
     except Exception:
         return None
+
+
+def _utc(t: datetime) -> datetime:
+    """An instant from a store as aware UTC (a naive one is UTC already)."""
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)

@@ -1,6 +1,7 @@
 """The one batching sink of the stream path: Kafka messages -> the Deriver -> ClickHouse.
 
-Kafka-agnostic, so it is tested without a broker. `write()` returns only when the warehouse
+Kafka-agnostic, and it writes to the Deriver's store (the warehouse; a `MemoryStore` in unit
+tests), so it is tested without a broker or ClickHouse. `write()` returns only when the warehouse
 acknowledged the batch (and the dead-letter topic, or the fallback file, every rejected
 message), so the caller commits the batch's offsets after it, never before. A crash in
 between leaves them uncommitted and Kafka delivers them again; the Deriver makes the repeat
@@ -32,11 +33,12 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from ingest.boundary import Boundary
+from ingest.boundary import Boundary, Rejection
 from ingest.kafka.publisher import MessageTooLarge
 from ingest.pseudonymise import Pseudonymiser
 from schemas.events import MAX_EVENT_BYTES, PSEUDONYM_PATTERN, TOKEN_PATTERN, Event
 from stream_jobs.core.deriver import BatchResult, Deriver
+from stream_jobs.core.store import Store
 
 log = logging.getLogger(__name__)
 _PSEUDONYM = re.compile(PSEUDONYM_PATTERN).fullmatch
@@ -198,6 +200,12 @@ class WarehouseSink:
         # Called with each stored batch and the Deriver's result (the live metrics).
         self.on_stored: list[Callable[[Sequence[Event], BatchResult], None]] = []
 
+    @property
+    def store(self) -> Store:
+        """Where the Deriver stores (the warehouse): the sink flushes it, records the positions in
+        it and asks it what a failed write means."""
+        return self.deriver.store
+
     def write(self, messages: Sequence[Message]) -> None:
         """Validate, store and derive a batch; returns when it is all acknowledged.
 
@@ -214,9 +222,9 @@ class WarehouseSink:
             try:
                 outcome = accept(m.value)  # a tombstone (None) too: the boundary names it
             except Exception as exc:  # the boundary never raises; if it did, that message is the poison
-                outcome = f"could not be checked ({type(exc).__name__}: {_one_line(str(exc))})"
-            if isinstance(outcome, str):
-                rejected.append((m, outcome))
+                outcome = Rejection(f"could not be checked ({type(exc).__name__}: {_one_line(str(exc))})")
+            if isinstance(outcome, Rejection):  # where it was read goes with the dead letter (its headers)
+                rejected.append((m, outcome.reason))
             else:
                 accepted.append((outcome, m))
         stored, failed = self._store(accepted)  # its flush also waits for the positions
@@ -254,7 +262,7 @@ class WarehouseSink:
         events = [e for e, _ in pairs]
         try:
             result = self.deriver.apply(events)
-            self.deriver.warehouse.flush()
+            self.store.flush()
         except Exception as exc:
             return self._isolate(pairs, exc)
         failed_events = result.failed  # entities whose derivation raised: not stored, kept as dead letters
@@ -275,11 +283,11 @@ class WarehouseSink:
     ) -> tuple[list[tuple[list[Event], BatchResult]], list[tuple[Message, str]]]:
         """The warehouse refused the batch: unreachable (raise, retry later) or something in it
         (store it in halves until the one event it refuses is found, and dead-letter that)."""
-        warehouse = self.deriver.warehouse
-        problem = warehouse.describe(exc)[:MAX_REASON_CHARS]
-        if not warehouse.answers():
+        store = self.store
+        problem = store.describe(exc)[:MAX_REASON_CHARS]
+        if not store.answers():
             raise SinkUnavailable(f"the warehouse does not answer ({problem})") from None
-        if not warehouse.refused_for_data(exc):
+        if not store.refused_for_data(exc):
             # Refusing for its own state (too many parts, memory, a read-only replica): the batch
             # waits, uncommitted; valid events must never become dead letters for that.
             raise SinkUnavailable(f"the warehouse does not take the batch now ({problem})") from None
@@ -306,14 +314,14 @@ class WarehouseSink:
                 if m.offset >= positions.get(tp, 0):
                     positions[tp] = m.offset + 1
         if positions:
-            self.deriver.warehouse.record_positions((t, p, o) for (t, p), o in sorted(positions.items()))
+            self.store.record_positions((t, p, o) for (t, p), o in sorted(positions.items()))
 
     def _flush(self) -> None:
-        warehouse = self.deriver.warehouse
+        store = self.store
         try:
-            warehouse.flush()
+            store.flush()
         except Exception as exc:
-            problem = warehouse.describe(exc)[:MAX_REASON_CHARS]
+            problem = store.describe(exc)[:MAX_REASON_CHARS]
             raise SinkUnavailable(f"the warehouse does not answer ({problem})") from None
 
 

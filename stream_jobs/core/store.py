@@ -1,0 +1,178 @@
+"""What the Deriver, the stream sink and the live state need of a store, and one in memory.
+
+The ClickHouse warehouse (stream_jobs/warehouse.py) is the store of every run; `MemoryStore`
+holds the same tables in dicts, with what the Deriver reads back behaving as the warehouse's
+(`stored_events` returns every event stored of a key; facts and cases are replaced by their
+key, as ReplacingMergeTree reads with FINAL), so the core is tested without any server.
+
+Instants a store returns are timezone-aware UTC. A read's window `since`..`until` includes
+both ends.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from schemas.events import CALL_CLASSES, MAIL_CLASSES, Event, encode, event_key
+from stream_jobs.core.calls import WAITING, CallFact
+from stream_jobs.core.mail import OPEN, MailCase
+
+# The columns of an open case as `Store.open_cases` returns them: what `MailCase` needs besides
+# its end (an open case has none).
+OPEN_CASE_FIELDS = (
+    "mailbox", "thread_id", "seq", "opened_at", "opened_clock", "priority", "target_seconds", "messages", "sender_ref",
+)  # fmt: skip
+
+
+class Store(Protocol):
+    # -- what the Deriver writes and reads back ----------------------------------------------
+
+    def stored_events(self, kind: str, keys: Iterable[str]) -> dict[str, list[Event]]:
+        """Every stored event of these keys (`call`: call ids, `mail`: `mailbox/thread_id`),
+        however old; an event that no longer decodes is left out."""
+        ...
+
+    def insert_events(self, events: Sequence[Event]) -> None: ...
+
+    def upsert_calls(self, facts: Iterable[CallFact]) -> None:
+        """Store the facts, each replacing the one stored of its call."""
+        ...
+
+    def upsert_cases(self, cases: Iterable[MailCase]) -> None:
+        """Store the cases, each replacing the one stored of its (mailbox, thread, seq)."""
+        ...
+
+    # -- what the stream sink adds --------------------------------------------------------------
+
+    def record_positions(self, positions: Iterable[tuple[str, int, int]]) -> None:
+        """(topic, partition, next offset) whose messages the store now holds."""
+        ...
+
+    def flush(self) -> None:
+        """Return once every write so far is stored; raises the first write's error, if any."""
+        ...
+
+    def answers(self) -> bool:
+        """Whether the store answers at all (a failed write with a store that answers was
+        refused for its data or the store's own state, not for being away)."""
+        ...
+
+    def refused_for_data(self, exc: BaseException) -> bool:
+        """Whether a write failed for what was in it (then the event is to blame), as opposed to
+        the store's own state (then the batch must wait)."""
+        ...
+
+    def describe(self, exc: BaseException) -> str:
+        """A store's error as one short line, without secrets."""
+        ...
+
+    # -- what the live state restores from (LiveState.restore) --------------------------------
+
+    def waiting_calls(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
+        """(call id, queue, first queued) of the calls still waiting, first queued in the window."""
+        ...
+
+    def open_cases(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """The open cases opened in the window, as OPEN_CASE_FIELDS -> value (sender_ref None
+        when there is none)."""
+        ...
+
+    def agent_states(self, since: datetime, until: datetime) -> list[tuple[str, str]]:
+        """(agent, JSON payload) of each agent's latest state event (by time, then id) in the window."""
+        ...
+
+
+class RefusedData(ValueError):
+    """A write `MemoryStore` refuses for what is in it (tests make one refuse)."""
+
+
+def _kind(ev: Event) -> str:
+    cls = type(ev)
+    return "call" if cls in CALL_CLASSES else "mail" if cls in MAIL_CLASSES else "agent"
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+class MemoryStore:
+    """The warehouse's tables in dicts, for tests: each write is stored at once (`flush` has
+    nothing to wait for) and the store always answers."""
+
+    def __init__(self) -> None:
+        # (kind, key) -> (source, id, UTC day) -> event: the events table's sorting key, under
+        # which a repeat replaces the row stored before.
+        self.events: dict[tuple[str, str], dict[tuple[str, str, date], Event]] = defaultdict(dict)
+        self.calls: dict[str, CallFact] = {}
+        self.cases: dict[tuple[str, str, int], MailCase] = {}
+        self.positions: dict[tuple[str, int], int] = {}  # the highest next offset per partition
+        self.flushes = 0
+
+    def stored_events(self, kind: str, keys: Iterable[str]) -> dict[str, list[Event]]:
+        out: dict[str, list[Event]] = {}
+        for key in keys:
+            held = self.events.get((kind, key))
+            if held:
+                out[key] = list(held.values())
+        return out
+
+    def insert_events(self, events: Sequence[Event]) -> None:
+        for ev in events:
+            self.events[(_kind(ev), event_key(ev))][(ev.source, ev.id, _utc(ev.time).date())] = ev
+
+    def upsert_calls(self, facts: Iterable[CallFact]) -> None:
+        for fact in facts:
+            self.calls[fact.call_id] = fact
+
+    def upsert_cases(self, cases: Iterable[MailCase]) -> None:
+        for case in cases:
+            self.cases[(case.mailbox, case.thread_id, case.seq)] = case
+
+    def record_positions(self, positions: Iterable[tuple[str, int, int]]) -> None:
+        for topic, partition, next_offset in positions:
+            tp = (topic, partition)
+            self.positions[tp] = max(next_offset, self.positions.get(tp, next_offset))
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+    def answers(self) -> bool:
+        return True
+
+    def refused_for_data(self, exc: BaseException) -> bool:
+        return isinstance(exc, RefusedData)
+
+    def describe(self, exc: BaseException) -> str:
+        return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+    def waiting_calls(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
+        return [
+            (f.call_id, f.contact.queue, _utc(f.contact.queued_at))
+            for f in self.calls.values()
+            if f.contact is not None and f.contact.outcome == WAITING and since <= f.contact.queued_at <= until
+        ]
+
+    def open_cases(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        return [
+            {name: getattr(c, name) for name in OPEN_CASE_FIELDS}
+            | {"opened_at": _utc(c.opened_at), "sender_ref": c.sender_ref or None}
+            for c in self.cases.values()
+            if c.end == OPEN and since <= c.opened_at <= until
+        ]
+
+    def agent_states(self, since: datetime, until: datetime) -> list[tuple[str, str]]:
+        latest: dict[str, Event] = {}
+        for (kind, agent), held in self.events.items():
+            for ev in held.values():
+                if kind == "agent" and since <= ev.time <= until:
+                    best = latest.get(agent)
+                    if best is None or (ev.time, ev.id) > (best.time, best.id):
+                        latest[agent] = ev
+        return [(agent, encode(ev).decode()) for agent, ev in latest.items()]
+
+
+if TYPE_CHECKING:
+    _checked: Store = MemoryStore()  # mypy checks that the memory store keeps the protocol
