@@ -1,9 +1,9 @@
-"""The ingest boundary: raw bytes -> a valid, pseudonymised canonical event, or a reason.
+"""The ingest boundary: raw bytes -> a valid, pseudonymised canonical event, or a Rejection.
 
 Every source (JSONL files, the CallGuide webhook, IMAP pollers, the simulator) passes through
 `Boundary.accept`; every message read back from the project's own Kafka topics passes through
 `Boundary.accept_published`. Errors are data: whatever the input, the answer is an event or a
-reason string, never an exception (issue 7).
+`Rejection` (the reason, and where the input came from), never an exception (issue 7).
 
 The checks, cheapest first:
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,6 +81,19 @@ CALLER_REF_REASON = "data.caller_ref: set by the ingest boundary, not by a sourc
 SENDER_REF_REASON = "data.sender_ref: set by the ingest boundary, not by a source (send the address as `sender`)"
 _AROUND = "; was it published around the ingest boundary?"
 _AHEAD = f"is more than {MAX_FUTURE.total_seconds() / 60:g} minutes ahead of the receiving clock"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Input the boundary refused, as a value: why, and where it came from.
+
+    `reason` is for a person reading a rejects file, a log or an HTTP answer: it names fields,
+    types and unknown queues or mailboxes, never a value that could be personal data.
+    `origin` says where the input was found, as the caller named it ("april.jsonl:12", an IMAP
+    event id naming mailbox, folder and UID); empty when the caller did not say."""
+
+    reason: str
+    origin: str = ""
 
 
 def now_utc() -> datetime:
@@ -232,20 +246,25 @@ class Boundary:
 
     # -- the two entry points -------------------------------------------------------------------
 
-    def accept(self, raw: bytes | str | None) -> Event | str:
-        """Input from a source: the canonical event as it may leave ingest, or why it was rejected."""
-        try:
-            return self._accept(raw, self._from_source)
-        except Exception as exc:  # a case nobody foresaw: still a reason, never a crash
-            return f"cannot be read ({type(exc).__name__})"
+    def accept(self, raw: bytes | str | None, origin: str = "") -> Event | Rejection:
+        """Input from a source: the canonical event as it may leave ingest, or why it was rejected.
 
-    def accept_published(self, raw: bytes | str | None) -> Event | str:
+        `origin` (where the input came from) is only used for a rejection: pass a string at hand
+        (an event id), not one formatted for every input on a hot path."""
+        try:
+            result = self._accept(raw, self._from_source)
+        except Exception as exc:  # a case nobody foresaw: still a reason, never a crash
+            result = f"cannot be read ({type(exc).__name__})"
+        return Rejection(result, origin) if isinstance(result, str) else result
+
+    def accept_published(self, raw: bytes | str | None, origin: str = "") -> Event | Rejection:
         """A message from the project's own topics (already through `accept`): the same checks,
         nothing hashed again; ids not in pseudonym or token shape are rejected."""
         try:
-            return self._accept(raw, self._from_topic)
+            result = self._accept(raw, self._from_topic)
         except Exception as exc:
-            return f"cannot be read ({type(exc).__name__})"
+            result = f"cannot be read ({type(exc).__name__})"
+        return Rejection(result, origin) if isinstance(result, str) else result
 
     def _accept(self, raw: Any, checks: dict[type, Check]) -> Event | str:
         if raw is None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from ingest.boundary import Boundary
+from ingest.boundary import Boundary, Rejection
 from schemas.errors import InputError
 from schemas.events import MAX_EVENT_BYTES, Event
 
@@ -23,30 +23,42 @@ KEPT_BYTES = 1024  # of a line too long to read: its head, for the rejects file
 _BOM = b"\xef\xbb\xbf"
 
 
-@dataclass(frozen=True)
-class Rejected:
+@dataclass(frozen=True, slots=True, init=False, kw_only=True)  # kw_only: fields after `origin=""`
+class RejectedLine(Rejection):
+    """A line of a JSONL file that was rejected: a Rejection whose origin is "FILE:LINE", with
+    the line itself (without its line end; only the head of a line too long to read) for the
+    rejects file."""
+
     file: str
     line: int  # 1-based
-    reason: str
-    raw: bytes  # the line without its line end (only the head of a line too long to read)
+    raw: bytes
+
+    def __init__(self, file: str, line: int, reason: str, raw: bytes) -> None:
+        # In the order of a rejects record; the origin is formatted here, for a rejected line only.
+        set_ = object.__setattr__  # frozen
+        set_(self, "reason", reason)
+        set_(self, "origin", f"{file}:{line}")
+        set_(self, "file", file)
+        set_(self, "line", line)
+        set_(self, "raw", raw)
 
 
 @dataclass
 class Batch:
     events: list[Event]
-    rejected: list[Rejected]
+    rejected: list[RejectedLine]
     bytes_read: int  # cumulative, for progress
     file: str = ""
     lines: list[int] = field(default_factory=list)  # the line number of each event
     raws: list[bytes] = field(default_factory=list)  # the line each event came from
     _index: dict[int, int] | None = field(default=None, repr=False, compare=False)
 
-    def reject(self, event: Event, reason: str) -> Rejected:
+    def reject(self, event: Event, reason: str) -> RejectedLine:
         """One of this batch's events, rejected later (it could not be derived), as its line."""
         if self._index is None:
             self._index = {id(e): i for i, e in enumerate(self.events)}
         i = self._index[id(event)]
-        return Rejected(self.file, self.lines[i], reason, self.raws[i].rstrip(b"\r\n"))
+        return RejectedLine(self.file, self.lines[i], reason, self.raws[i].rstrip(b"\r\n"))
 
 
 def read_batches(
@@ -72,7 +84,7 @@ def read_batches(
         for number, line, size in lines:
             if size > max_line_bytes:
                 reason = f"line is {size} bytes, more than the {max_line_bytes} bytes an event may have"
-                rejected.append(Rejected(name, number, reason, line[:KEPT_BYTES]))
+                rejected.append(RejectedLine(name, number, reason, line[:KEPT_BYTES]))
             elif not line or line.isspace():
                 continue
             else:
@@ -81,9 +93,9 @@ def read_batches(
                 try:
                     result = accept(line)
                 except Exception as exc:  # the boundary never raises; if it does, this line only
-                    result = f"could not be read ({type(exc).__name__}: {str(exc)[:200]})"
-                if isinstance(result, str):
-                    rejected.append(Rejected(name, number, result, line.rstrip(b"\r\n")))
+                    result = Rejection(f"could not be read ({type(exc).__name__}: {str(exc)[:200]})")
+                if isinstance(result, Rejection):
+                    rejected.append(RejectedLine(name, number, result.reason, line.rstrip(b"\r\n")))
                 else:
                     events.append(result)
                     numbers.append(number)

@@ -13,9 +13,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ingest.boundary import Boundary, reason_of, unknown_reference
+from ingest.boundary import Boundary, Rejection, reason_of, unknown_reference
 from ingest.classify import PRIORITY, categories, fold, matched_keywords, published_categories
-from ingest.jsonl import Rejected, read_batches
+from ingest.jsonl import RejectedLine, read_batches
 from ingest.pseudonymise import Pseudonymiser, normal_number
 from schemas.agreements import load_agreements
 from schemas.errors import InputError
@@ -131,8 +131,8 @@ ONE_OF_EACH = {
 
 def rejected(boundary: Boundary, raw: str | bytes) -> str:
     result = boundary.accept(raw)
-    assert isinstance(result, str), f"accepted: {result!r}"
-    return result
+    assert isinstance(result, Rejection), f"accepted: {result!r}"
+    return result.reason
 
 
 # -- accepted -------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def test_every_type_is_accepted(boundary, type_):
     raw = line(ONE_OF_EACH[type_])
     for form in (raw, raw.encode()):
         result = boundary.accept(form)
-        assert not isinstance(result, str), result
+        assert not isinstance(result, Rejection), result
         assert type_name(result) == type_
 
 
@@ -185,7 +185,7 @@ def test_every_example_event_is_accepted(boundary, example_lines):
     seen = set()
     for number, raw in enumerate(example_lines, start=1):
         result = boundary.accept(raw)
-        assert not isinstance(result, str), f"line {number}: {result}"
+        assert not isinstance(result, Rejection), f"line {number}: {result}"
         assert type_name(result) == json.loads(raw)["type"]
         assert json.loads(encode(result)) == expected_canonical(raw), f"line {number}"
         seen.add(type_name(result))
@@ -385,7 +385,7 @@ def test_raw_values_never_leave_the_boundary(boundary):
         boundary.accept(line(mail(subject=subject, sender=EMAIL))),
     ]
     for result in results:
-        assert not isinstance(result, str), result
+        assert not isinstance(result, Rejection), result
         encoded = encode(result)
         for raw in ("+46 70-123 45 67", "46701234567", "70-123 45 67", EMAIL, "anna.svensson", subject, "Svensson"):
             assert raw.encode() not in encoded, raw
@@ -574,7 +574,7 @@ def test_read_batches_mixed_file(tmp_path, boundary):
     assert [r.line for r in rejects] == sorted(BAD_LINES)
     for r in rejects:
         raw, word = BAD_LINES[r.line]
-        assert isinstance(r, Rejected)
+        assert isinstance(r, RejectedLine)
         assert word in r.reason, (r.line, r.reason)
         assert r.raw == raw.encode()
         assert r.file == str(path)
@@ -586,7 +586,7 @@ def test_read_batches_keeps_raw_of_rejected_without_line_end(tmp_path, boundary)
     path.write_bytes(b"{oops\r\n" + line(ONE_OF_EACH["call.ended"]).encode() + b"\r\n")
     _, events, rejects = collect(read_batches(path, boundary))
     assert len(events) == 1
-    assert rejects == [Rejected(str(path), 1, rejects[0].reason, b"{oops")]
+    assert rejects == [RejectedLine(str(path), 1, rejects[0].reason, b"{oops")]
 
 
 def test_read_batches_splits(tmp_path, boundary):
@@ -655,7 +655,7 @@ def test_an_event_of_exactly_the_limit_is_accepted(boundary):
     raw = line(ONE_OF_EACH["call.ended"]).encode()
     padded = raw[:-1] + b" " * (MAX_EVENT_BYTES - len(raw)) + b"}"  # JSON whitespace before the last brace
     assert len(padded) == MAX_EVENT_BYTES == 65536
-    assert not isinstance(boundary.accept(padded), str)
+    assert not isinstance(boundary.accept(padded), Rejection)
     assert rejected(boundary, b" " + padded) == "event larger than 65536 bytes (65537 bytes)"
 
 
@@ -755,7 +755,7 @@ def test_mail_before_2000_is_rejected(boundary, time):
 )
 def test_time_at_the_edges_of_the_range_is_accepted(boundary, time):
     result = boundary.accept(line(ONE_OF_EACH["call.ended"] | {"time": time}))
-    assert not isinstance(result, str), result
+    assert not isinstance(result, Rejection), result
     assert result.time == datetime.fromisoformat(time)
 
 
@@ -769,8 +769,8 @@ def live(agreements, clock=lambda: NOW) -> Boundary:
 def test_live_paths_reject_times_more_than_five_minutes_ahead(agreements):
     boundary = live(agreements)
     at = lambda time: line(ONE_OF_EACH["call.ended"] | {"time": time})  # noqa: E731
-    assert not isinstance(boundary.accept(at("2026-04-01T08:35:00+02:00")), str)  # exactly MAX_FUTURE ahead
-    assert not isinstance(boundary.accept(at("2001-01-01T00:00:00Z")), str)  # the past is fine
+    assert not isinstance(boundary.accept(at("2026-04-01T08:35:00+02:00")), Rejection)  # exactly MAX_FUTURE ahead
+    assert not isinstance(boundary.accept(at("2001-01-01T00:00:00Z")), Rejection)  # the past is fine
     assert rejected(boundary, at("2026-04-01T08:35:01+02:00")) == (
         "time: 2026-04-01T08:35:01+02:00 is more than 5 minutes ahead of the receiving clock "
         "(2026-04-01T06:30:00+00:00)"
@@ -782,7 +782,7 @@ def test_live_paths_reject_times_more_than_five_minutes_ahead(agreements):
 def test_replayed_files_may_hold_future_times_within_the_range(boundary):
     # spec/events.md: "a replayed file may hold any time"; not live, so only the range applies.
     result = boundary.accept(line(ONE_OF_EACH["call.ended"] | {"time": "2099-01-01T00:00:00Z"}))
-    assert not isinstance(result, str), result
+    assert not isinstance(result, Rejection), result
 
 
 def test_the_clock_is_read_for_every_event(agreements):
@@ -791,7 +791,7 @@ def test_the_clock_is_read_for_every_event(agreements):
     raw = line(ONE_OF_EACH["call.ended"] | {"time": "2026-04-01T09:00:00+02:00"})  # 30 minutes ahead
     assert rejected(boundary, raw).startswith("time: 2026-04-01T09:00:00+02:00 is more than 5 minutes ahead")
     now[0] = NOW + timedelta(minutes=25)  # the same event, 5 minutes ahead of the new clock
-    assert not isinstance(boundary.accept(raw), str)
+    assert not isinstance(boundary.accept(raw), Rejection)
 
 
 # -- hardening (issue 7): nothing source-supplied bypasses pseudonymisation -----------------------
@@ -800,7 +800,7 @@ def test_the_clock_is_read_for_every_event(agreements):
 def test_envelope_subject_is_dropped(boundary):
     event = mail() | {"subject": "kundreskontra/<m1@x> Anna Svensson 19790101-1234"}
     result = boundary.accept(line(event))
-    assert not isinstance(result, str), result
+    assert not isinstance(result, Rejection), result
     assert result.subject is None
     assert b"Svensson" not in encode(result) and b"19790101" not in encode(result)
 
@@ -808,7 +808,7 @@ def test_envelope_subject_is_dropped(boundary):
 @pytest.mark.parametrize("source", ["callguide", "imap/kundreskontra", "sim-7.2_x", "a" * 64])
 def test_short_source_names_are_accepted(boundary, source):
     result = boundary.accept(line(ONE_OF_EACH["call.ended"] | {"source": source}))
-    assert not isinstance(result, str), result
+    assert not isinstance(result, Rejection), result
     assert result.source == source
 
 
@@ -903,7 +903,7 @@ def test_id_like_fields_are_bounded_before_hashing(boundary, type_, field):
     # at the boundary instead of growing every query that names it downstream.
     event = json.loads(line(ONE_OF_EACH[type_]))
     event["data"][field] = "x" * 512
-    assert not isinstance(boundary.accept(line(event)), str)
+    assert not isinstance(boundary.accept(line(event)), Rejection)
     event["data"][field] = "x" * 513
     assert rejected(boundary, line(event)) == f"data.{field}: expected `str` of length <= 512"
 
@@ -913,7 +913,7 @@ def test_id_like_fields_are_bounded_before_hashing(boundary, type_, field):
 
 def test_a_tombstone_is_rejected(boundary):
     assert rejected(boundary, None) == "no event (an empty message: a tombstone?)"
-    assert boundary.accept_published(None) == "no event (an empty message: a tombstone?)"
+    assert boundary.accept_published(None) == Rejection("no event (an empty message: a tombstone?)")
 
 
 def test_an_unexpected_failure_becomes_a_reason(agreements, monkeypatch):
@@ -923,8 +923,8 @@ def test_an_unexpected_failure_becomes_a_reason(agreements, monkeypatch):
     pseudonymiser = Pseudonymiser(KEY, agreements)
     monkeypatch.setattr(pseudonymiser, "caller_ref", broken)
     boundary = Boundary(agreements, pseudonymiser)
-    assert boundary.accept(line(offered())) == "cannot be read (ZeroDivisionError)"
-    assert boundary.accept(42) == "cannot be read (TypeError)"
+    assert boundary.accept(line(offered())) == Rejection("cannot be read (ZeroDivisionError)")
+    assert boundary.accept(42) == Rejection("cannot be read (TypeError)")
 
 
 def test_reasons_are_bounded(boundary):
@@ -991,27 +991,33 @@ def test_published_round_trip_of_the_examples(boundary, example_lines):
 def test_published_around_the_boundary_is_rejected(boundary, type_, change, reason):
     event = json.loads(encode(boundary.accept(line(ONE_OF_EACH[type_]))))
     event["data"] |= change
-    assert boundary.accept_published(line(event)) == reason + "; was it published around the ingest boundary?"
+    assert boundary.accept_published(line(event)) == Rejection(
+        reason + "; was it published around the ingest boundary?"
+    )
 
 
 def test_published_envelope_checks(boundary):
     event = json.loads(encode(boundary.accept(line(ONE_OF_EACH["call.ended"]))))
-    assert boundary.accept_published(line(event | {"id": "Anna Svensson"})) == (
+    assert boundary.accept_published(line(event | {"id": "Anna Svensson"})) == Rejection(
         "id: not a token ([A-Za-z0-9._:-], at most 128 characters); was it published around the ingest boundary?"
     )
-    assert boundary.accept_published(line(event | {"source": "anna@example.se"})) == (
+    assert boundary.accept_published(line(event | {"source": "anna@example.se"})) == Rejection(
         "source: must be a short name (letters, digits, '.', '_', '/', '-'; at most 64 characters)"
     )
-    assert boundary.accept_published(line(event | {"time": "3026-01-01T00:00:00Z"})) == range_reason(
-        "3026-01-01T00:00:00Z"
+    assert boundary.accept_published(line(event | {"time": "3026-01-01T00:00:00Z"})) == Rejection(
+        range_reason("3026-01-01T00:00:00Z")
     )
     assert boundary.accept_published(line(event | {"data": {"call_id": "c1", "x": json.loads("[[[]]]")}})) == (
         boundary.accept(line(ONE_OF_EACH["call.ended"]))  # unknown fields dropped, as in accept
     )
-    assert boundary.accept_published(b"x" * (MAX_EVENT_BYTES + 1)) == "event larger than 65536 bytes (65537 bytes)"
+    assert boundary.accept_published(b"x" * (MAX_EVENT_BYTES + 1)) == Rejection(
+        "event larger than 65536 bytes (65537 bytes)"
+    )
     unknown = json.loads(encode(boundary.accept(line(ONE_OF_EACH["call.queued"]))))
     unknown["data"]["queue"] = "nowhere"
-    assert boundary.accept_published(line(unknown)) == "data.queue: unknown queue 'nowhere' (not in the agreements)"
+    assert boundary.accept_published(line(unknown)) == Rejection(
+        "data.queue: unknown queue 'nowhere' (not in the agreements)"
+    )
     # the envelope subject and a non-JSON content type are dropped here too
     dropped = boundary.accept_published(line(event | {"subject": "Anna", "datacontenttype": "text/plain"}))
     assert (dropped.subject, dropped.datacontenttype) == (None, None)
@@ -1041,15 +1047,17 @@ def test_published_live_rejects_the_future(agreements):
     boundary = live(agreements)
     event = json.loads(encode(boundary.accept(line(ONE_OF_EACH["call.ended"]))))
     event["time"] = "2026-04-01T08:45:00+02:00"  # 15 minutes ahead of NOW
-    assert boundary.accept_published(line(event)).startswith("time: 2026-04-01T08:45:00+02:00 is more than 5 minutes")
+    assert boundary.accept_published(line(event)).reason.startswith(
+        "time: 2026-04-01T08:45:00+02:00 is more than 5 minutes"
+    )
 
 
 def test_published_never_raises(boundary):
     raw = line(ONE_OF_EACH["call.ended"]).replace('"c1"', '"c\u00e9"').encode("latin-1")  # é is E9 in Latin-1
     position = raw.index(b"\xe9")
-    assert boundary.accept_published(raw) == (
+    assert boundary.accept_published(raw) == Rejection(
         f"not valid UTF-8: byte 0xe9 at offset {position} (was it saved as Latin-1 or Windows-1252?)"
     )
     deep = line(ONE_OF_EACH["call.ended"])[:-1] + ', "x": ' + "[" * 5000 + "]" * 5000 + "}"
-    assert boundary.accept_published(deep) == NESTED_TOO_DEEP
-    assert boundary.accept_published(42) == "cannot be read (TypeError)"
+    assert boundary.accept_published(deep) == Rejection(NESTED_TOO_DEEP)
+    assert boundary.accept_published(42) == Rejection("cannot be read (TypeError)")

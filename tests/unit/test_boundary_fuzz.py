@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.boundary import Boundary
+from ingest.boundary import Boundary, Rejection
 from ingest.pseudonymise import Pseudonymiser
 from schemas.agreements import load_agreements
 from schemas.events import (
@@ -67,13 +67,13 @@ def envelope(template: dict[str, Any]) -> dict[str, Any]:
     return {"specversion": "1.0", "id": "e1", "source": "fuzz", "time": "2026-04-01T08:30:00+02:00"} | template
 
 
-def check(result: Event | str) -> None:
-    """An event as it may leave ingest, or a reason."""
-    if isinstance(result, str):
-        assert result, "an empty reason"
+def check(result: Event | Rejection) -> None:
+    """An event as it may leave ingest, or a rejection with a reason."""
+    if isinstance(result, Rejection):
+        assert result.reason, "an empty reason"
         # The boundary's last resort turns any exception into "cannot be read (…)"; every input
         # these strategies make has a specific reason, so reaching it here is a bug (a crash).
-        assert not result.startswith("cannot be read"), result
+        assert not result.reason.startswith("cannot be read"), result
         return
     assert isinstance(result, EVENT_TYPES), result
     raw = encode(result)  # encodable (no surrogates, nothing odd)
@@ -221,13 +221,13 @@ def test_random_times(template: dict[str, Any], time: str) -> None:
 def test_oversized_input_names_its_size(extra: int, filler: bytes) -> None:
     raw = (filler * (MAX_EVENT_BYTES // len(filler) + 1))[: MAX_EVENT_BYTES + 1 + extra]
     reason = f"event larger than {MAX_EVENT_BYTES} bytes ({len(raw)} bytes)"
-    assert BOUNDARY.accept(raw) == reason
-    assert BOUNDARY.accept_published(raw) == reason
+    assert BOUNDARY.accept(raw) == Rejection(reason)
+    assert BOUNDARY.accept_published(raw) == Rejection(reason)
 
 
 def test_the_templates_are_valid() -> None:
     # The mutations start from valid events: every template alone is accepted.
     for template in TEMPLATES:
         result = BOUNDARY.accept(json.dumps(envelope(template)))
-        assert not isinstance(result, str), (template["type"], result)
+        assert not isinstance(result, Rejection), (template["type"], result)
         check(result)

@@ -13,6 +13,7 @@ import tracemalloc
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from ingest.boundary import Rejection
 from ingest.jsonl import read_batches
 from schemas.events import MAX_EVENT_BYTES
 
@@ -24,15 +25,15 @@ class Recorder:
     def __init__(self) -> None:
         self.longest = 0
 
-    def accept(self, raw: bytes) -> bytes | str:
+    def accept(self, raw: bytes) -> bytes | Rejection:
         self.longest = max(self.longest, len(raw))
         if raw.startswith(b"bad"):
-            return "bad line"
+            return Rejection("bad line")
         return raw.rstrip(b"\r\n")
 
 
 class Raising:
-    def accept(self, raw: bytes) -> str:
+    def accept(self, raw: bytes) -> Rejection:
         raise UnicodeDecodeError("utf-8", raw, 0, 1, "invalid start byte")
 
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.boundary import Boundary
+from ingest.boundary import Boundary, Rejection
 from ingest.pseudonymise import Pseudonymiser
-from ingest.simulator.traffic import simulate
+from ingest.simulator import simulate
 from schemas.agreements import load_agreements
 from schemas.events import CALL_CLASSES, MAIL_CLASSES, Event, decode, encode, event_key
 from stream_jobs.core.calls import derive_call
@@ -26,7 +26,7 @@ def canonical(events: list[Event]) -> list[Event]:
     out = []
     for ev in events:
         accepted = boundary.accept(encode(ev))
-        assert not isinstance(accepted, str), accepted
+        assert not isinstance(accepted, Rejection), accepted
         out.append(accepted)
     return out
 
