@@ -12,6 +12,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from dashboards import kpi_sql
 from schemas.agreements import Agreements
 from schemas.calendar import local_month_bounds
 from stream_jobs.warehouse import Warehouse, ms
@@ -36,15 +37,15 @@ _PERIOD = (
 QUEUES_SQL = f"""
 SELECT
     queue,
-    countIf(queue_open) AS offered,
-    countIf(queue_open AND outcome = 'answered') AS answered,
-    countIf(queue_open AND outcome = 'abandoned') AS abandoned,
-    countIf(queue_open AND short_abandon) AS short_abandoned,
-    countIf(queue_open AND outcome = 'callback') AS callbacks,
-    countIf(NOT queue_open) AS out_of_hours,
-    offered - short_abandoned - callbacks AS base,
-    if(base = 0, NULL, answered / base) AS answer_rate,
-    if(base = 0, NULL, countIf(queue_open AND in_service_level) / base) AS service_level,
+    {kpi_sql.OFFERED} AS offered,
+    {kpi_sql.ANSWERED} AS answered,
+    {kpi_sql.ABANDONED} AS abandoned,
+    {kpi_sql.SHORT_ABANDONED} AS short_abandoned,
+    {kpi_sql.CALLBACKS} AS callbacks,
+    {kpi_sql.OUT_OF_HOURS} AS out_of_hours,
+    {kpi_sql.BASE} AS base,
+    {kpi_sql.ANSWER_RATE} AS answer_rate,
+    {kpi_sql.SERVICE_LEVEL} AS service_level,
     avgIf(wait_seconds, queue_open AND outcome = 'answered') AS asa_seconds,
     maxIf(wait_seconds, queue_open AND outcome IN ('answered', 'abandoned')) AS max_wait_seconds,
     arraySort(groupArrayIf(assumeNotNull(wait_seconds), queue_open AND outcome = 'answered')) AS waits,
@@ -74,20 +75,19 @@ MAILBOXES_SQL = f"""
 WITH
     fromUnixTimestamp64Milli({{eval:Int64}}, 'UTC') AS eval_at,
     end != '' AND ended_at <= eval_at AS ended,
-    ended AND end = 'replied' AS answered_case,
+    ended AND {kpi_sql.REPLIED} AS answered_case,
     transform(mailbox, {{mailboxes:Array(String)}}, {{clocks:Array(Float64)}}, 0.) - opened_clock AS age
 SELECT
     mailbox,
     count() AS received,
     countIf(answered_case) AS answered,
-    countIf(ended AND end = 'closed') AS closed_without_reply,
+    countIf(ended AND {kpi_sql.CLOSED}) AS closed_without_reply,
     countIf(NOT ended) AS open_at_end,
-    countIf(answered_case AND lead_seconds <= target_seconds) AS within_target,
-    countIf(answered_case AND lead_seconds > target_seconds) + countIf(NOT ended AND age > target_seconds)
-        AS breached,
-    quantileExactInclusiveIf(0.5)(assumeNotNull(lead_seconds), answered_case) AS median_lead_seconds,
+    countIf({kpi_sql.within_target("answered_case")}) AS within_target,
+    countIf(answered_case AND {kpi_sql.LATE}) + countIf(NOT ended AND age > target_seconds) AS breached,
+    {kpi_sql.median_lead("answered_case")} AS median_lead_seconds,
     countIf(priority) AS priority_received,
-    countIf(priority AND answered_case AND lead_seconds <= target_seconds) AS priority_within_target
+    countIf(priority AND {kpi_sql.within_target("answered_case")}) AS priority_within_target
 FROM mail_cases FINAL
 WHERE {_PERIOD.format(col="opened_at")} AND opened_at <= eval_at
 GROUP BY mailbox

@@ -3,14 +3,14 @@
 The managers file says who is told: per process id (a queue or mailbox id of the service
 agreements, or `telefoni` for the phone platform as a whole) the managers' e-mail addresses,
 a default address for processes nobody is listed for, the SMTP relay and the chat webhook.
-Every alert carries the labels `process` and `severity` (dashboards/alerting/files.py); the routes:
+Every alert carries the labels `process` and `severity` (dashboards/alerting/templates.py); the routes:
 
 - a chat webhook gets every alert (a parallel route, `continue: true`),
 - then the alert goes by e-mail to its process's managers, or to `default`.
 
 Alerts are grouped by alertname and process, so one problem of one process is one mail (and
 one mail when it is over, `send_resolved`). docs/alerts.md gives the reasons for the intervals.
-`python -m dashboards.alerting.files` writes the file.
+`availability generate` writes the file.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dashboards.alerting.rules import GROUP, AlertRule, rules
-from dashboards.alerting.templates import DASHBOARD_URL, _annotations, _expr, _labels
+from dashboards.alerting.templates import rule_annotations, rule_expr, rule_labels
 from schemas.agreements import Agreements
 
 GRAFANA_DATASOURCE_UID = "prometheus"
@@ -19,7 +19,7 @@ GRAFANA_INTERVAL = "1m"
 def grafana_rules(
     agreements: Agreements,
     *,
-    dashboard_url: str = DASHBOARD_URL,
+    dashboard_url: str,
     datasource_uid: str = GRAFANA_DATASOURCE_UID,
     definitions: Sequence[AlertRule] | None = None,
 ) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def grafana_rules(
             "model": {
                 "datasource": {"type": "prometheus", "uid": datasource_uid},
                 "editorMode": "code",
-                "expr": _expr(rule),
+                "expr": rule_expr(rule),
                 "instant": True,
                 "range": False,
                 "intervalMs": 60000,
@@ -68,8 +68,8 @@ def grafana_rules(
                 "noDataState": "OK",
                 "execErrState": "Error",
                 "for": rule.for_,
-                "labels": _labels(rule),
-                "annotations": _annotations(rule, agreements, dashboard_url, "$values.A.Value"),
+                "labels": rule_labels(rule),
+                "annotations": rule_annotations(rule, agreements, dashboard_url, "$values.A.Value"),
                 "isPaused": False,
             }
         )

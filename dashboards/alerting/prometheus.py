@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from dashboards.alerting.rules import GROUP, AlertRule, rules
-from dashboards.alerting.templates import DASHBOARD_URL, _annotations, _expr, _labels
+from dashboards.alerting.templates import rule_annotations, rule_expr, rule_labels
 from schemas.agreements import Agreements
 
 
 def prometheus_rules(
     agreements: Agreements,
     *,
-    dashboard_url: str = DASHBOARD_URL,
+    dashboard_url: str,
     for_override: str | None = None,
     definitions: Sequence[AlertRule] | None = None,
 ) -> dict[str, Any]:
@@ -23,10 +23,10 @@ def prometheus_rules(
         out.append(
             {
                 "alert": rule.alert,
-                "expr": _expr(rule),
+                "expr": rule_expr(rule),
                 "for": for_override if for_override is not None else rule.for_,
-                "labels": _labels(rule),
-                "annotations": _annotations(rule, agreements, dashboard_url, "$value"),
+                "labels": rule_labels(rule),
+                "annotations": rule_annotations(rule, agreements, dashboard_url, "$value"),
             }
         )
     return {"groups": [{"name": GROUP, "rules": out}]}

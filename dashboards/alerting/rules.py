@@ -1,9 +1,10 @@
 """The breach alert rules, each defined once: thresholds, the words of the messages, the PromQL.
 
-The rules read the stream worker's live metrics (docs/live-metrics.md) and compare them with the
-agreement the worker exports beside them, so one rule serves every queue or mailbox. The
-generators (dashboards/alerting/prometheus.py, dashboards/alerting/grafana.py) render them for each
-system; dashboards/alerting/files.py writes the files. docs/alerts.md explains each rule and its threshold.
+The rules read the stream worker's live metrics (docs/live-metrics.md), with the expressions of
+dashboards/kpi_promql.py that the wall shows too, and compare them with the agreement the worker
+exports beside them, so one rule serves every queue or mailbox. The generators
+(dashboards/alerting/prometheus.py, dashboards/alerting/grafana.py) render them for each system;
+dashboards/alerting/files.py renders the files. docs/alerts.md explains each rule and its threshold.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from dashboards import kpi_promql
 from schemas.agreements import Agreements, Mailbox, Queue
 
 GROUP = "availability"  # the rule group, in Prometheus and in Grafana
@@ -29,11 +31,6 @@ PHONE_PROCESS = "telefoni"  # the `process` label of alerts about the phone plat
 Severity = Literal["critical", "warning"]
 Subject = Literal["queue", "mailbox", "phone"]
 ValueFormat = Literal["percentage", "duration", "count"]
-
-# The outcomes in the base of service level and answer rate (docs/live-metrics.md):
-# offered − abandoned_short − callback = answered_in_sl + answered_late + abandoned.
-BASE = 'outcome=~"answered_in_sl|answered_late|abandoned"'
-ANSWERED = 'outcome=~"answered_in_sl|answered_late"'
 
 
 @dataclass(frozen=True)
@@ -112,40 +109,26 @@ def _mailboxes(fn: Callable[[Mailbox], str]) -> Callable[[Agreements], dict[str,
     return lambda a: {mid: fn(m) for mid, m in a.mailboxes.items()}
 
 
-# -- PromQL ---------------------------------------------------------------------------------------
+# -- PromQL (the expressions the wall shows too: dashboards/kpi_promql.py) --------------------------
 
-
-def _sum(metric: str, by: str, selector: str = "") -> str:
-    return f"sum by ({by}) ({metric}{{{selector}}})" if selector else f"sum by ({by}) ({metric})"
-
-
-def _increase(selector: str, window: str) -> str:
-    return f"sum by (queue) (increase(availability_queue_contacts_total{{{selector}}}[{window}]))"
-
-
-QUEUE_OPEN = "max by (queue) (availability_queue_open) == 1"
-MAILBOX_OPEN = "max by (mailbox) (availability_mailbox_open) == 1"
+QUEUE_OPEN = f"{kpi_promql.queue_open()} == 1"
+MAILBOX_OPEN = f"{kpi_promql.mailbox_open()} == 1"
 
 
 def rules(*, sl_window: str = SL_WINDOW) -> tuple[AlertRule, ...]:
     """The alert rules. `sl_window` only exists so that a test can shorten the window."""
-    base = _increase(BASE, sl_window)
-    met = _increase('outcome="answered_in_sl"', sl_window)
-    base_today = _sum("availability_queue_today_contacts", "queue", BASE)
-    answered_today = _sum("availability_queue_today_contacts", "queue", ANSWERED)
+    per = kpi_promql.per
+    base = kpi_promql.contacts(kpi_promql.BASE, sl_window)
+    base_today = kpi_promql.contacts(kpi_promql.BASE, None)
     return (
         AlertRule(
             alert="QueueServiceLevelBelowTarget",
             uid="availability-queue-service-level",
             subject="queue",
-            # A queue with no answer in time has no answered_in_sl increase: `or 0 * base` makes it 0 %.
+            # A queue with no answer in time has 0 %, one with an empty base no value (kpi_promql.ratio).
             expr=f"""
-(
-  ({met} or 0 * {base})
-  /
-  {base}
-)
-< on (queue) max by (queue) (availability_queue_service_level_target)
+{kpi_promql.service_level(sl_window)}
+< on (queue) {per("queue", "availability_queue_service_level_target")}
 and on (queue) {base} >= {MIN_CONTACTS_WINDOW}
 and on (queue) {QUEUE_OPEN}
 """,
@@ -167,12 +150,8 @@ and on (queue) {QUEUE_OPEN}
             uid="availability-queue-answer-rate",
             subject="queue",
             expr=f"""
-(
-  ({answered_today} or 0 * {base_today})
-  /
-  {base_today}
-)
-< on (queue) max by (queue) (availability_queue_answer_rate_target)
+{kpi_promql.answer_rate(None)}
+< on (queue) {per("queue", "availability_queue_answer_rate_target")}
 and on (queue) {base_today} >= {MIN_CONTACTS_TODAY}
 and on (queue) {QUEUE_OPEN}
 """,
@@ -193,8 +172,8 @@ and on (queue) {QUEUE_OPEN}
             uid="availability-queue-long-wait",
             subject="queue",
             expr=f"""
-max by (queue) (availability_queue_oldest_wait_seconds)
-> on (queue) {LONG_WAIT_FACTOR} * max by (queue) (availability_queue_service_level_seconds)
+{per("queue", "availability_queue_oldest_wait_seconds")}
+> on (queue) {LONG_WAIT_FACTOR} * {per("queue", "availability_queue_service_level_seconds")}
 and on (queue) {QUEUE_OPEN}
 """,
             for_="1m",
@@ -214,8 +193,8 @@ and on (queue) {QUEUE_OPEN}
             subject="queue",
             # `unless` also covers a queue with no ready series at all.
             expr=f"""
-sum by (queue) (availability_queue_waiting) > 0
-unless on (queue) sum by (queue) (availability_queue_agents{{state="ready"}}) > 0
+{per("queue", "availability_queue_waiting")} > 0
+unless on (queue) {per("queue", "availability_queue_agents", kpi_promql.READY)} > 0
 and on (queue) {QUEUE_OPEN}
 """,
             for_="5m",
@@ -234,7 +213,7 @@ and on (queue) {QUEUE_OPEN}
             uid="availability-mailbox-breached",
             subject="mailbox",
             expr=f"""
-sum by (mailbox) (availability_mailbox_breached_cases) > 0
+{per("mailbox", "availability_mailbox_breached_cases")} > 0
 and on (mailbox) {MAILBOX_OPEN}
 """,
             for_="1m",
@@ -253,7 +232,7 @@ and on (mailbox) {MAILBOX_OPEN}
             uid="availability-mailbox-priority-soon",
             subject="mailbox",
             expr=f"""
-sum by (mailbox) (availability_mailbox_breaching_within_hour{{priority="true"}}) > 0
+{per("mailbox", "availability_mailbox_breaching_within_hour", kpi_promql.PRIORITY)} > 0
 and on (mailbox) {MAILBOX_OPEN}
 """,
             for_="1m",
@@ -274,9 +253,9 @@ and on (mailbox) {MAILBOX_OPEN}
             uid="availability-callguide-silent",
             subject="phone",
             expr=f"""
-time() - max by (source) (availability_source_last_seen_timestamp_seconds{{source="callguide"}})
+time() - {per("source", "availability_source_last_seen_timestamp_seconds", 'source="callguide"')}
 > {_seconds(CALLGUIDE_SILENCE)}
-and on () min_over_time(max(availability_queue_open)[{CALLGUIDE_SILENCE}:1m]) == 1
+and on () min_over_time({per(None, "availability_queue_open")}[{CALLGUIDE_SILENCE}:1m]) == 1
 """,
             for_="1m",
             severity="critical",
@@ -295,11 +274,11 @@ and on () min_over_time(max(availability_queue_open)[{CALLGUIDE_SILENCE}:1m]) ==
             subject="mailbox",
             expr=f"""
 label_replace(
-  time() - max by (source) (availability_source_last_seen_timestamp_seconds{{source=~"imap/.+"}}),
+  time() - {per("source", "availability_source_last_seen_timestamp_seconds", 'source=~"imap/.+"')},
   "mailbox", "$1", "source", "imap/(.+)"
 )
 > {_seconds(MAILBOX_SILENCE)}
-and on (mailbox) min_over_time((max by (mailbox) (availability_mailbox_open))[{MAILBOX_SILENCE}:1m]) == 1
+and on (mailbox) min_over_time(({kpi_promql.mailbox_open()})[{MAILBOX_SILENCE}:1m]) == 1
 """,
             for_="5m",
             severity="warning",

@@ -10,15 +10,13 @@ from collections.abc import Mapping
 from dashboards.alerting.rules import PHONE_PROCESS, AlertRule, ValueFormat
 from schemas.agreements import Agreements
 
-DASHBOARD_URL = "https://grafana.example/d/availability-wall"
-
 
 def _template_text(text: str) -> str:
     """Literal text inside a Go template."""
     return text.replace("{{", '{{ "{{" }}')
 
 
-def _lookup(label: str, table: Mapping[str, str], fallback: str) -> str:
+def lookup(label: str, table: Mapping[str, str], fallback: str) -> str:
     """A Go template choosing the text for the label's value, `fallback` for any other value.
     One branch a line; `{{-` removes the line breaks from the output."""
     if not table:
@@ -52,11 +50,11 @@ def _render(text: str, rule: AlertRule, agreements: Agreements, value_ref: str) 
     fields: dict[str, str] = {"value": _value(rule.value_format, value_ref)}
     label = rule.label
     if "{name}" in text:
-        fields["name"] = _lookup(label, _names(rule, agreements), f"{{{{ $labels.{label} }}}}") if label else ""
+        fields["name"] = lookup(label, _names(rule, agreements), f"{{{{ $labels.{label} }}}}") if label else ""
     if "{promise}" in text:
         if rule.promises is None or label is None:
             raise ValueError(f"{rule.alert}: text uses {{promise}} but the rule has no promises")
-        fields["promise"] = _lookup(label, rule.promises(agreements), "se serviceavtalet")
+        fields["promise"] = lookup(label, rule.promises(agreements), "se serviceavtalet")
     return text.format_map(fields)
 
 
@@ -68,11 +66,11 @@ def _dashboard_link(rule: AlertRule, dashboard_url: str) -> str:
     return f"{dashboard_url}?var-{rule.label}={{{{ $labels.{rule.label} }}}}" if rule.label else dashboard_url
 
 
-def _expr(rule: AlertRule) -> str:
+def rule_expr(rule: AlertRule) -> str:
     return rule.expr.strip("\n")
 
 
-def _annotations(rule: AlertRule, agreements: Agreements, dashboard_url: str, value_ref: str) -> dict[str, str]:
+def rule_annotations(rule: AlertRule, agreements: Agreements, dashboard_url: str, value_ref: str) -> dict[str, str]:
     return {
         "title": _render(rule.title, rule, agreements, value_ref),
         "summary": _render(rule.summary, rule, agreements, value_ref),
@@ -81,5 +79,5 @@ def _annotations(rule: AlertRule, agreements: Agreements, dashboard_url: str, va
     }
 
 
-def _labels(rule: AlertRule) -> dict[str, str]:
+def rule_labels(rule: AlertRule) -> dict[str, str]:
     return {"severity": rule.severity, "process": _process_label(rule)}

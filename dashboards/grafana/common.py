@@ -103,6 +103,12 @@ def bottom_legend() -> cb.VizLegendOptions:
     )
 
 
+def local_day(column: str, tz: str) -> str:
+    """The start of the local day (in time zone `tz`) of a timestamp column: the period a
+    contact or case belongs to on the daily panels."""
+    return f"toStartOfDay(toTimeZone(assumeNotNull({column}), '{tz}'))"
+
+
 def sql_list(values: Iterable[str]) -> str:
     """A ClickHouse array literal of strings."""
     return "[" + ", ".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values) + "]"

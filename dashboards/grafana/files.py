@@ -1,11 +1,11 @@
 """Grafana dashboards as code: generated JSON, committed in dashboards/generated/.
 
-The dashboards are built with grafana-foundation-sdk (dashboards/grafana/wall.py,
-grafana_history.py, grafana_mailbox.py) from the service agreements, which give the template
-variable values and the per-process thresholds. The JSON is generated, never edited by hand:
+The dashboards are built with grafana-foundation-sdk (dashboards/grafana/wall.py, history.py,
+mailbox.py) from the service agreements, which give the template variable values and the
+per-process thresholds. The JSON is generated, never edited by hand:
 
-    python -m dashboards.grafana.files            # (re)write dashboards/generated/*.json
-    python -m dashboards.grafana.files --check    # exit 1, listing the drifted files, writing nothing
+    availability generate            # (re)write dashboards/generated/*.json (and the other generated files)
+    availability generate --check    # exit 1, listing the drifted files, writing nothing
 
 `promql_expressions()` lists every PromQL expression the dashboards run, with the template
 variables expanded as Grafana expands them, so they can be evaluated against a real Prometheus.
@@ -13,14 +13,12 @@ variables expanded as Grafana expands them, so they can be evaluated against a r
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from availability.cli.generate import sync
 from dashboards.grafana import history as grafana_history
 from dashboards.grafana import mailbox as grafana_mailbox
 from dashboards.grafana import wall as grafana_wall
@@ -28,7 +26,7 @@ from schemas.agreements import Agreements, load_agreements
 
 Dashboard = dict[str, Any]
 
-OUT_DIR = Path(__file__).resolve().parents[1] / "generated"
+OUT_DIR = Path("dashboards/generated")  # repository-relative
 BUILDERS: dict[str, Callable[[Agreements], Any]] = {
     f"{grafana_wall.UID}.json": grafana_wall.dashboard_json,
     f"{grafana_history.UID}.json": grafana_history.dashboard_json,
@@ -40,6 +38,11 @@ def generate(agreements: Agreements | None = None) -> dict[str, Dashboard]:
     """File name -> dashboard JSON, for every file in dashboards/generated/."""
     agreements = agreements or load_agreements()
     return {name: build(agreements) for name, build in BUILDERS.items()}
+
+
+def files(agreements: Agreements | None = None) -> dict[Path, str]:
+    """Repository-relative path -> text of every generated dashboard file."""
+    return {OUT_DIR / name: render(dashboard) for name, dashboard in generate(agreements).items()}
 
 
 def render(dashboard: Dashboard) -> str:
@@ -90,28 +93,3 @@ def promql_expressions(agreements: Agreements | None = None, *, expand: bool = T
                 expr = str(target["expr"])
                 exprs.add(expand_promql(expr, values) if expand else expr)
     return sorted(exprs)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m dashboards.grafana.files", description="Generate the Grafana dashboards' JSON."
-    )
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 listing drifted files")
-    parser.add_argument("--out", type=Path, default=OUT_DIR, help=f"output directory (default {OUT_DIR})")
-    parser.add_argument("--agreements", type=Path, help="service-agreements file (default: the shipped one)")
-    args = parser.parse_args(argv)
-    out_dir: Path = args.out
-
-    expected = {name: render(d) for name, d in generate(load_agreements(args.agreements)).items()}
-    return sync(
-        out_dir,
-        expected,
-        check=args.check,
-        what="Grafana dashboards",
-        command="python -m dashboards.grafana.files",
-        stale_glob="*.json",
-    )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,7 +1,7 @@
 """The history dashboard (ClickHouse): daily KPIs per process, demand, unmet demand, mail lead times.
 
-Every KPI is the monthly report's definition (dashboards/report.py, spec/metrics.md) applied to a
-local day of the agreements' time zone instead of a month:
+Every KPI is the monthly report's definition (dashboards/kpi_sql.py, which dashboards/report.py
+composes too; spec/metrics.md) applied to a local day of the agreements' time zone instead of a month:
 
 - a contact belongs to the local day in which it was **first queued**; contacts first queued
   while the queue was closed (`out_of_hours`) are in no KPI, only in the unmet-demand panels;
@@ -22,6 +22,7 @@ from grafana_foundation_sdk.builders import table, timeseries
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
+from dashboards import kpi_sql
 from dashboards.grafana.common import (
     CLICKHOUSE,
     GREEN,
@@ -30,6 +31,7 @@ from dashboards.grafana.common import (
     RED,
     ClickHouse,
     Layout,
+    local_day,
     mailbox_variable,
     new_dashboard,
     num_list,
@@ -45,30 +47,18 @@ from schemas.agreements import Agreements
 UID = "availability-history"
 TITLE = "Tillgänglighet – historik"
 
-# The monthly report's definitions (dashboards/report.py QUEUES_SQL), as aggregate expressions.
-OFFERED = "countIf(queue_open)"
-BASE = "countIf(queue_open) - countIf(queue_open AND short_abandon) - countIf(queue_open AND outcome = 'callback')"
-SERVICE_LEVEL = "if(base = 0, NULL, countIf(queue_open AND in_service_level) / base)"
-ANSWER_RATE = "if(base = 0, NULL, countIf(queue_open AND outcome = 'answered') / base)"
-# Mail (MAILBOXES_SQL): an answered case ended with a reply; within target: lead <= target.
-ANSWERED_CASE = "end = 'replied'"
-WITHIN_TARGET = "end = 'replied' AND lead_seconds <= target_seconds"
-
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAY_NAMES = ("Mån", "Tis", "Ons", "Tor", "Fre", "Lör", "Sön")
 
 
-def local_day(column: str, tz: str) -> str:
-    return f"toStartOfDay(toTimeZone(assumeNotNull({column}), '{tz}'))"
-
-
-def daily_queue_sql(kpi: str, alias: str, tz: str) -> str:
+def daily_queue_sql(ratio: str, alias: str, tz: str) -> str:
+    """A ratio over `base` (kpi_sql.SERVICE_LEVEL, ANSWER_RATE) per local day and queue."""
     return f"""
-        WITH {BASE} AS base
+        WITH {kpi_sql.BASE} AS base
         SELECT
             {local_day("first_queued_at", tz)} AS time,
             queue,
-            {kpi} AS {alias}
+            {ratio} AS {alias}
         FROM call_facts FINAL
         WHERE queue IN ({QUEUE_IN}) AND $__timeFilter(first_queued_at)
         GROUP BY time, queue
@@ -81,19 +71,19 @@ def period_sql(agreements: Agreements) -> str:
     sl_targets = num_list(q.service_level_target for q in agreements.queues.values())
     ar_targets = num_list(q.answer_rate_target for q in agreements.queues.values())
     return f"""
-        WITH {BASE} AS base
+        WITH {kpi_sql.BASE} AS base
         SELECT
             queue,
-            {OFFERED} AS offered,
-            countIf(queue_open AND outcome = 'answered') AS answered,
-            countIf(queue_open AND outcome = 'abandoned') AS abandoned,
-            countIf(queue_open AND short_abandon) AS short_abandoned,
-            countIf(queue_open AND outcome = 'callback') AS callbacks,
-            countIf(NOT queue_open) AS out_of_hours,
-            {SERVICE_LEVEL} AS service_level,
+            {kpi_sql.OFFERED} AS offered,
+            {kpi_sql.ANSWERED} AS answered,
+            {kpi_sql.ABANDONED} AS abandoned,
+            {kpi_sql.SHORT_ABANDONED} AS short_abandoned,
+            {kpi_sql.CALLBACKS} AS callbacks,
+            {kpi_sql.OUT_OF_HOURS} AS out_of_hours,
+            {kpi_sql.SERVICE_LEVEL} AS service_level,
             transform(queue, {ids}, {sl_targets}, nan) AS service_level_target,
             if(base = 0, NULL, service_level >= service_level_target) AS service_level_met,
-            {ANSWER_RATE} AS answer_rate,
+            {kpi_sql.ANSWER_RATE} AS answer_rate,
             transform(queue, {ids}, {ar_targets}, nan) AS answer_rate_target,
             if(base = 0, NULL, answer_rate >= answer_rate_target) AS answer_rate_met
         FROM call_facts FINAL
@@ -137,7 +127,7 @@ def out_of_hours_daily_sql(tz: str) -> str:
         SELECT
             {local_day("first_queued_at", tz)} AS time,
             queue,
-            countIf(NOT queue_open) AS out_of_hours
+            {kpi_sql.OUT_OF_HOURS} AS out_of_hours
         FROM call_facts FINAL
         WHERE queue IN ({QUEUE_IN}) AND $__timeFilter(first_queued_at)
         GROUP BY time, queue
@@ -152,8 +142,8 @@ def median_lead_sql(agreements: Agreements, tz: str) -> str:
     return f"""
         SELECT
             {local_day("opened_at", tz)} AS time,
-            if(countIf({ANSWERED_CASE}) = 0, NULL,
-               quantileExactInclusiveIf(0.5)(assumeNotNull(lead_seconds), {ANSWERED_CASE})) AS median_lead_seconds,
+            if(countIf({kpi_sql.REPLIED}) = 0, NULL,
+               {kpi_sql.median_lead()}) AS median_lead_seconds,
             max(transform(mailbox, {ids}, {targets}, nan)) AS response_target_seconds
         FROM mail_cases FINAL
         WHERE mailbox IN ({MAILBOX_IN}) AND $__timeFilter(opened_at)
@@ -167,7 +157,7 @@ def within_target_sql(tz: str) -> str:
         SELECT
             {local_day("opened_at", tz)} AS time,
             mailbox,
-            if(countIf({ANSWERED_CASE}) = 0, NULL, countIf({WITHIN_TARGET}) / countIf({ANSWERED_CASE}))
+            {kpi_sql.ratio(f"countIf({kpi_sql.within_target()})", f"countIf({kpi_sql.REPLIED})")}
                 AS within_target_share
         FROM mail_cases FINAL
         WHERE mailbox IN ({MAILBOX_IN}) AND $__timeFilter(opened_at)
@@ -303,7 +293,7 @@ def build(agreements: Agreements) -> db.Dashboard:
             "Servicenivå per dag",
             "Besvarade inom servicenivåtiden / (erbjudna − korta avbrott − återuppringningar), per lokal dag "
             "då kontakten först köade. Kontakter utanför öppettid ingår inte.",
-            daily_queue_sql(SERVICE_LEVEL, "service_level", tz),
+            daily_queue_sql(kpi_sql.SERVICE_LEVEL, "service_level", tz),
             "queue",
         ),
         12,
@@ -313,7 +303,7 @@ def build(agreements: Agreements) -> db.Dashboard:
         _ratio_per_day(
             "Svarsfrekvens per dag",
             "Besvarade / (erbjudna − korta avbrott − återuppringningar), per lokal dag då kontakten först köade.",
-            daily_queue_sql(ANSWER_RATE, "answer_rate", tz),
+            daily_queue_sql(kpi_sql.ANSWER_RATE, "answer_rate", tz),
             "queue",
         ),
         12,

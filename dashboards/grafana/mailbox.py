@@ -15,6 +15,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
+from dashboards import kpi_promql, kpi_sql
 from dashboards.grafana.common import (
     AMBER,
     CLICKHOUSE,
@@ -26,6 +27,7 @@ from dashboards.grafana.common import (
     ClickHouse,
     Layout,
     bottom_legend,
+    local_day,
     mailbox_variable,
     new_dashboard,
     override,
@@ -35,7 +37,6 @@ from dashboards.grafana.common import (
     to_json,
     value_text,
 )
-from dashboards.grafana.history import ANSWERED_CASE, WITHIN_TARGET, local_day
 from schemas.agreements import Agreements
 
 UID = "availability-mailbox"
@@ -43,21 +44,24 @@ TITLE = "Tillgänglighet – funktionsbrevlådor"
 
 M = 'mailbox=~"$mailbox"'
 TOTALS = {
-    "open_cases": f"sum(availability_mailbox_open_cases{{{M}}})",
-    "priority_open": f'sum(availability_mailbox_open_cases{{{M}, priority="true"}})',
-    "oldest_open": f"max(availability_mailbox_oldest_open_business_seconds{{{M}}})",
-    "breached": f"sum(availability_mailbox_breached_cases{{{M}}})",
-    "priority_breached": f'sum(availability_mailbox_breached_cases{{{M}, priority="true"}})',
-    "breaching_within_hour": f"sum(availability_mailbox_breaching_within_hour{{{M}}})",
+    "open_cases": kpi_promql.per(None, "availability_mailbox_open_cases", M),
+    "priority_open": kpi_promql.per(None, "availability_mailbox_open_cases", M, kpi_promql.PRIORITY),
+    "oldest_open": kpi_promql.per(None, "availability_mailbox_oldest_open_business_seconds", M),
+    "breached": kpi_promql.per(None, "availability_mailbox_breached_cases", M),
+    "priority_breached": kpi_promql.per(None, "availability_mailbox_breached_cases", M, kpi_promql.PRIORITY),
+    "breaching_within_hour": kpi_promql.per(None, "availability_mailbox_breaching_within_hour", M),
 }
 # The per-mailbox table: one instant query per column, joined on the mailbox label.
 PER_MAILBOX = {
-    "A": ("Öppna", f"sum by (mailbox) (availability_mailbox_open_cases{{{M}}})"),
-    "B": ("Varav prioriterade", f'sum by (mailbox) (availability_mailbox_open_cases{{{M}, priority="true"}})'),
-    "C": ("Äldsta öppna (arbetstid)", f"max by (mailbox) (availability_mailbox_oldest_open_business_seconds{{{M}}})"),
-    "D": ("Brutna", f"sum by (mailbox) (availability_mailbox_breached_cases{{{M}}})"),
-    "E": ("Bryter inom en timme", f"sum by (mailbox) (availability_mailbox_breaching_within_hour{{{M}}})"),
-    "F": ("Öppen nu", f"max by (mailbox) (availability_mailbox_open{{{M}}})"),
+    "A": ("Öppna", kpi_promql.per("mailbox", "availability_mailbox_open_cases", M)),
+    "B": ("Varav prioriterade", kpi_promql.per("mailbox", "availability_mailbox_open_cases", M, kpi_promql.PRIORITY)),
+    "C": (
+        "Äldsta öppna (arbetstid)",
+        kpi_promql.per("mailbox", "availability_mailbox_oldest_open_business_seconds", M),
+    ),
+    "D": ("Brutna", kpi_promql.per("mailbox", "availability_mailbox_breached_cases", M)),
+    "E": ("Bryter inom en timme", kpi_promql.per("mailbox", "availability_mailbox_breaching_within_hour", M)),
+    "F": ("Öppen nu", kpi_promql.mailbox_open(M)),
 }
 
 LEAD_BUCKETS = ((1, "0–1 h"), (2, "1–2 h"), (4, "2–4 h"), (8, "4–8 h"), (16, "8–16 h"), (24, "16–24 h"))
@@ -68,8 +72,8 @@ def cases_per_day_sql(tz: str) -> str:
         SELECT
             {local_day("opened_at", tz)} AS time,
             count() AS received,
-            countIf({ANSWERED_CASE}) AS answered,
-            countIf(end = 'closed') AS closed_without_reply,
+            countIf({kpi_sql.REPLIED}) AS answered,
+            countIf({kpi_sql.CLOSED}) AS closed_without_reply,
             countIf(end = '') AS still_open
         FROM mail_cases FINAL
         WHERE mailbox IN ({MAILBOX_IN}) AND $__timeFilter(opened_at)
@@ -87,7 +91,7 @@ def lead_distribution_sql() -> str:
             countIf(NOT priority) AS normal_cases,
             countIf(priority) AS priority_cases
         FROM mail_cases FINAL
-        WHERE {ANSWERED_CASE} AND mailbox IN ({MAILBOX_IN}) AND $__timeFilter(opened_at)
+        WHERE {kpi_sql.REPLIED} AND mailbox IN ({MAILBOX_IN}) AND $__timeFilter(opened_at)
         GROUP BY lead_time
         ORDER BY min(hours)
     """
@@ -98,8 +102,8 @@ def priority_per_day_sql(tz: str) -> str:
         SELECT
             {local_day("opened_at", tz)} AS time,
             countIf(priority) AS priority_received,
-            countIf(priority AND {WITHIN_TARGET}) AS priority_within_target,
-            countIf(priority AND {ANSWERED_CASE} AND lead_seconds > target_seconds) AS priority_answered_late
+            countIf(priority AND {kpi_sql.within_target()}) AS priority_within_target,
+            countIf(priority AND {kpi_sql.REPLIED} AND {kpi_sql.LATE}) AS priority_answered_late
         FROM mail_cases FINAL
         WHERE mailbox IN ({MAILBOX_IN}) AND $__timeFilter(opened_at)
         GROUP BY time
@@ -112,10 +116,10 @@ def priority_cases_sql() -> str:
         SELECT
             opened_at,
             mailbox,
-            multiIf(end = 'replied', 'besvarad', end = 'closed', 'stängd', 'öppen') AS status,
+            multiIf({kpi_sql.REPLIED}, 'besvarad', {kpi_sql.CLOSED}, 'stängd', 'öppen') AS status,
             lead_seconds,
             target_seconds,
-            if({ANSWERED_CASE}, lead_seconds <= target_seconds, NULL) AS within_target,
+            if({kpi_sql.REPLIED}, {kpi_sql.IN_TIME}, NULL) AS within_target,
             messages
         FROM mail_cases FINAL
         WHERE priority AND mailbox IN ({MAILBOX_IN}) AND $__timeFilter(opened_at)

@@ -1,9 +1,10 @@
 """The supervisors' live wall (Prometheus): one row of big tiles per process, then the mailboxes.
 
-Built on the stream worker's metrics exactly as docs/live-metrics.md names and aggregates them
-(counts `sum`, ages and calendar values `max`). Service level and answer rate follow
-spec/metrics.md: SL = answered_in_sl / (answered_in_sl + answered_late + abandoned), answer rate
-= (answered_in_sl + answered_late) / the same base; a zero base shows "–", never 0.
+Built on the stream worker's metrics exactly as docs/live-metrics.md names and aggregates them,
+with the expressions of dashboards/kpi_promql.py (which the alert rules use too). Service level
+and answer rate follow spec/metrics.md: SL = answered_in_sl / (answered_in_sl + answered_late +
+abandoned), answer rate = (answered_in_sl + answered_late) / the same base; a zero base shows
+"–", never 0.
 
 The rows repeat by the `queue` variable; the thresholds differ per process, so each tile carries
 one override per process (matched by the series name, the queue id from `legendFormat`) with
@@ -17,6 +18,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import stat
 from grafana_foundation_sdk.models import common as cm
 
+from dashboards import kpi_promql
 from dashboards.grafana.common import (
     AMBER,
     GREEN,
@@ -43,50 +45,30 @@ TITLE = "Tillgänglighet – väggen"
 
 Q = 'queue=~"$queue"'
 M = 'mailbox=~"$mailbox"'
-IN_SL = "answered_in_sl"
-ANSWERED = "answered_in_sl|answered_late"
-BASE = "answered_in_sl|answered_late|abandoned"  # offered - short abandons - callbacks
 CLOSED = "#808080"  # a grey tile: closed is not an alarm
 
-
-def _counts(outcomes: str, window: str | None) -> str:
-    """Contacts per queue with these outcomes: in the last `window`, or today (by first queued)."""
-    selector = f'{{{Q}, outcome=~"{outcomes}"}}'
-    if window is None:
-        return f"sum by (queue) (availability_queue_today_contacts{selector})"
-    return f"sum by (queue) (increase(availability_queue_contacts_total{selector}[{window}]))"
-
-
-def ratio_expr(numerator: str, window: str | None) -> str:
-    """numerator / base per queue; 0 (not absent) when no contact had the numerator's outcomes,
-    absent (shown as "–") when the base is 0."""
-    base = _counts(BASE, window)
-    return f"({_counts(numerator, window)} or 0 * {base}) / ({base} > 0)"
-
-
-OPEN = f"max by (queue) (availability_queue_open{{{Q}}})"
+OPEN = kpi_promql.queue_open(Q)
+READY = kpi_promql.per("queue", "availability_queue_agents", Q, kpi_promql.READY)
 
 QUEUE_EXPRS = {
     "open": OPEN,
-    "waiting": f"sum by (queue) (availability_queue_waiting{{{Q}}})",
-    "oldest_wait": f"max by (queue) (availability_queue_oldest_wait_seconds{{{Q}}})",
-    "agents_ready": (
-        f'(sum by (queue) (availability_queue_agents{{{Q}, state="ready"}}) or 0 * {OPEN}) and on (queue) ({OPEN} == 1)'
-    ),
-    "sl_30m": ratio_expr(IN_SL, "30m"),
-    "sl_today": ratio_expr(IN_SL, None),
-    "ar_30m": ratio_expr(ANSWERED, "30m"),
-    "ar_today": ratio_expr(ANSWERED, None),
+    "waiting": kpi_promql.per("queue", "availability_queue_waiting", Q),
+    "oldest_wait": kpi_promql.per("queue", "availability_queue_oldest_wait_seconds", Q),
+    "agents_ready": f"({READY} or 0 * {OPEN}) and on (queue) ({OPEN} == 1)",
+    "sl_30m": kpi_promql.service_level("30m", Q),
+    "sl_today": kpi_promql.service_level(None, Q),
+    "ar_30m": kpi_promql.answer_rate("30m", Q),
+    "ar_today": kpi_promql.answer_rate(None, Q),
 }
 
 MAILBOX_EXPRS = {
-    "open_cases": f"sum by (mailbox) (availability_mailbox_open_cases{{{M}}})",
-    "oldest_open": f"max by (mailbox) (availability_mailbox_oldest_open_business_seconds{{{M}}})",
-    "breached": f"sum by (mailbox) (availability_mailbox_breached_cases{{{M}}})",
-    "breaching_within_hour": f"sum by (mailbox) (availability_mailbox_breaching_within_hour{{{M}}})",
+    "open_cases": kpi_promql.per("mailbox", "availability_mailbox_open_cases", M),
+    "oldest_open": kpi_promql.per("mailbox", "availability_mailbox_oldest_open_business_seconds", M),
+    "breached": kpi_promql.per("mailbox", "availability_mailbox_breached_cases", M),
+    "breaching_within_hour": kpi_promql.per("mailbox", "availability_mailbox_breaching_within_hour", M),
 }
 
-LAST_EVENT = "max(availability_source_last_seen_timestamp_seconds) * 1000"
+LAST_EVENT = kpi_promql.per(None, "availability_source_last_seen_timestamp_seconds") + " * 1000"
 
 
 def _tile(title: str, expr: str, legend: str, description: str) -> stat.Panel:

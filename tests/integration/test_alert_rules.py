@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.alerting import files as alerts
+from dashboards.alerting.files import ALERTMANAGER_CONFIG, PROMETHEUS_RULES
+from dashboards.alerting.rules import rules
 
 ROOT = Path(__file__).resolve().parents[2]
-RULES = ROOT / alerts.PROMETHEUS_RULES
+RULES = ROOT / PROMETHEUS_RULES
 RULE_TESTS = ROOT / "tests" / "alerts" / "availability.test.yml"
-ALERTMANAGER = ROOT / alerts.ALERTMANAGER_CONFIG
+ALERTMANAGER = ROOT / ALERTMANAGER_CONFIG
 
 
 def tool(name: str, package: str) -> str:
@@ -41,12 +42,12 @@ def run(*args: str | Path, cwd: Path = ROOT) -> str:
 
 def test_promtool_accepts_the_rule_file() -> None:
     output = run(tool("promtool", "prometheus"), "check", "rules", RULES)
-    assert f"SUCCESS: {len(alerts.rules())} rules found" in output
+    assert f"SUCCESS: {len(rules())} rules found" in output
 
 
 def test_promtool_unit_tests_cover_every_rule() -> None:
     text = RULE_TESTS.read_text(encoding="utf-8")
-    untested = [rule.alert for rule in alerts.rules() if f"alertname: {rule.alert}\n" not in text]
+    untested = [rule.alert for rule in rules() if f"alertname: {rule.alert}\n" not in text]
     assert not untested, f"no promtool test for {untested}"
     run(tool("promtool", "prometheus"), "test", "rules", RULE_TESTS.name, cwd=RULE_TESTS.parent)
 

@@ -44,9 +44,11 @@ import yaml
 
 from availability.settings import DEVELOPMENT_KEY
 from dashboards.alerting import alertmanager
-from dashboards.alerting import files as alerts
+from dashboards.alerting.files import DASHBOARD_URL, MANAGERS, ROOT
+from dashboards.alerting.prometheus import prometheus_rules
+from dashboards.alerting.rules import sl_promise
 from dashboards.grafana.files import promql_expressions
-from ingest.boundary import Boundary
+from ingest.boundary import Boundary, Rejection
 from ingest.kafka.publisher import KafkaPublisher
 from ingest.pseudonymise import Pseudonymiser
 from schemas.agreements import Agreements, load_agreements
@@ -116,8 +118,8 @@ class StreamWorkerTarget:
                 ev(f"call.{outcome}", left, **data, **({"agent": "a1"} if outcome == "answered" else {})),
             ]
         accepted = [self.boundary.accept(encode(e)) for e in events]
-        assert not [a for a in accepted if isinstance(a, str)], accepted
-        self.published += self.publisher.publish([a for a in accepted if not isinstance(a, str)])
+        assert not [a for a in accepted if isinstance(a, Rejection)], accepted
+        self.published += self.publisher.publish([a for a in accepted if not isinstance(a, Rejection)])
         self.worker.wait_for(lambda: self.worker.processed() >= self.published, "the worker storing the contacts")
 
     def quiet(self) -> None:
@@ -314,7 +316,7 @@ def agreements() -> Agreements:
 
 @pytest.fixture(scope="module")
 def managers(agreements: Agreements) -> alertmanager.Managers:
-    return alertmanager.load_managers(alerts.ROOT / alerts.MANAGERS, agreements)
+    return alertmanager.load_managers(ROOT / MANAGERS, agreements)
 
 
 @pytest.fixture
@@ -406,7 +408,7 @@ def prometheus(
     exe = binary("prometheus")
     base = tmp_path / "prometheus"
     base.mkdir()
-    rules = alerts.prometheus_rules(agreements, for_override="1s")
+    rules = prometheus_rules(agreements, dashboard_url=DASHBOARD_URL, for_override="1s")
     (base / "rules.yml").write_text(yaml.safe_dump(rules, allow_unicode=True, sort_keys=False), encoding="utf-8")
     target = urllib.parse.urlsplit(metrics_target.url)
     config = {
@@ -472,10 +474,10 @@ def test_a_service_level_breach_mails_the_managers_once_and_once_when_it_is_over
     assert firing.subject == f"Larm: Servicenivån under målet: {queue.name}"
     body = firing.body
     assert body.startswith(f"{queue.name}: "), body
-    assert f"Lovat: {alerts.sl_promise(queue)}." in body, body  # e.g. 80 % besvarade inom 60 s
+    assert f"Lovat: {sl_promise(queue)}." in body, body  # e.g. 80 % besvarade inom 60 s
     shown = percentages(body)
     assert shown and abs(shown[0] - 100 * measured) <= 5, (shown, measured, body)
-    assert f"{alerts.DASHBOARD_URL}?var-queue={process}" in body
+    assert f"{DASHBOARD_URL}?var-queue={process}" in body
 
     # Every PromQL expression of the wall and the mailbox dashboard runs on this Prometheus;
     # the wall's 30-minute ratios for the process are what the traffic made: service level

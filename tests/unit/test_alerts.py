@@ -9,9 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from availability.cli import main
 from availability.cli.generate import drifted
 from dashboards.alerting import alertmanager
-from dashboards.alerting import files as alerts
+from dashboards.alerting.files import DASHBOARD_URL, MANAGERS, PROMETHEUS_RULES, ROOT, generate
+from dashboards.alerting.grafana import grafana_rules
+from dashboards.alerting.prometheus import prometheus_rules
+from dashboards.alerting.rules import hours, percent, rules, sl_promise
+from dashboards.alerting.templates import lookup
 from schemas.agreements import Agreements, load_agreements
 
 
@@ -21,31 +26,31 @@ def shipped() -> Agreements:
 
 
 def test_the_committed_files_are_generated_from_the_definitions(shipped: Agreements) -> None:
-    changed = drifted(alerts.ROOT, {str(p): text for p, text in alerts.generate(shipped).items()})
-    assert not changed, f"out of date: {[str(p) for p in changed]}; run: python -m dashboards.alerting.files"
+    changed = drifted(ROOT, generate(shipped), stale=())
+    assert not changed, f"out of date: {changed}; run: availability generate"
 
 
 def test_check_reports_drift_and_writing_mends_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert alerts.main(["--check", "--root", str(tmp_path)]) == 1
-    assert alerts.main(["--root", str(tmp_path)]) == 0
-    assert alerts.main(["--check", "--root", str(tmp_path)]) == 0
-    rules = tmp_path / alerts.PROMETHEUS_RULES
-    rules.write_text(rules.read_text(encoding="utf-8").replace("for: 5m", "for: 6m"), encoding="utf-8")
-    assert alerts.main(["--check", "--root", str(tmp_path)]) == 1
-    assert str(alerts.PROMETHEUS_RULES) in capsys.readouterr().err
+    assert main(["generate", "--check", "--root", str(tmp_path)]) == 1
+    assert main(["generate", "--root", str(tmp_path)]) == 0
+    assert main(["generate", "--check", "--root", str(tmp_path)]) == 0
+    rule_file = tmp_path / PROMETHEUS_RULES
+    rule_file.write_text(rule_file.read_text(encoding="utf-8").replace("for: 5m", "for: 6m"), encoding="utf-8")
+    assert main(["generate", "--check", "--root", str(tmp_path)]) == 1
+    assert str(PROMETHEUS_RULES) in capsys.readouterr().err
 
 
 def test_every_rule_is_silent_while_closed_and_labelled() -> None:
-    for rule in alerts.rules():
+    for rule in rules():
         gate = {"queue": "availability_queue_open", "mailbox": "availability_mailbox_open"}
         assert gate.get(rule.subject, "availability_queue_open") in rule.expr, rule.alert
         assert len(rule.uid) <= 40
-    assert len({r.alert for r in alerts.rules()}) == len({r.uid for r in alerts.rules()}) == len(alerts.rules())
+    assert len({r.alert for r in rules()}) == len({r.uid for r in rules()}) == len(rules())
 
 
 def test_prometheus_and_grafana_carry_the_same_rules(shipped: Agreements) -> None:
-    prometheus = alerts.prometheus_rules(shipped)["groups"][0]["rules"]
-    grafana = alerts.grafana_rules(shipped)
+    prometheus = prometheus_rules(shipped, dashboard_url=DASHBOARD_URL)["groups"][0]["rules"]
+    grafana = grafana_rules(shipped, dashboard_url=DASHBOARD_URL)
     assert grafana["apiVersion"] == 1
     group = grafana["groups"][0]
     assert group["folder"] and group["interval"] == "1m"
@@ -65,11 +70,11 @@ def test_prometheus_and_grafana_carry_the_same_rules(shipped: Agreements) -> Non
 
 
 def test_messages_name_every_process_and_its_promise(shipped: Agreements) -> None:
-    rules = alerts.prometheus_rules(shipped)["groups"][0]["rules"]
-    text = "\n".join(v for rule in rules for v in rule["annotations"].values())
+    generated = prometheus_rules(shipped, dashboard_url=DASHBOARD_URL)["groups"][0]["rules"]
+    text = "\n".join(v for rule in generated for v in rule["annotations"].values())
     for q in shipped.queues.values():
         assert q.name in text
-        assert alerts.sl_promise(q) in text
+        assert sl_promise(q) in text
     for m in shipped.mailboxes.values():
         assert m.name in text
     assert "80 % besvarade inom 60 s" in text
@@ -77,28 +82,28 @@ def test_messages_name_every_process_and_its_promise(shipped: Agreements) -> Non
 
 
 def test_the_dashboard_url_is_a_parameter(shipped: Agreements) -> None:
-    rules = alerts.prometheus_rules(shipped, dashboard_url="https://grafana.kommun.se/d/wall")["groups"][0]["rules"]
-    assert rules[0]["annotations"]["dashboard"] == "https://grafana.kommun.se/d/wall?var-queue={{ $labels.queue }}"
+    generated = prometheus_rules(shipped, dashboard_url="https://grafana.kommun.se/d/wall")["groups"][0]["rules"]
+    assert generated[0]["annotations"]["dashboard"] == "https://grafana.kommun.se/d/wall?var-queue={{ $labels.queue }}"
 
 
 def test_for_can_be_overridden_for_tests(shipped: Agreements) -> None:
-    rules = alerts.prometheus_rules(shipped, for_override="1s")["groups"][0]["rules"]
-    assert {r["for"] for r in rules} == {"1s"}
+    generated = prometheus_rules(shipped, dashboard_url=DASHBOARD_URL, for_override="1s")["groups"][0]["rules"]
+    assert {r["for"] for r in generated} == {"1s"}
 
 
 def test_lookup_escapes_template_text() -> None:
-    template = alerts._lookup("queue", {"a": "A {{ b }}"}, "{{ $labels.queue }}")
+    template = lookup("queue", {"a": "A {{ b }}"}, "{{ $labels.queue }}")
     assert template.startswith('{{ if eq $labels.queue "a" }}A {{ "{{" }} b }}')
     assert template.endswith("{{- end }}")
 
 
 def test_words() -> None:
-    assert alerts.percent(0.8) == "80 %" and alerts.percent(0.875) == "87.5 %"
-    assert alerts.hours(8 * 3600) == "8 h" and alerts.hours(5400) == "1 h 30 min" and alerts.hours(1800) == "30 min"
+    assert percent(0.8) == "80 %" and percent(0.875) == "87.5 %"
+    assert hours(8 * 3600) == "8 h" and hours(5400) == "1 h 30 min" and hours(1800) == "30 min"
 
 
 def test_routes_send_each_process_to_its_managers(shipped: Agreements) -> None:
-    managers = alertmanager.load_managers(alerts.ROOT / alerts.MANAGERS, shipped)
+    managers = alertmanager.load_managers(ROOT / MANAGERS, shipped)
     config = alertmanager.config(managers)
     route = config["route"]
     assert route["group_by"] == ["alertname", "process"]
@@ -116,7 +121,7 @@ def test_routes_send_each_process_to_its_managers(shipped: Agreements) -> None:
 
 
 def test_managers_file_errors_name_the_key(tmp_path: Path, shipped: Agreements) -> None:
-    base = yaml.safe_load((alerts.ROOT / alerts.MANAGERS).read_text(encoding="utf-8"))
+    base = yaml.safe_load((ROOT / MANAGERS).read_text(encoding="utf-8"))
     path = tmp_path / "managers.yaml"
     path.write_text(yaml.safe_dump(base | {"managers": {"kundreskontro": ["a@example.se"]}}), encoding="utf-8")
     with pytest.raises(ValueError, match=r"managers\.kundreskontro: not a queue or mailbox id"):

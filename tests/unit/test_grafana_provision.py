@@ -403,7 +403,7 @@ def test_an_unreachable_grafana_is_one_line_and_exit_1(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Was a 75-line traceback. The URL's password is not repeated."""
-    from availability.cli.batch import main
+    from availability.cli import main
 
     port = _closed_port()
     monkeypatch.delenv("AVAILABILITY_GRAFANA_TOKEN", raising=False)
@@ -427,7 +427,7 @@ def test_provision_raises_an_availability_error_when_grafana_is_unreachable() ->
 
 
 def test_what_grafana_refuses_is_one_line_too(grafana: FakeGrafana, capsys: pytest.CaptureFixture[str]) -> None:
-    from availability.cli.batch import main
+    from availability.cli import main
 
     code = main(["dashboards", "provision", "--grafana-url", grafana.url, "--token", "wrong"])
     err = capsys.readouterr().err

@@ -37,11 +37,12 @@ from typing import Any
 
 import pytest
 
+from availability.cli.generate import ROOT
 from dashboards.grafana.files import OUT_DIR, datasource_type, targets
 from dashboards.report import MAILBOXES_SQL, QUEUES_SQL
-from ingest.boundary import Boundary
+from ingest.boundary import Boundary, Rejection
 from ingest.pseudonymise import Pseudonymiser
-from ingest.simulator.traffic import simulate
+from ingest.simulator import simulate
 from schemas.agreements import Agreements, load_agreements
 from schemas.events import encode
 from stream_jobs.core.deriver import Deriver
@@ -158,7 +159,7 @@ class PanelQuery:
 
 def clickhouse_queries() -> list[PanelQuery]:
     found = []
-    for path in sorted(OUT_DIR.glob("*.json")):
+    for path in sorted((ROOT / OUT_DIR).glob("*.json")):
         dashboard = json.loads(path.read_text(encoding="utf-8"))
         for panel, target in targets(dashboard):
             if datasource_type(panel, target) == "grafana-clickhouse-datasource":
@@ -190,7 +191,7 @@ def week(chdb_dir: str, shipped: Agreements) -> Iterator[Warehouse]:
     events = []
     for raw in simulate(shipped, WEEK, DAYS, SEED):
         accepted = boundary.accept(encode(raw))
-        assert not isinstance(accepted, str), accepted
+        assert not isinstance(accepted, Rejection), accepted
         events.append(accepted)
     deriver = Deriver(wh, shipped)
     for i in range(0, len(events), 2000):

@@ -1,0 +1,58 @@
+"""The KPIs of spec/metrics.md as ClickHouse SQL expressions, each written once.
+
+The monthly report (dashboards/report.py) and the history and mailbox dashboards
+(dashboards/grafana/history.py, mailbox.py) compose their queries from these, so a month in the
+report and a day on a dashboard are the same formula over a different period.
+
+Phone queues read `call_facts` (one row per contact). The counts are aggregate expressions; the
+ratios divide by an alias `base` (`{BASE} AS base`, in a WITH or the SELECT list) and are null
+when it is 0, never 0 and never an error.
+
+Function mailboxes read `mail_cases` (one row per case). Whether a case counts as answered
+depends on when it is judged: the dashboards judge it now (`REPLIED`), the report at its
+evaluation time (a reply after it does not count yet). The mail expressions therefore take the
+"answered case" predicate as an argument.
+"""
+
+from __future__ import annotations
+
+# -- phone queues: counts per period (a contact belongs to the period it was first queued in) ----
+
+OFFERED = "countIf(queue_open)"
+ANSWERED = "countIf(queue_open AND outcome = 'answered')"
+ABANDONED = "countIf(queue_open AND outcome = 'abandoned')"
+SHORT_ABANDONED = "countIf(queue_open AND short_abandon)"
+CALLBACKS = "countIf(queue_open AND outcome = 'callback')"
+OUT_OF_HOURS = "countIf(NOT queue_open)"  # unmet demand: in none of the other counts
+IN_SERVICE_LEVEL = "countIf(queue_open AND in_service_level)"  # answered with wait <= service_level_seconds
+
+# The base of service level and answer rate: offered - short_abandoned - callbacks.
+BASE = f"{OFFERED} - {SHORT_ABANDONED} - {CALLBACKS}"
+
+
+def ratio(numerator: str, base: str = "base") -> str:
+    """numerator / base, null when the base is 0."""
+    return f"if({base} = 0, NULL, {numerator} / {base})"
+
+
+# Both divide by the alias `base` (BASE).
+SERVICE_LEVEL = ratio(IN_SERVICE_LEVEL)
+ANSWER_RATE = ratio(ANSWERED)
+
+# -- function mailboxes: predicates on one case ---------------------------------------------------
+
+REPLIED = "end = 'replied'"  # ended by a reply (answered), judged now
+CLOSED = "end = 'closed'"  # ended by mail.closed, without a reply
+IN_TIME = "lead_seconds <= target_seconds"  # lead time (business time to the reply) within the case's target
+LATE = "lead_seconds > target_seconds"
+
+
+def within_target(answered: str = REPLIED) -> str:
+    """The predicate of an answered case with lead time <= its target."""
+    return f"{answered} AND {IN_TIME}"
+
+
+def median_lead(answered: str = REPLIED) -> str:
+    """The median lead time of the answered cases (the mean of the two middle values for an even
+    count; NaN when there are none)."""
+    return f"quantileExactInclusiveIf(0.5)(assumeNotNull(lead_seconds), {answered})"
