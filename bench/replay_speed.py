@@ -33,16 +33,12 @@ if mode == "json":
     seconds = time.perf_counter() - start
 else:
     from availability.settings import Settings
-    from stream_jobs.warehouse import Warehouse
-    from ingest.boundary import Boundary
-    from ingest.pseudonymise import Pseudonymiser
-    from schemas.agreements import load_agreements
-    from stream_jobs.core.deriver import Deriver
+    from availability.wiring import Wiring
     from stream_jobs.replay import replay
-    agreements = load_agreements()
-    key = Settings().pseudonym_key_bytes()
-    with Warehouse.open(warehouse) as wh:
-        boundary, deriver = Boundary(agreements, Pseudonymiser(key, agreements)), Deriver(wh, agreements)
+    wiring = Wiring(Settings(), tell=lambda text: None)
+    agreements = wiring.agreements(None)
+    with wiring.warehouse(warehouse) as wh:
+        boundary, deriver = wiring.boundary(agreements), wiring.deriver(wh, agreements)
         start = time.perf_counter()
         result = replay([path], boundary, deriver, on_reject=lambda r: None)
         seconds = time.perf_counter() - start
@@ -60,8 +56,8 @@ def run(mode: str, path: Path, warehouse: Path) -> dict[str, float]:
 
 
 def simulate(path: Path, start: date, days: int, scale: float) -> int:
-    from ingest.simulator.traffic import simulate as events
-    from ingest.simulator.traffic import write_jsonl
+    from ingest.simulator import simulate as events
+    from ingest.simulator import write_jsonl
     from schemas.agreements import load_agreements
 
     with path.open("wb") as handle:

@@ -79,10 +79,10 @@ def throughput(bootstrap: str, workdir: Path, scale: float, days: int) -> None:
 
 
 def latency(bootstrap: str, workdir: Path, rate: int, seconds: int) -> None:
-    from ingest.boundary import Boundary
+    from ingest.boundary import Boundary, Rejection
     from ingest.kafka.publisher import KafkaPublisher
     from ingest.pseudonymise import Pseudonymiser
-    from ingest.simulator.traffic import simulate
+    from ingest.simulator import simulate
     from schemas.agreements import load_agreements
     from schemas.events import encode
 
@@ -101,7 +101,7 @@ def latency(bootstrap: str, workdir: Path, rate: int, seconds: int) -> None:
         start = time.monotonic()
         for i in range(int(seconds / step)):
             batch = [next(source) for _ in range(per_step)]
-            publisher.publish([ev for ev in batch if not isinstance(ev, str)])
+            publisher.publish([ev for ev in batch if not isinstance(ev, Rejection)])
             pause = start + (i + 1) * step - time.monotonic()
             if pause > 0:
                 time.sleep(pause)

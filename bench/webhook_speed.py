@@ -35,17 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 BATCH_TYPE = "application/cloudevents-batch+json"
 
 SERVER = r"""
-import sys
-from availability.settings import Settings
-from ingest.webhook import serve
-from schemas.agreements import load_agreements
-serve(Settings(), load_agreements(), "127.0.0.1", 0, allow_anonymous=False)
+from availability.cli import main
+raise SystemExit(main(["ingest", "webhook", "--port", "0"]))
 """
 
 
 def bodies(batch: int, count: int) -> list[bytes]:
     """`count` batch bodies of simulated traffic (raw events, with fake caller numbers)."""
-    from ingest.simulator.traffic import simulate
+    from ingest.simulator import simulate
     from schemas.agreements import load_agreements
     from schemas.events import encode
 

@@ -61,7 +61,6 @@ import hmac
 import logging
 import signal
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -78,30 +77,12 @@ from aiohttp.web_server import Server
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from availability.settings import Settings
-from ingest.boundary import Boundary, reason_of
+from ingest.boundary import Boundary, Rejection, reason_of
 from ingest.kafka.publisher import PublishError
 from ingest.kafka.reconnecting import ReconnectingPublisher
 from ingest.log_limit import limit_repeats
-from schemas.agreements import Agreements
 from schemas.errors import AvailabilityError
 from schemas.events import MAX_EVENT_BYTES, Event
-
-__all__ = [
-    "BATCH_TYPE",
-    "DEFAULT_MAX_BODY_BYTES",
-    "DEFAULT_MAX_EVENT_BYTES",
-    "SINGLE_TYPES",
-    "AccessLogger",
-    "Publisher",
-    "ReconnectingPublisher",
-    "ServerLimits",
-    "WebhookError",
-    "create_app",
-    "create_service_app",
-    "listening",
-    "serve",
-]
 
 log = logging.getLogger("availability.webhook")
 
@@ -126,11 +107,15 @@ class WebhookError(AvailabilityError):
 
 
 class Publisher(Protocol):
-    """A publisher may also have a `connected` property (ReconnectingPublisher has): /healthz
+    """What the webhook needs of Kafka: KafkaPublisher and ReconnectingPublisher (ingest/kafka)
+    fit it, and so does the in-memory one of the unit tests (tests/unit/test_webhook.py).
+
+    A publisher may also have a `connected` property (ReconnectingPublisher has): /healthz
     answers 503 while it is false. One without it is taken as connected."""
 
     def publish(self, events: Iterable[Event], timeout: float = ...) -> int:
-        """Return only once the broker acknowledged every event; raise PublishError otherwise."""
+        """Return the number of events once the broker acknowledged every one; raise PublishError
+        otherwise (its `retry_after` becomes the 503's Retry-After)."""
         ...
 
 
@@ -374,9 +359,9 @@ class _Webhook:
                 result = accept(raw)
             except Exception as exc:  # the boundary promises not to raise; an item must never give 500
                 log.warning("the boundary raised on item %d: %s", index, type(exc).__name__)
-                result = _undecodable(exc)
-            if isinstance(result, str):
-                rejected.append((index, result))
+                result = Rejection(_undecodable(exc))
+            if isinstance(result, Rejection):
+                rejected.append((index, result.reason))
             else:
                 events.append(result)
         return events, rejected
@@ -541,15 +526,15 @@ async def listening(
 
 
 def create_service_app(
-    settings: Settings, agreements: Agreements, *, allow_anonymous: bool = False, publish_timeout: float = 10.0
+    boundary: Boundary,
+    publisher: ReconnectingPublisher,
+    *,
+    token: str | None,
+    allow_anonymous: bool = False,
+    publish_timeout: float = 10.0,
 ) -> web.Application:
-    """The app `serve` runs: boundary from the settings' key, Kafka connected in the background."""
-    from ingest.pseudonymise import Pseudonymiser
-
-    token = settings.webhook_token.get_secret_value() if settings.webhook_token is not None else None
-    # live: an event more than MAX_FUTURE ahead of this clock is rejected (spec/events.md)
-    boundary = Boundary(agreements, Pseudonymiser(settings.pseudonym_key_bytes(), agreements), live=True)
-    publisher = ReconnectingPublisher(settings.kafka_bootstrap_servers, settings.topic_prefix)
+    """The app `serve` runs: `boundary` should be a live one (an event more than MAX_FUTURE
+    ahead of its clock is rejected, spec/events.md); Kafka is connected in the background."""
     app = create_app(boundary, publisher, token=token, allow_anonymous=allow_anonymous, publish_timeout=publish_timeout)
 
     async def start_connecting(_: web.Application) -> None:
@@ -563,29 +548,12 @@ def create_service_app(
     return app
 
 
-def serve(
-    settings: Settings,
-    agreements: Agreements,
-    host: str,
-    port: int,
-    allow_anonymous: bool,
-    *,
-    limits: ServerLimits = ServerLimits(),
-) -> None:
-    """Run the webhook until SIGINT/SIGTERM; prints the address it listens on."""
+def serve(app: web.Application, host: str, port: int, *, limits: ServerLimits = ServerLimits()) -> None:
+    """Run the webhook `app` until SIGINT/SIGTERM; prints the address it listens on."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO is every connection
     limit_repeats()  # a broker outage: one line a minute per kind, not ~150 a second
-    app = create_service_app(settings, agreements, allow_anonymous=allow_anonymous)
-    if settings.uses_development_key:
-        print(
-            "availability: warning: AVAILABILITY_PSEUDONYM_KEY is not set; pseudonyms use the public "
-            "development key (fine for demos, not for real callers)",
-            file=sys.stderr,
-        )
-    if settings.webhook_token is None:
-        print("availability: warning: the webhook accepts posts without a token (--allow-anonymous)", file=sys.stderr)
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.create_server((host, port), family=family)

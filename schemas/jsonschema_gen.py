@@ -4,8 +4,8 @@ The models in schemas/events.py and schemas/agreements.py are the source of trut
 Schemas are for everything that is not this Python code (other producers, editors, contract
 tests). They are generated, never edited by hand:
 
-    python -m schemas.jsonschema_gen            # (re)write schemas/jsonschema/*.schema.json
-    python -m schemas.jsonschema_gen --check    # exit 1, listing the drifted files, writing nothing
+    availability generate            # (re)write them, with the dashboards and alert rules
+    availability generate --check    # exit 1, listing the drifted files, writing nothing
 
 Files: `event.schema.json` (the whole tagged union on `type`), one `<type>.schema.json` per
 event type (`call.offered.schema.json`, ...) and `agreements.schema.json` (the file's shape).
@@ -13,15 +13,12 @@ event type (`call.offered.schema.json`, ...) and `agreements.schema.json` (the f
 
 from __future__ import annotations
 
-import argparse
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from availability.cli.generate import sync
 from schemas import events
 from schemas.agreements import ID_PATTERN, AgreementsFile
 from schemas.events import EVENT_TYPES, Event
@@ -30,7 +27,7 @@ Schema = dict[str, Any]
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 BASE_ID = "https://availability.example/schemas/"
-OUT_DIR = Path(__file__).resolve().parent / "jsonschema"
+OUT_DIR = Path("schemas/jsonschema")  # repository-relative
 
 # msgspec renders `Annotated[datetime, Meta(tz=True)]` as {"type": "string", "format": "date-time"}:
 # nothing in it says that the offset is required, and `format` is only an annotation unless a
@@ -144,25 +141,14 @@ def generate() -> dict[str, Schema]:
     return schemas
 
 
-COMMAND = "python -m schemas.jsonschema_gen"
+def files() -> dict[Path, str]:
+    """Repository-relative path -> text of every generated schema file."""
+    return {OUT_DIR / name: render(schema) for name, schema in generate().items()}
 
 
 def render(schema: Schema) -> str:
     """The committed text of a schema: deterministic, so a diff means a change."""
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m schemas.jsonschema_gen", description="Generate the JSON Schemas from the msgspec models."
-    )
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 listing drifted files")
-    parser.add_argument("--out", type=Path, default=OUT_DIR, help=f"output directory (default {OUT_DIR})")
-    args = parser.parse_args(argv)
-    out_dir: Path = args.out
-
-    expected = {name: render(schema) for name, schema in generate().items()}
-    return sync(out_dir, expected, check=args.check, what="JSON Schemas", command=COMMAND, stale_glob="*.schema.json")
 
 
 def _document(filename: str, schema: Schema, *, title: str, description: str) -> Schema:
@@ -205,7 +191,3 @@ def _post_process(schema: Schema) -> Schema:
             if owner == name:
                 properties[field] = properties[field] | {"description": text}
     return schema
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -52,10 +52,3 @@ def topic_for(event: Event) -> Topic:
 
 def key_for(event: Event) -> bytes:
     return event_key(event).encode()
-
-
-def partition_of(key: str, topic: Topic) -> int:
-    """The partition the default partitioner (murmur2, as the Java client) gives a key."""
-    from kafka.partitioner.default import murmur2
-
-    return int((murmur2(key.encode()) & 0x7FFFFFFF) % topic.partitions)

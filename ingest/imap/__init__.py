@@ -1,0 +1,1 @@
+"""A function mailbox over IMAP -> raw mail events (docs/imap.md)."""

@@ -31,52 +31,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from availability.settings import Settings
-from ingest.boundary import Boundary
-from ingest.imap.checkpoint import Checkpoint, CheckpointData, FolderMark, SubjectMark
-from ingest.imap.errors import ImapError, ImapUnavailable
-from ingest.imap.headers import (
-    FETCH_ITEMS,
-    HEADER_FIELDS,
-    Fetched,
-    Role,
-    ignore_reason,
-    normal_subject,
-    parse_fetch,
-    parse_internaldate,
-    read_message,
-)
-from ingest.imap.poller import MAX_SUBJECTS, MAX_THREADS, ImapPoller, imap_utf7
-from ingest.kafka.publisher import KafkaPublisher, PublishError
-from ingest.pseudonymise import Pseudonymiser
-from schemas.agreements import Agreements
+from ingest.boundary import Boundary, Rejection
+from ingest.imap.errors import ImapUnavailable
+from ingest.imap.poller import ImapPoller
+from ingest.kafka.publisher import PublishError
 from schemas.events import Event, encode
-
-__all__ = [
-    "FETCH_ITEMS",
-    "HEADER_FIELDS",
-    "MAX_SUBJECTS",
-    "MAX_THREADS",
-    "Checkpoint",
-    "CheckpointData",
-    "Fetched",
-    "FolderMark",
-    "ImapError",
-    "ImapPoller",
-    "ImapUnavailable",
-    "Role",
-    "RunStats",
-    "SubjectMark",
-    "default_checkpoint",
-    "forward",
-    "ignore_reason",
-    "imap_utf7",
-    "normal_subject",
-    "parse_fetch",
-    "parse_internaldate",
-    "read_message",
-    "run",
-]
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +58,10 @@ def forward(poller: ImapPoller, boundary: Boundary, publish: Callable[[list[Even
     accepted: list[Event] = []
     rejected = 0
     for ev in events:
-        result = boundary.accept(encode(ev))
-        if isinstance(result, str):
-            # The message itself stays in the mailbox; its id names the folder and UID.
-            log.error("imap %s: %s rejected: %s", poller.mailbox_id, ev.id, result)
+        result = boundary.accept(encode(ev), origin=ev.id)
+        if isinstance(result, Rejection):
+            # The message itself stays in the mailbox; its id (the origin) names the folder and UID.
+            log.error("imap %s: %s rejected: %s", poller.mailbox_id, result.origin, result.reason)
             rejected += 1
         else:
             accepted.append(result)
@@ -123,81 +82,37 @@ def forward(poller: ImapPoller, boundary: Boundary, publish: Callable[[list[Even
 
 
 def run(
-    settings: Settings,
-    agreements: Agreements,
-    mailbox_id: str,
-    host: str,
-    port: int | None,
-    user: str,
+    poller: ImapPoller,
+    boundary: Boundary,
+    publish: Callable[[list[Event]], object],
     *,
-    ssl: bool = False,
-    insecure_plaintext: bool = False,
-    tls_ca: str | Path | None = None,
-    inbox: str = "INBOX",
-    sent: str = "Sent",
-    done: str | None = "Done",
-    checkpoint: str | Path | None = None,
     interval: float = 60.0,
     once: bool = False,
-    timeout: float = 30.0,
-    publish: Callable[[list[Event]], object] | None = None,
     stop: threading.Event | None = None,
 ) -> RunStats:
-    """Poll the mailbox every `interval` seconds (or once) and publish its events to Kafka
-    (or to `publish`). Stops cleanly on SIGTERM/SIGINT or when `stop` is set; an unreachable
-    server or broker is retried at the next interval (with `once`, it is the error). A server
-    that cannot be reached securely (no STARTTLS, an untrusted certificate) is an ImapError at
-    the first poll, not retried. TLS as in ImapPoller: `ssl`, `tls_ca`, `insecure_plaintext`."""
-    if mailbox_id not in agreements.mailboxes:
-        known = ", ".join(agreements.mailboxes) or "none"
-        raise ImapError(f"unknown mailbox '{mailbox_id}' (the agreements define: {known})")
-    if settings.imap_password is None:
-        raise ImapError("no IMAP password: set AVAILABILITY_IMAP_PASSWORD")
-    if settings.uses_development_key:
-        log.warning("AVAILABILITY_PSEUDONYM_KEY is not set; sender pseudonyms use the public development key")
-    key = settings.pseudonym_key_bytes()
-    boundary = Boundary(agreements, Pseudonymiser(key, agreements), live=True)  # a live path: no future events
-    poller = ImapPoller(
-        host,
-        port if port is not None else (993 if ssl else 143),
-        user,
-        settings.imap_password.get_secret_value(),
-        mailbox_id,
-        inbox=inbox,
-        sent=sent,
-        done=done,
-        ssl=ssl,
-        insecure_plaintext=insecure_plaintext,
-        tls_ca=tls_ca,
-        checkpoint=Checkpoint(checkpoint if checkpoint is not None else default_checkpoint(mailbox_id)),
-        key=key,
-        timeout=timeout,
-    )
-    publisher = None
-    if publish is None:
-        publisher = KafkaPublisher(settings.kafka_bootstrap_servers, settings.topic_prefix)
-        publish = publisher.publish
+    """Poll the mailbox every `interval` seconds (or once) and `publish` what passes the
+    boundary (a live one: no future events). Stops cleanly on SIGTERM/SIGINT or when `stop` is
+    set; an unreachable server or broker is retried at the next interval (with `once`, it is the
+    error). A server that cannot be reached securely (no STARTTLS, an untrusted certificate) is
+    an ImapError at the first poll, not retried."""
+    mailbox_id = poller.mailbox_id
     stop = stop or threading.Event()
     stats = RunStats()
-    try:
-        with _stop_on_signals(stop):
-            while not stop.is_set():
-                try:
-                    one = forward(poller, boundary, publish)
-                except (ImapUnavailable, PublishError) as exc:
-                    if once:
-                        raise
-                    log.warning("imap %s: %s; retrying in %g s", mailbox_id, exc, interval)
-                else:
-                    stats.polls += 1
-                    stats.published += one.published
-                    stats.rejected += one.rejected
-                    stats.ignored.update(one.ignored)
-                if once or stop.wait(interval):
-                    break
-    finally:
-        if publisher is not None:
-            publisher.close()
+    with _stop_on_signals(stop):
+        while not stop.is_set():
+            try:
+                one = forward(poller, boundary, publish)
+            except (ImapUnavailable, PublishError) as exc:
+                if once:
+                    raise
+                log.warning("imap %s: %s; retrying in %g s", mailbox_id, exc, interval)
+            else:
+                stats.polls += 1
+                stats.published += one.published
+                stats.rejected += one.rejected
+                stats.ignored.update(one.ignored)
+            if once or stop.wait(interval):
+                break
     log.info("imap %s: stopped after %d polls, %d events published", mailbox_id, stats.polls, stats.published)
     return stats
 

@@ -1,0 +1,1 @@
+"""Kafka for the producers: publishers, topic administration, the partitioner's rule."""

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from kafka.partitioner.default import murmur2
+
 from schemas.errors import AvailabilityError
 from schemas.events import Event, encode
 from schemas.topics import Topic, key_for, topic_for, with_prefix
@@ -164,3 +166,8 @@ class RetryingPublisher:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def partition_of(key: str, topic: Topic) -> int:
+    """The partition the default partitioner (murmur2, as the Java client) gives a key."""
+    return int((murmur2(key.encode()) & 0x7FFFFFFF) % topic.partitions)

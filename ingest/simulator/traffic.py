@@ -25,12 +25,10 @@ from operator import itemgetter
 from typing import BinaryIO
 
 from ingest.simulator.mail import MailDay
-from ingest.simulator.phone import SOURCE, PhoneDay
+from ingest.simulator.phone import PhoneDay
 from ingest.simulator.state import Out, Simulator, instant
 from schemas.agreements import Agreements
 from schemas.events import Event, encode
-
-__all__ = ["SOURCE", "simulate", "write_jsonl"]
 
 _ORDER = itemgetter(0, 1, 2)  # (exact time, generating day, sequence): a total order
 

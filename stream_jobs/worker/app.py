@@ -22,7 +22,9 @@ import contextlib
 import logging
 import os
 import signal
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,14 +36,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from availability.settings import Settings
-from ingest.boundary import Boundary, now_utc
-from ingest.kafka.publisher import KafkaPublisher, PublishError
+from ingest.boundary import Boundary
+from ingest.kafka.publisher import KafkaPublisher, PublishError, partition_of
 from ingest.log_limit import CLIENT_LOGGERS, limit_repeats
 from ingest.pseudonymise import Pseudonymiser
 from schemas.agreements import Agreements
 from schemas.errors import AvailabilityError
-from schemas.topics import AGENTS, CALLS, DEAD_LETTER, EVENT_TOPICS, MAIL, partition_of, with_prefix
+from schemas.topics import AGENTS, CALLS, DEAD_LETTER, EVENT_TOPICS, MAIL, with_prefix
 from stream_jobs.core.deriver import Deriver
 from stream_jobs.core.live import LiveState
 from stream_jobs.warehouse import Warehouse, redact
@@ -56,12 +57,6 @@ DEAD_LETTER_FILE = "dead-letters.jsonl"
 
 class StreamRefused(AvailabilityError):
     """The worker would silently miss events; the message says why and what to run."""
-
-
-def worker_boundary(settings: Settings, agreements: Agreements, clock: Callable[[], datetime] = now_utc) -> Boundary:
-    """The live ingest boundary of the worker: events more than MAX_FUTURE ahead of `clock`
-    are rejected (spec/events.md), as is anything that did not come through `accept`."""
-    return Boundary(agreements, Pseudonymiser(settings.pseudonym_key_bytes(), agreements), live=True, clock=clock)
 
 
 def default_dead_letter_file(warehouse_target: str) -> Path:
@@ -126,9 +121,11 @@ class BatchConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def __init__(
         self,
-        settings: Settings,
+        bootstrap: str,
+        prefix: str,
+        warehouse: Warehouse,
         sink: WarehouseSink,
-        metrics: _Metrics,
+        metrics: PipelineMetrics,
         live: LiveState,
         *,
         max_events: int,
@@ -140,13 +137,14 @@ class BatchConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         self.sink = sink
         self.metrics = metrics
         self.live = live
-        self.prefix = settings.topic_prefix
+        self.prefix = prefix
+        self.warehouse = warehouse  # checked against the group's offsets; the live gauges restore from it
         self.max_events = max_events
         self.max_seconds = max_seconds
         self.from_beginning = from_beginning  # only at the first assignment of this process
-        self.topics = [with_prefix(t, settings.topic_prefix).name for t in EVENT_TOPICS]
-        self.bootstrap = settings.kafka_bootstrap_servers.split(",")
-        self.group = settings.topic_prefix + GROUP
+        self.topics = [with_prefix(t, prefix).name for t in EVENT_TOPICS]
+        self.bootstrap = bootstrap.split(",")
+        self.group = prefix + GROUP
         self.consumer: AIOKafkaConsumer | None = None  # made in run(): it needs the running loop
         self._stored: dict[TopicPartition, int] = {}  # stored, maybe not yet committed
         self.refusal: str | None = None  # set when the warehouse lacks committed messages
@@ -258,7 +256,7 @@ class BatchConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                 offset = await consumer.committed(tp)
                 if offset is not None:
                     committed[(tp.topic, tp.partition)] = offset
-            self.refusal = warehouse_gap(self.sink.deriver.warehouse, committed, self.group)
+            self.refusal = warehouse_gap(self.warehouse, committed, self.group)
             if self.refusal is not None:
                 return
         owned = set(assigned)
@@ -270,7 +268,7 @@ class BatchConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
 
         # The live gauges show exactly the entities of this worker's partitions (they sum).
         try:
-            self.live.restore(self.sink.deriver.warehouse, owns)
+            self.live.restore(self.warehouse, owns)
         except Exception as exc:  # the gauges start empty; storing events matters more
             log.error("the live gauges could not be restored (%s: %s)", type(exc).__name__, exc)
 
@@ -293,14 +291,14 @@ class DeadLetterTopic:
     """Publishes dead letters with a producer made when first needed and again after a failure
     (the broker may be away when the worker starts, or go away later)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, bootstrap: str, prefix: str) -> None:
+        self.bootstrap, self.prefix = bootstrap, prefix
         self._publisher: KafkaPublisher | None = None
 
     def __call__(self, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]) -> None:
         try:
             if self._publisher is None:
-                self._publisher = KafkaPublisher(self.settings.kafka_bootstrap_servers, self.settings.topic_prefix)
+                self._publisher = KafkaPublisher(self.bootstrap, self.prefix)
             self._publisher.publish_raw(DEAD_LETTER, key, value, headers, timeout=10.0)
         except PublishError:
             # Also after MessageTooLarge: the idempotent producer treats a refused batch as fatal
@@ -314,47 +312,69 @@ class DeadLetterTopic:
             publisher.close(timeout=1.0)
 
 
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How the worker runs (the `availability stream` options)."""
+
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066  # /metrics
+    loglevel: str = "warning"
+    max_events: int = 5000  # write at most this many events a batch
+    max_seconds: float = 0.5  # write a batch at least this often
+    from_beginning: bool = False  # read the topics from their start (a new or restored warehouse)
+    dead_letter_file: Path | None = None  # the fallback when the dead-letter topic refuses a copy
+
+
 def build_app(
-    settings: Settings,
+    bootstrap: str,
+    prefix: str,
     agreements: Agreements,
     warehouse: Warehouse,
+    boundary: Boundary,
+    pseudonymiser: Pseudonymiser,
+    clock: Callable[[], datetime],
+    options: WorkerOptions = WorkerOptions(),
     *,
-    web_host: str = "127.0.0.1",
-    web_port: int = 6066,
-    max_events: int = 5000,
-    max_seconds: float = 0.5,
-    from_beginning: bool = False,
-    clock: Callable[[], datetime] = now_utc,
-    dead_letter_file: Path | None = None,
+    datadir: Path,
 ) -> StreamApp:
-    prefix = settings.topic_prefix
+    """The Faust app: the batch consumer, the dead-letter watcher and /metrics. `boundary` is the
+    live one (events more than MAX_FUTURE ahead of `clock` are rejected) and `clock` also drives
+    the live gauges."""
     app = StreamApp(
         prefix + GROUP + "-app",
-        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
+        broker=[f"kafka://{server}" for server in bootstrap.split(",")],
+        datadir=str(datadir),  # Faust's own files; the worker keeps no state of its own on disk
         store="memory://",
         web_enabled=True,
-        web_host=web_host,
-        web_port=web_port,
+        web_host=options.web_host,
+        web_port=options.web_port,
         topic_disable_leader=True,
         topic_allow_declare=False,  # `availability topics create` owns the topics
         broker_session_timeout=10.0,  # as the batch consumer: a killed worker is replaced in 10 s
         broker_heartbeat_interval=3.0,
     )
-    boundary = worker_boundary(settings, agreements, clock)
     dead_letters = DeadLetters(
-        DeadLetterTopic(settings),
-        dead_letter_file or default_dead_letter_file(warehouse.target),
-        Pseudonymiser(settings.pseudonym_key_bytes(), agreements),
+        DeadLetterTopic(bootstrap, prefix),
+        options.dead_letter_file or default_dead_letter_file(warehouse.target),
+        pseudonymiser,
     )
     deriver = Deriver(warehouse, agreements, track_changes=True)
     sink = WarehouseSink(boundary, deriver, dead_letters)
-    metrics = _Metrics(sink)
+    metrics = PipelineMetrics(sink)
     live = LiveState(agreements, clock=clock)  # the wall's and the alerts' metrics (docs/live-metrics.md)
     sink.on_stored.append(live.observe)
     live_registry = CollectorRegistry()
     live_registry.register(live)
     consumer = BatchConsumer(
-        settings, sink, metrics, live, max_events=max_events, max_seconds=max_seconds, from_beginning=from_beginning
+        bootstrap,
+        prefix,
+        warehouse,
+        sink,
+        metrics,
+        live,
+        max_events=options.max_events,
+        max_seconds=options.max_seconds,
+        from_beginning=options.from_beginning,
     )
     app.batch_consumer = consumer
     app.task(consumer.run)
@@ -389,7 +409,7 @@ def build_app(
     return app
 
 
-class _Metrics(Collector):
+class PipelineMetrics(Collector):
     """Pipeline health on /metrics: events processed and rejected, batch latency, freshness, lag."""
 
     def __init__(self, sink: WarehouseSink) -> None:
@@ -486,40 +506,31 @@ class _Worker(faust.Worker):
 
 
 def run(
-    settings: Settings,
+    bootstrap: str,
+    prefix: str,
     agreements: Agreements,
-    warehouse_target: str,
-    *,
-    web_port: int,
-    loglevel: str,
-    max_events: int = 5000,
-    max_seconds: float = 0.5,
-    from_beginning: bool = False,
-    clock: Callable[[], datetime] = now_utc,
-    dead_letter_file: Path | None = None,
+    warehouse: Warehouse,
+    boundary: Boundary,
+    pseudonymiser: Pseudonymiser,
+    clock: Callable[[], datetime],
+    options: WorkerOptions = WorkerOptions(),
 ) -> None:
     """Run until SIGTERM/SIGINT; then commit what is stored and exit. Raises StreamRefused
     (one line) when the warehouse lacks what the consumer group has committed."""
-    with Warehouse.open(warehouse_target) as warehouse:
-        group = settings.topic_prefix + GROUP
-        if not from_beginning:
-            topics = [with_prefix(t, settings.topic_prefix).name for t in EVENT_TOPICS]
-            committed = committed_offsets(settings.kafka_bootstrap_servers, group, topics)
-            gap = warehouse_gap(warehouse, committed, group) if committed else None
-            if gap is not None:
-                raise StreamRefused(gap)
+    group = prefix + GROUP
+    if not options.from_beginning:
+        topics = [with_prefix(t, prefix).name for t in EVENT_TOPICS]
+        committed = committed_offsets(bootstrap, group, topics)
+        gap = warehouse_gap(warehouse, committed, group) if committed else None
+        if gap is not None:
+            raise StreamRefused(gap)
+    # Faust insists on a data directory; nothing in it outlives the process (offsets are in
+    # Kafka, facts in the warehouse), so it is a temporary one, not `<app id>-data/` in the cwd.
+    with tempfile.TemporaryDirectory(prefix="availability-worker-") as datadir:
         app = build_app(
-            settings,
-            agreements,
-            warehouse,
-            web_port=web_port,
-            max_events=max_events,
-            max_seconds=max_seconds,
-            from_beginning=from_beginning,
-            clock=clock,
-            dead_letter_file=dead_letter_file,
+            bootstrap, prefix, agreements, warehouse, boundary, pseudonymiser, clock, options, datadir=Path(datadir)
         )
-        worker = _Worker(app, loglevel=loglevel, quiet=True, override_logging=True)
+        worker = _Worker(app, loglevel=options.loglevel, quiet=True, override_logging=True)
         try:
             worker.execute_from_commandline()
         except SystemExit:

@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-AVAILABILITY = [sys.executable, "-m", "availability.cli.batch"]
+AVAILABILITY = [sys.executable, "-m", "availability"]
 
 
 def cli(env: dict[str, str], *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from availability.cli.batch import main
-from ingest.imap.source import Checkpoint, ImapError, ImapPoller, ImapUnavailable
+from availability.cli import main
+from ingest.imap.checkpoint import Checkpoint
+from ingest.imap.errors import ImapError, ImapUnavailable
+from ingest.imap.poller import ImapPoller
 
 pytestmark = pytest.mark.integration
 

@@ -32,6 +32,7 @@ from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
 from availability.settings import Settings
+from availability.wiring import Wiring
 from ingest.boundary import Boundary
 from ingest.pseudonymise import Pseudonymiser
 from ingest.webhook import BATCH_TYPE, DEFAULT_MAX_EVENT_BYTES, create_app, create_service_app
@@ -179,11 +180,9 @@ def test_the_per_event_limit_is_the_contracts() -> None:
 
 SERVE = """
 import logging, threading, time
-from availability.settings import Settings
-from ingest.webhook import serve
-from schemas.agreements import load_agreements
+from availability.cli import main
 {prelude}
-serve(Settings(), load_agreements(), "127.0.0.1", 0, allow_anonymous=False)
+raise SystemExit(main(["ingest", "webhook", "--port", "0"]))
 """
 
 # A stand-in for kafka-python while a broker is away: an ERROR with a traceback per attempt.
@@ -416,7 +415,10 @@ def test_healthz_is_503_degraded_while_kafka_is_unreachable(shipped: Agreements)
         webhook_token=SecretStr(TOKEN),
         pseudonym_key=SecretStr(KEY.decode()),
     )
-    app = create_service_app(settings, shipped, publish_timeout=2)
+    wiring = Wiring(settings)
+    app = create_service_app(
+        wiring.boundary(shipped, live=True), wiring.reconnecting_publisher(), token=TOKEN, publish_timeout=2
+    )
 
     def scenario(port: int) -> tuple[int, Any]:
         try:

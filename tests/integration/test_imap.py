@@ -12,27 +12,25 @@ import os
 import signal
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.header import Header
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
 from availability.settings import Settings
+from availability.wiring import Wiring
 from dashboards.report import monthly_report
-from ingest.boundary import Boundary
-from ingest.imap.source import (
-    Checkpoint,
-    ImapError,
-    ImapPoller,
-    ImapUnavailable,
-    RunStats,
-    imap_utf7,
-    normal_subject,
-    run,
-)
+from ingest.boundary import Boundary, Rejection
+from ingest.imap.checkpoint import Checkpoint
+from ingest.imap.errors import ImapError, ImapUnavailable
+from ingest.imap.headers import normal_subject
+from ingest.imap.poller import ImapPoller, imap_utf7
+from ingest.imap.source import RunStats, run
 from ingest.pseudonymise import Pseudonymiser
 from schemas.agreements import Agreements, load_agreements
 from schemas.events import Event, MailClosed, MailEvent, MailReceived, MailReplied, encode
@@ -273,8 +271,8 @@ def test_the_report_counts_the_mailbox_as_the_spec_defines(scenario: Scenario, t
         deriver = Deriver(wh, agreements)
         for batch in batches:  # the re-read batch is a duplicate, as after a crash
             accepted = [boundary.accept(encode(ev)) for ev in batch]
-            assert all(not isinstance(ev, str) for ev in accepted), accepted
-            deriver.apply([ev for ev in accepted if not isinstance(ev, str)])
+            assert all(not isinstance(ev, Rejection) for ev in accepted), accepted
+            deriver.apply([ev for ev in accepted if not isinstance(ev, Rejection)])
         report = monthly_report(wh, agreements, "2026-04", now=datetime(2026, 5, 15, tzinfo=CEST))
         stored = repr([wh.query(f"SELECT * FROM {t}") for t in ("events", "mail_cases")])
 
@@ -430,7 +428,7 @@ def test_run_publishes_pseudonymised_events_and_stops_on_sigterm(
     safety.start()
     caplog.set_level(logging.INFO, logger="ingest.imap.source")
     try:
-        stats = run(
+        stats = run_imap(
             settings, agreements, MAILBOX, dovecot.host, dovecot.port, user, tls_ca=dovecot.ca,
             checkpoint=tmp_path / "cp.json", interval=0.1, publish=publish, stop=stop,
         )  # fmt: skip
@@ -461,9 +459,29 @@ def test_run_publishes_pseudonymised_events_and_stops_on_sigterm(
         assert raw not in logged
 
     # --once with nothing new: one poll, nothing published, the checkpoint is respected.
-    again = run(settings, agreements, MAILBOX, dovecot.host, dovecot.port, user, tls_ca=dovecot.ca,
+    again = run_imap(settings, agreements, MAILBOX, dovecot.host, dovecot.port, user, tls_ca=dovecot.ca,
                 checkpoint=tmp_path / "cp.json", once=True, publish=published.append)  # fmt: skip
     assert (again.polls, again.published, len(published)) == (1, 0, 2)
+
+
+def run_imap(
+    settings: Settings,
+    agreements: Agreements,
+    mailbox: str,
+    host: str,
+    port: int,
+    user: str,
+    *,
+    publish: Callable[[list[Event]], object],
+    interval: float = 60.0,
+    once: bool = False,
+    stop: threading.Event | None = None,
+    **poller_options: Any,
+) -> RunStats:
+    """The service loop, wired as `availability ingest imap` wires it."""
+    wiring = Wiring(settings)
+    poller = wiring.imap_poller(agreements, mailbox, host, port, user, **poller_options)
+    return run(poller, wiring.boundary(agreements, live=True), publish, interval=interval, once=once, stop=stop)
 
 
 def test_run_configuration_errors_are_one_line(dovecot: Dovecot, tmp_path: Path) -> None:
@@ -474,15 +492,19 @@ def test_run_configuration_errors_are_one_line(dovecot: Dovecot, tmp_path: Path)
     args = (MAILBOX, dovecot.host, dovecot.port, user)
     no_password = Settings(imap_password=None)
     with pytest.raises(ImapError, match=r"^no IMAP password: set AVAILABILITY_IMAP_PASSWORD$"):
-        run(no_password, agreements, *args, once=True, publish=print, tls_ca=dovecot.ca)
+        run_imap(no_password, agreements, *args, once=True, publish=print, tls_ca=dovecot.ca)
     settings = Settings(imap_password=SecretStr("wrong"))
     with pytest.raises(ImapError, match=f"refused the login of '{user}'$"):
-        run(settings, agreements, *args, checkpoint=tmp_path / "cp.json", once=True, publish=print, tls_ca=dovecot.ca)
+        run_imap(
+            settings, agreements, *args, checkpoint=tmp_path / "cp.json", once=True, publish=print, tls_ca=dovecot.ca
+        )
     with pytest.raises(ImapError, match="unknown mailbox 'nope'"):
-        run(settings, agreements, "nope", dovecot.host, dovecot.port, user, once=True, publish=print, tls_ca=dovecot.ca)
+        run_imap(
+            settings, agreements, "nope", dovecot.host, dovecot.port, user, once=True, publish=print, tls_ca=dovecot.ca
+        )
     settings = Settings(imap_password=SecretStr(PASSWORD))
     with pytest.raises(ImapError, match="folder 'Klart' cannot be opened"):
-        run(
+        run_imap(
             settings,
             agreements,
             *args,
@@ -493,7 +515,7 @@ def test_run_configuration_errors_are_one_line(dovecot: Dovecot, tmp_path: Path)
             tls_ca=dovecot.ca,
         )
     with pytest.raises(ImapError, match="cannot reach IMAP"):
-        run(
+        run_imap(
             settings,
             agreements,
             MAILBOX,
@@ -507,7 +529,9 @@ def test_run_configuration_errors_are_one_line(dovecot: Dovecot, tmp_path: Path)
         )
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ImapError, match="not an IMAP checkpoint"):
-        run(settings, agreements, *args, checkpoint=tmp_path / "bad.json", once=True, publish=print, tls_ca=dovecot.ca)
+        run_imap(
+            settings, agreements, *args, checkpoint=tmp_path / "bad.json", once=True, publish=print, tls_ca=dovecot.ca
+        )
 
 
 # -- TLS (issue #7, item 10) ------------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiokafka import TopicPartition
@@ -26,16 +26,17 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from availability.settings import Settings
-from ingest.boundary import Boundary
+from availability.wiring import Wiring
+from ingest.boundary import Rejection
 from ingest.kafka.publisher import KafkaPublisher, MessageTooLarge, PublishError
 from ingest.pseudonymise import Pseudonymiser
-from ingest.simulator.traffic import simulate
+from ingest.simulator import simulate
 from schemas.agreements import load_agreements
 from schemas.events import Event, encode
 from stream_jobs.core.deriver import BatchResult, Deriver
 from stream_jobs.core.live import LiveState
 from stream_jobs.warehouse import Warehouse
-from stream_jobs.worker.app import BatchConsumer, _Metrics, worker_boundary
+from stream_jobs.worker.app import BatchConsumer, PipelineMetrics
 from stream_jobs.worker.sink import (
     DEAD_LETTER_SHORT_BYTES,
     DeadLetters,
@@ -130,9 +131,9 @@ def source_lines() -> tuple[bytes, ...]:
 def valid_events() -> list[Event]:
     """The source lines through the (source) ingest boundary: what `publish` puts on the topics."""
     agreements = load_agreements()
-    boundary = Boundary(agreements, Pseudonymiser(Settings().pseudonym_key_bytes(), agreements))
+    boundary = Wiring(Settings()).boundary(agreements)
     events = [boundary.accept(line) for line in source_lines()]
-    assert not [e for e in events if isinstance(e, str)]
+    assert not [e for e in events if isinstance(e, Rejection)]
     return events  # type: ignore[return-value]
 
 
@@ -162,10 +163,9 @@ def warehouse(tmp_path: Path) -> Iterator[Warehouse]:
 
 def sink_for(warehouse: Warehouse, published: Published, fallback: Path) -> WarehouseSink:
     agreements = load_agreements()
-    settings = Settings()
-    pseudonymiser = Pseudonymiser(settings.pseudonym_key_bytes(), agreements)
-    dead = DeadLetters(published, fallback, pseudonymiser)
-    return WarehouseSink(worker_boundary(settings, agreements), Deriver(warehouse, agreements), dead)
+    wiring = Wiring(Settings())
+    dead = DeadLetters(published, fallback, wiring.pseudonymiser(agreements))
+    return WarehouseSink(wiring.boundary(agreements, live=True), Deriver(warehouse, agreements), dead)
 
 
 def messages_of(values: Sequence[bytes | None], topic: str = "t.availability.calls") -> list[Message]:
@@ -405,9 +405,11 @@ def test_a_batch_the_warehouse_does_not_answer_for_is_retried_and_not_committed(
                 raise SinkUnavailable("the warehouse does not answer (ConnectionRefusedError)")
 
     sink: Any = Sink()
-    metrics = _Metrics(sink)
+    metrics = PipelineMetrics(sink)
     worker = BatchConsumer(
-        Settings(),
+        "127.0.0.1:1",
+        "",
+        cast(Any, None),  # not read: neither the gap check nor the gauges run without an assignment
         sink,
         metrics,
         LiveState(load_agreements()),

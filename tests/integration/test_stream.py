@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from schemas.topics import CALLS, partition_of
+from ingest.kafka.publisher import partition_of
+from schemas.topics import CALLS
 from tests.conftest import EXAMPLES
 from tests.integration.streaming import Webhook, Worker, cli, committed_everything, environment, report
 
@@ -115,7 +116,7 @@ def test_simulate_to_kafka_publishes_what_simulate_writes(
     finally:
         consumer.close()
     assert published == sum(1 for _ in (tmp_path / "day.jsonl").open())
-    # The live gauges' ownership rule (schemas.topics.partition_of) is where the publisher put each key.
+    # The live gauges' ownership rule (ingest.kafka.publisher.partition_of) is where the publisher put each key.
     calls = consume_all(kafka_bootstrap, topics[0])
     assert calls and all(m.partition == partition_of(m.key.decode(), CALLS) for m in calls)
 

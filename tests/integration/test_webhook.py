@@ -31,10 +31,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from availability.settings import Settings
+from availability.wiring import Wiring
 from ingest.boundary import Boundary
 from ingest.kafka.publisher import KafkaPublisher
 from ingest.pseudonymise import Pseudonymiser
-from ingest.simulator.traffic import simulate
+from ingest.simulator import simulate
 from ingest.webhook import BATCH_TYPE, WebhookError, create_app, create_service_app
 from schemas.agreements import Agreements, load_agreements
 from schemas.events import encode
@@ -152,6 +153,17 @@ def ids_of(records: list[Any]) -> list[str]:
 # -- fixtures -----------------------------------------------------------------------------------
 
 
+def service_app(settings: Settings, publish_timeout: float = 10.0) -> web.Application:
+    """The app `availability ingest webhook` serves, wired from these settings."""
+    wiring = Wiring(settings)
+    return create_service_app(
+        wiring.boundary(load_agreements(), live=True),
+        wiring.reconnecting_publisher(),
+        token=wiring.webhook_token(),
+        publish_timeout=publish_timeout,
+    )
+
+
 @pytest.fixture(scope="module")
 def shipped_agreements() -> Agreements:
     return load_agreements()  # the simulator's queues and mailboxes
@@ -184,7 +196,7 @@ def test_refuses_to_build_an_open_webhook_unless_asked(boundary: Boundary, publi
         create_app(boundary, publisher, token="  ")
     create_app(boundary, publisher, token=None, allow_anonymous=True)
     with pytest.raises(WebhookError, match="--allow-anonymous"):
-        create_service_app(Settings(webhook_token=None), load_agreements())
+        service_app(Settings(webhook_token=None))
 
 
 def test_missing_or_wrong_token_is_401_and_nothing_is_published(
@@ -390,7 +402,7 @@ def test_kafka_outage_is_503_with_retry_after_until_kafka_is_back(private_broker
         topic_prefix=prefix,
         webhook_token=SecretStr(TOKEN),
     )
-    app = create_service_app(settings, load_agreements(), publish_timeout=3)
+    app = service_app(settings, publish_timeout=3)
     first = batch(queued("c-before-start"), offered("c-before-start"))
     second = batch(queued("c-during-outage"), offered("c-during-outage"))
 
@@ -454,10 +466,8 @@ def test_kafka_outage_is_503_with_retry_after_until_kafka_is_back(private_broker
 # -- the command ------------------------------------------------------------------------------
 
 SERVE = """
-from availability.settings import Settings
-from ingest.webhook import serve
-from schemas.agreements import load_agreements
-serve(Settings(), load_agreements(), "127.0.0.1", 0, allow_anonymous=False)
+from availability.cli import main
+raise SystemExit(main(["ingest", "webhook", "--port", "0"]))
 """
 
 

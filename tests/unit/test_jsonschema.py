@@ -11,7 +11,8 @@ import msgspec
 import pytest
 import yaml
 
-from ingest.boundary import Boundary
+from availability.cli import main
+from ingest.boundary import Boundary, Rejection
 from ingest.pseudonymise import Pseudonymiser
 from schemas import jsonschema_gen
 from schemas.agreements import default_agreements_path, load_agreements
@@ -64,9 +65,9 @@ def test_generates_the_expected_files():
 @pytest.mark.parametrize("name", sorted(jsonschema_gen.generate()))
 def test_committed_file_matches_the_models(name):
     path = SCHEMA_DIR / name
-    assert path.exists(), f"{path} missing: run python -m schemas.jsonschema_gen"
+    assert path.exists(), f"{path} missing: run availability generate"
     expected = jsonschema_gen.render(jsonschema_gen.generate()[name])
-    assert path.read_text(encoding="utf-8") == expected, f"{name} drifted: run python -m schemas.jsonschema_gen"
+    assert path.read_text(encoding="utf-8") == expected, f"{name} drifted: run availability generate"
 
 
 def test_no_stale_committed_files():
@@ -81,18 +82,19 @@ def test_generation_is_deterministic():
 
 
 def test_check_passes_on_the_committed_directory(capsys):
-    assert jsonschema_gen.main(["--check"]) == 0
+    assert main(["generate", "--check"]) == 0
 
 
 def test_check_lists_drifted_files_without_writing(tmp_path, capsys):
-    assert jsonschema_gen.main(["--out", str(tmp_path)]) == 0
-    edited = tmp_path / "call.queued.schema.json"
+    assert main(["generate", "--root", str(tmp_path)]) == 0
+    schemas = tmp_path / "schemas" / "jsonschema"
+    edited = schemas / "call.queued.schema.json"
     edited.write_text("{}\n", encoding="utf-8")
-    (tmp_path / "call.gone.schema.json").write_text("{}\n", encoding="utf-8")
-    (tmp_path / "event.schema.json").unlink()
+    (schemas / "call.gone.schema.json").write_text("{}\n", encoding="utf-8")
+    (schemas / "event.schema.json").unlink()
     capsys.readouterr()
 
-    assert jsonschema_gen.main(["--check", "--out", str(tmp_path)]) == 1
+    assert main(["generate", "--check", "--root", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     for name in ("call.queued.schema.json", "call.gone.schema.json", "event.schema.json"):
         assert name in err
@@ -138,7 +140,7 @@ def test_events_after_the_boundary_are_valid(example_lines, event_validator):
     boundary = Boundary(agreements, Pseudonymiser(b"k", agreements))
     for line in example_lines:
         event = boundary.accept(line)
-        assert not isinstance(event, str), event
+        assert not isinstance(event, Rejection), event
         assert errors(event_validator, json.loads(encode(event))) == []
 
 
@@ -254,8 +256,8 @@ def test_free_text_source_is_invalid_under_the_schema_and_at_the_boundary(event_
     event = _with("source", source)
     assert errors(event_validator, event)
     agreements = load_agreements(shared_dir() / "examples" / "agreements.yaml")
-    reason = Boundary(agreements, Pseudonymiser(b"k", agreements)).accept(json.dumps(event))
-    assert isinstance(reason, str) and reason.startswith("source: must be a short name")
+    result = Boundary(agreements, Pseudonymiser(b"k", agreements)).accept(json.dumps(event))
+    assert isinstance(result, Rejection) and result.reason.startswith("source: must be a short name")
 
 
 def test_the_schema_says_what_ingest_does_to_each_field():

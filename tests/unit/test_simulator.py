@@ -12,7 +12,7 @@ from itertools import pairwise
 
 import pytest
 
-from ingest.simulator.traffic import simulate, write_jsonl
+from ingest.simulator import simulate, write_jsonl
 from schemas import events as E
 from schemas.agreements import Agreements, load_agreements, parse_agreements
 

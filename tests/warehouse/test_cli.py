@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from availability.cli.batch import main
+from availability.cli import main
 from dashboards.report import MAILBOX_KEYS, QUEUE_KEYS
 from stream_jobs.warehouse import Warehouse
 from tests.conftest import EXAMPLES

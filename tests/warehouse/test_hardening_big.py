@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.simulator.traffic import simulate
+from ingest.simulator import simulate
 from schemas.agreements import load_agreements
 from schemas.events import encode
 from stream_jobs.warehouse import Warehouse
@@ -135,7 +135,7 @@ def mixed_file(tmp_path_factory: pytest.TempPathFactory) -> Mixed:
 
 
 def availability(*args: str) -> list[str]:
-    return [sys.executable, "-m", "availability.cli.batch", *args]
+    return [sys.executable, "-m", "availability", *args]
 
 
 def env() -> dict[str, str]:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+import availability.cli as cli
 import stream_jobs.core.deriver as deriver_module
-from availability.cli import batch as cli
-from availability.cli.batch import main
+from availability.cli import main
 from stream_jobs.warehouse import Warehouse, redact
 from tests.conftest import EXAMPLES
 

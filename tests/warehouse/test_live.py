@@ -8,16 +8,16 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from availability.settings import Settings
+from availability.wiring import Wiring
 from dashboards.report import monthly_report
-from ingest.boundary import Boundary
+from ingest.boundary import Boundary, Rejection
 from ingest.pseudonymise import Pseudonymiser
-from ingest.simulator.traffic import simulate
+from ingest.simulator import simulate
 from schemas.agreements import load_agreements
 from schemas.events import encode
 from stream_jobs.core.deriver import BatchResult, Deriver
 from stream_jobs.core.live import LiveState
 from stream_jobs.warehouse import EVENT_COLUMNS
-from stream_jobs.worker.app import worker_boundary
 from tests.conftest import call, ev
 
 K = {"queue": "kundreskontra"}
@@ -293,16 +293,16 @@ def test_now_is_the_wall_clock_by_default(warehouse, agreements):
 
 def test_the_worker_boundary_rejects_events_more_than_five_minutes_ahead(agreements):
     clock = at("2026-04-14T10:02:00+02:00")
-    boundary = worker_boundary(Settings(), agreements, clock=clock)
+    boundary = Wiring(Settings()).boundary(agreements, live=True, clock=clock)  # the worker's
     agent = "a" * 32  # an agent's pseudonym, as on the topics
 
     def published(time: str) -> bytes:
         return encode(ev("agent.state", time, agent=agent, state="ready", queues=["kundreskontra"]))
 
     # spec/events.md: the live paths reject an event more than 5 minutes ahead, with a reason.
-    assert "2150" in boundary.accept_published(published("2150-01-01T00:00:00Z"))
-    assert not isinstance(boundary.accept_published(published("2026-04-14T10:06:00+02:00")), str)  # 4 min ahead
-    assert "10:08" in boundary.accept_published(published("2026-04-14T10:08:00+02:00"))  # 6 minutes ahead
+    assert "2150" in boundary.accept_published(published("2150-01-01T00:00:00Z")).reason
+    assert not isinstance(boundary.accept_published(published("2026-04-14T10:06:00+02:00")), Rejection)  # 4 min ahead
+    assert "10:08" in boundary.accept_published(published("2026-04-14T10:08:00+02:00")).reason  # 6 minutes ahead
 
 
 def test_the_source_label_only_takes_known_values(agreements):

@@ -1,0 +1,108 @@
+"""Argument types and the options many commands share. A wrong value is one line from
+argparse (exit 2), before any work starts."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from availability.settings import Settings
+from schemas.errors import InputError
+from schemas.events import EARLIEST_TIME, LATEST_TIME
+
+FIRST_MONTH = f"{EARLIEST_TIME.year:04d}-{EARLIEST_TIME.month:02d}"
+LAST_MONTH = f"{(LATEST_TIME - timedelta(days=1)).year:04d}-{(LATEST_TIME - timedelta(days=1)).month:02d}"
+KEY_NOTE = "Pseudonyms use the secret in env AVAILABILITY_PSEUDONYM_KEY."
+KAFKA_ENV = "env KAFKA_BOOTSTRAP_SERVERS, AVAILABILITY_TOPIC_PREFIX"
+
+
+class SharedOptions:
+    """--agreements and --warehouse, defaulting to their settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def agreements(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--agreements",
+            metavar="A.yaml",
+            default=self.settings.agreements,
+            help="service-agreements file (env AVAILABILITY_AGREEMENTS; default: the shipped agreements)",
+        )
+
+    def warehouse(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--warehouse",
+            metavar="W",
+            default=self.settings.warehouse,
+            help="a directory (embedded ClickHouse) or http://user:pass@host:8123/db (env AVAILABILITY_WAREHOUSE)",
+        )
+
+
+def input_files(names: list[str]) -> list[Path]:
+    """The event files, each checked to exist before any work starts."""
+    paths = [Path(name) for name in names]
+    for path in paths:
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+    return paths
+
+
+def month_arg(text: str) -> str:
+    """YYYY-MM, from the month of EARLIEST_TIME to the month before LATEST_TIME (the times the
+    warehouse accepts; the business clock is undefined before 2000)."""
+    try:
+        datetime.strptime(text, "%Y-%m")
+        valid = len(text) == 7
+    except ValueError:
+        valid = False
+    if not valid:
+        raise argparse.ArgumentTypeError(f"invalid month '{text}' (expected YYYY-MM)")
+    if not FIRST_MONTH <= text <= LAST_MONTH:
+        raise argparse.ArgumentTypeError(
+            f"invalid month '{text}' (expected YYYY-MM from {FIRST_MONTH} to {LAST_MONTH})"
+        )
+    return text
+
+
+def date_arg(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid date '{text}' (expected YYYY-MM-DD)") from None
+
+
+def instant_arg(text: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        t = None
+    if t is None or t.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"invalid time '{text}' (RFC 3339 with offset, e.g. 2026-05-01T00:00:00Z)")
+    try:
+        inside = EARLIEST_TIME <= t < LATEST_TIME
+    except OverflowError:  # year 1 or 9999 with an offset that crosses the calendar's end
+        inside = False
+    if not inside:
+        raise argparse.ArgumentTypeError(f"invalid time '{text}' (outside {_z(EARLIEST_TIME)} to {_z(LATEST_TIME)})")
+    return t
+
+
+def _z(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value <= 0:
+            raise argparse.ArgumentTypeError(f"must be a positive number, got '{text}'")
+        return value
+
+    return parse

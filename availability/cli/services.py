@@ -1,0 +1,147 @@
+"""The long-running sources and Grafana: `ingest webhook`, `ingest imap`, `dashboards provision`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from availability.cli.args import KAFKA_ENV, SharedOptions, positive
+from availability.wiring import Wiring
+from schemas.errors import InputError
+
+
+def cmd_ingest_webhook(args: argparse.Namespace, wiring: Wiring) -> int:
+    from ingest.webhook import create_service_app, serve
+
+    agreements = wiring.agreements(args.agreements)
+    token = wiring.webhook_token()
+    app = create_service_app(
+        wiring.boundary(agreements, live=True),
+        wiring.reconnecting_publisher(),
+        token=token,
+        allow_anonymous=args.allow_anonymous,
+    )
+    if token is None:
+        wiring.tell("warning: the webhook accepts posts without a token (--allow-anonymous)")
+    serve(app, args.host, args.port)
+    return 0
+
+
+def cmd_ingest_imap(args: argparse.Namespace, wiring: Wiring) -> int:
+    import logging
+
+    from ingest.imap.source import run
+    from ingest.log_limit import limit_repeats
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    limit_repeats()  # a broker outage: one line a minute per kind
+    agreements = wiring.agreements(args.agreements)
+    poller = wiring.imap_poller(
+        agreements,
+        args.mailbox,
+        args.host,
+        args.port,
+        args.user,
+        ssl=args.ssl,
+        insecure_plaintext=args.insecure_plaintext,
+        tls_ca=args.tls_ca,
+        inbox=args.inbox,
+        sent=args.sent,
+        done=args.done or None,
+        checkpoint=args.checkpoint,
+    )
+    boundary = wiring.boundary(agreements, live=True)  # warns about the development key before polling
+    with wiring.publisher() as publisher:
+        stats = run(poller, boundary, publisher.publish, interval=args.interval, once=args.once)
+    print(f"imap {args.mailbox}: {stats}", file=sys.stderr)
+    return 0
+
+
+def cmd_dashboards_provision(args: argparse.Namespace, wiring: Wiring) -> int:
+    from grafana_client.client import GrafanaException
+
+    from dashboards.grafana.provision import ProvisionError, grafana_error, provision
+
+    if not args.grafana_url:
+        raise InputError("no Grafana given: use --grafana-url URL or set AVAILABILITY_GRAFANA_URL")
+    settings_token = wiring.settings.grafana_token
+    token = args.token or (settings_token.get_secret_value() if settings_token else None)
+    if not token:
+        raise InputError("no Grafana token given: use --token or set AVAILABILITY_GRAFANA_TOKEN")
+    try:
+        changes = provision(
+            args.grafana_url,
+            token,
+            agreements=wiring.agreements(args.agreements),
+            prometheus_url=args.prometheus_url,
+            clickhouse_host=args.clickhouse_host,
+            clickhouse_port=args.clickhouse_port,
+            clickhouse_database=args.clickhouse_database,
+        )
+    except GrafanaException as exc:  # an error status: one line, not grafana-client's traceback
+        raise ProvisionError(grafana_error(args.grafana_url, exc)) from None
+    for change in changes:
+        print(f"{change.kind} {change.uid}: {change.outcome}")
+    return 0
+
+
+def add_commands(sub: Any, options: SharedOptions) -> None:
+    ingest = sub.add_parser("ingest", help="run a source: the CallGuide webhook or an IMAP function mailbox")
+    sources = ingest.add_subparsers(title="sources", required=True, metavar="SOURCE")
+    p = sources.add_parser(
+        "webhook",
+        help=f"HTTP receiver for CallGuide CloudEvents -> Kafka ({KAFKA_ENV}, AVAILABILITY_WEBHOOK_TOKEN)",
+        epilog="POST /events (one CloudEvent or application/cloudevents-batch+json), GET /healthz, GET /metrics. "
+        "A bearer token (env AVAILABILITY_WEBHOOK_TOKEN) is required unless --allow-anonymous.",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8088)
+    p.add_argument("--allow-anonymous", action="store_true", help="accept requests without a token (tests only)")
+    options.agreements(p)
+    p.set_defaults(run=cmd_ingest_webhook)
+
+    p = sources.add_parser(
+        "imap",
+        help=f"poll a function mailbox over IMAP -> Kafka ({KAFKA_ENV}, AVAILABILITY_IMAP_PASSWORD)",
+        epilog="Inbox -> mail.received, sent folder -> mail.replied, done folder -> mail.closed; see docs/imap.md. "
+        "The password comes from env AVAILABILITY_IMAP_PASSWORD.",
+    )
+    p.add_argument("--mailbox", required=True, metavar="ID", help="the mailbox id in the agreements")
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", type=int, help="default 993 with --ssl, else 143")
+    p.add_argument("--user", required=True)
+    p.add_argument("--ssl", action="store_true", help="implicit TLS (IMAPS, port 993); without it STARTTLS (port 143)")
+    p.add_argument(
+        "--tls-ca", metavar="FILE", help="verify the server's certificate against this CA (PEM), not the system's CAs"
+    )
+    p.add_argument(
+        "--insecure-plaintext",
+        action="store_true",
+        help="log in WITHOUT TLS: the password crosses the network in clear text (test servers only)",
+    )
+    p.add_argument("--inbox", default="INBOX")
+    p.add_argument("--sent", default="Sent")
+    p.add_argument("--done", default="Done", help="folder of cases finished without reply ('' for none)")
+    p.add_argument(
+        "--checkpoint", metavar="FILE", help="UIDVALIDITY/UID checkpoint (default ./imap-ID.checkpoint.json)"
+    )
+    p.add_argument("--interval", type=positive(float), default=60.0, help="seconds between polls")
+    p.add_argument("--once", action="store_true", help="poll once and exit")
+    options.agreements(p)
+    p.set_defaults(run=cmd_ingest_imap)
+
+    dashboards = sub.add_parser("dashboards", help="Grafana dashboards, alert rules and datasources")
+    actions = dashboards.add_subparsers(title="actions", required=True, metavar="ACTION")
+    p = actions.add_parser(
+        "provision", help="create or update (by uid) datasources, folder, dashboards and alert rules in Grafana"
+    )
+    p.add_argument("--grafana-url", default=options.settings.grafana_url, help="env AVAILABILITY_GRAFANA_URL")
+    p.add_argument("--token", help="a service-account token (env AVAILABILITY_GRAFANA_TOKEN)")
+    p.add_argument("--prometheus-url", default="http://localhost:9090")
+    p.add_argument("--clickhouse-host", default="localhost")
+    p.add_argument("--clickhouse-port", type=int, default=9000)
+    p.add_argument("--clickhouse-database", default="availability")
+    options.agreements(p)
+    p.set_defaults(run=cmd_dashboards_provision)

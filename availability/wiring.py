@@ -1,0 +1,153 @@
+"""Settings and agreements become the pieces every command runs: the ingest boundary, the
+warehouse and its Deriver, Kafka publishers, the IMAP poller, the stream worker.
+
+The only place that reads Settings besides the CLI's options: the layers below take plain
+values (a key, a bootstrap address, a password), so they can be tested and reused without the
+environment. One `Wiring` serves one command, and says each warning once.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from availability.settings import Settings
+from ingest.boundary import Boundary, now_utc
+from ingest.imap.checkpoint import Checkpoint
+from ingest.imap.errors import ImapError
+from ingest.imap.poller import ImapPoller
+from ingest.imap.source import default_checkpoint
+from ingest.kafka.publisher import KafkaPublisher, RetryingPublisher
+from ingest.kafka.reconnecting import ReconnectingPublisher
+from ingest.pseudonymise import Pseudonymiser
+from schemas.agreements import Agreements, load_agreements
+from schemas.errors import InputError
+from stream_jobs.core.deriver import Deriver
+from stream_jobs.warehouse import Warehouse
+
+DEVELOPMENT_KEY_WARNING = (
+    "warning: AVAILABILITY_PSEUDONYM_KEY is not set; pseudonyms use the public development key "
+    "(fine for demos, not for real callers)"
+)
+
+
+def say(text: str) -> None:
+    """One line on stderr, as every message of the command."""
+    print(f"availability: {text}", file=sys.stderr)
+
+
+class Wiring:
+    def __init__(self, settings: Settings, *, tell: Callable[[str], None] = say) -> None:
+        self.settings = settings
+        self.tell = tell
+        self._warned: set[str] = set()
+
+    def warn_once(self, text: str) -> None:
+        if text not in self._warned:
+            self._warned.add(text)
+            self.tell(text)
+
+    # -- the contracts ----------------------------------------------------------------------
+
+    def agreements(self, path: str | None) -> Agreements:
+        """The service agreements: `path`, else the shipped ones."""
+        return load_agreements(path)
+
+    def pseudonymiser(self, agreements: Agreements) -> Pseudonymiser:
+        """Keyed hashes with the settings' key (refused when too short), warning once when it
+        is the public development key."""
+        key = self.settings.pseudonym_key_bytes()
+        if self.settings.uses_development_key:
+            self.warn_once(DEVELOPMENT_KEY_WARNING)
+        return Pseudonymiser(key, agreements)
+
+    def boundary(
+        self, agreements: Agreements, *, live: bool = False, clock: Callable[[], datetime] = now_utc
+    ) -> Boundary:
+        """The ingest boundary. `live` for sources that run as events happen (the webhook, IMAP,
+        the worker): an event more than MAX_FUTURE ahead of `clock` is rejected (spec/events.md)."""
+        return Boundary(agreements, self.pseudonymiser(agreements), live=live, clock=clock)
+
+    # -- the warehouse ----------------------------------------------------------------------
+
+    @contextmanager
+    def warehouse(self, target: str | None) -> Iterator[Warehouse]:
+        if not target:
+            raise InputError("no warehouse given: use --warehouse DIR|URL or set AVAILABILITY_WAREHOUSE")
+        with Warehouse.open(target) as wh:
+            yield wh
+
+    def deriver(self, warehouse: Warehouse, agreements: Agreements, *, track_changes: bool = False) -> Deriver:
+        return Deriver(warehouse, agreements, track_changes=track_changes)
+
+    # -- Kafka ------------------------------------------------------------------------------
+
+    @property
+    def bootstrap(self) -> str:
+        return self.settings.kafka_bootstrap_servers
+
+    @property
+    def prefix(self) -> str:
+        return self.settings.topic_prefix
+
+    def publisher(self) -> KafkaPublisher:
+        return KafkaPublisher(self.bootstrap, self.prefix)
+
+    def retrying_publisher(self) -> RetryingPublisher:
+        """Keeps trying while the broker is away (a restart), saying so on stderr."""
+        return RetryingPublisher(self.bootstrap, self.prefix, on_retry=self.tell)
+
+    def reconnecting_publisher(self) -> ReconnectingPublisher:
+        """Connects in the background, for a server that must answer while Kafka is away."""
+        return ReconnectingPublisher(self.bootstrap, self.prefix)
+
+    def webhook_token(self) -> str | None:
+        token = self.settings.webhook_token
+        return token.get_secret_value() if token is not None else None
+
+    # -- IMAP -------------------------------------------------------------------------------
+
+    def imap_poller(
+        self,
+        agreements: Agreements,
+        mailbox_id: str,
+        host: str,
+        port: int | None,
+        user: str,
+        *,
+        ssl: bool = False,
+        insecure_plaintext: bool = False,
+        tls_ca: str | Path | None = None,
+        inbox: str = "INBOX",
+        sent: str = "Sent",
+        done: str | None = "Done",
+        checkpoint: str | Path | None = None,
+        timeout: float = 30.0,
+    ) -> ImapPoller:
+        """The poller of one function mailbox of the agreements, with the settings' password and
+        key (docs/imap.md). TLS always, unless `insecure_plaintext`."""
+        if mailbox_id not in agreements.mailboxes:
+            known = ", ".join(agreements.mailboxes) or "none"
+            raise ImapError(f"unknown mailbox '{mailbox_id}' (the agreements define: {known})")
+        password = self.settings.imap_password
+        if password is None:
+            raise ImapError("no IMAP password: set AVAILABILITY_IMAP_PASSWORD")
+        return ImapPoller(
+            host,
+            port if port is not None else (993 if ssl else 143),
+            user,
+            password.get_secret_value(),
+            mailbox_id,
+            inbox=inbox,
+            sent=sent,
+            done=done,
+            ssl=ssl,
+            insecure_plaintext=insecure_plaintext,
+            tls_ca=tls_ca,
+            checkpoint=Checkpoint(checkpoint if checkpoint is not None else default_checkpoint(mailbox_id)),
+            key=self.settings.pseudonym_key_bytes(),
+            timeout=timeout,
+        )
