@@ -1,0 +1,71 @@
+"""The house plan is checked, not hoped for (docs/architecture.md): `lint-imports` keeps the
+layers and the pure cores, and fails when an import climbs. CI runs the same command."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("availability", "dashboards", "stream_jobs", "ingest", "schemas")
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    if not LINT_IMPORTS.exists():
+        pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
+    env = os.environ | {"PYTHONPATH": str(root)}  # the copy's packages, not the installed ones
+    return subprocess.run(
+        [str(LINT_IMPORTS), str(root / "pyproject.toml"), "--no-cache"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def copy_of_the_code(tmp: Path) -> Path:
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp / package, ignore=shutil.ignore_patterns("__pycache__", "generated"))
+    shutil.copy(ROOT / "pyproject.toml", tmp / "pyproject.toml")
+    return tmp
+
+
+def climb(module: Path, line: str) -> None:
+    text = module.read_text(encoding="utf-8")
+    head, tail = text.split("from __future__ import annotations\n", 1)
+    module.write_text(f"{head}from __future__ import annotations\n{line}\n{tail}", encoding="utf-8")
+
+
+def test_the_tree_keeps_every_contract() -> None:
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "BROKEN" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "contract"),
+    [
+        # the contracts reaching for the shell's settings: the first climb the plan removed
+        ("schemas/events.py", "import availability.settings", "Layers"),
+        # the warehouse writer reaching for the report
+        ("stream_jobs/warehouse.py", "import dashboards.report", "Layers"),
+        # the pure derivations reaching for ClickHouse
+        ("stream_jobs/core/calls.py", "import clickhouse_connect", "The stream core runs without servers"),
+        # the boundary reaching for a transport
+        ("ingest/boundary.py", "import ingest.kafka.publisher", "The ingest boundary is pure"),
+    ],
+)
+def test_a_climbing_import_fails_the_check(tmp_path: Path, module: str, line: str, contract: str) -> None:
+    root = copy_of_the_code(tmp_path)
+    climb(root / module, line)
+    result = lint_imports(root)
+    assert result.returncode != 0, result.stdout[-3000:]
+    broken = [row for row in result.stdout.splitlines() if row.endswith("BROKEN")]
+    assert any(row.startswith(contract) for row in broken), result.stdout[-3000:]
