@@ -1,9 +1,11 @@
-"""Settings and agreements become the pieces every command runs: the ingest boundary, the
-warehouse and its Deriver, Kafka publishers, the IMAP poller, the stream worker.
+"""Settings and agreements become the pieces every command runs: the ingest boundary and its
+pseudonymiser, the warehouse and its Deriver, Kafka publishers, the IMAP poller.
 
-The only place that reads Settings besides the CLI's options: the layers below take plain
+With the CLI's option defaults, the only place that reads Settings: the layers below take plain
 values (a key, a bootstrap address, a password), so they can be tested and reused without the
-environment. One `Wiring` serves one command, and says each warning once.
+environment. One `Wiring` serves one command, and says each warning once. The pieces are
+imported when a command asks for them, so `availability --version` or `report` does not load
+Kafka's client.
 """
 
 from __future__ import annotations
@@ -13,20 +15,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from availability.settings import Settings
-from ingest.boundary import Boundary, now_utc
-from ingest.imap.checkpoint import Checkpoint
-from ingest.imap.errors import ImapError
-from ingest.imap.poller import ImapPoller
-from ingest.imap.source import default_checkpoint
-from ingest.kafka.publisher import KafkaPublisher, RetryingPublisher
-from ingest.kafka.reconnecting import ReconnectingPublisher
-from ingest.pseudonymise import Pseudonymiser
-from schemas.agreements import Agreements, load_agreements
 from schemas.errors import InputError
-from stream_jobs.core.deriver import Deriver
-from stream_jobs.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from ingest.boundary import Boundary
+    from ingest.imap.poller import ImapPoller
+    from ingest.kafka.publisher import KafkaPublisher, RetryingPublisher
+    from ingest.kafka.reconnecting import ReconnectingPublisher
+    from ingest.pseudonymise import Pseudonymiser
+    from schemas.agreements import Agreements
+    from stream_jobs.core.deriver import Deriver
+    from stream_jobs.warehouse import Warehouse
 
 DEVELOPMENT_KEY_WARNING = (
     "warning: AVAILABILITY_PSEUDONYM_KEY is not set; pseudonyms use the public development key "
@@ -54,22 +56,29 @@ class Wiring:
 
     def agreements(self, path: str | None) -> Agreements:
         """The service agreements: `path`, else the shipped ones."""
+        from schemas.agreements import load_agreements
+
         return load_agreements(path)
 
     def pseudonymiser(self, agreements: Agreements) -> Pseudonymiser:
         """Keyed hashes with the settings' key (refused when too short), warning once when it
         is the public development key."""
+        from ingest.pseudonymise import Pseudonymiser
+
         key = self.settings.pseudonym_key_bytes()
         if self.settings.uses_development_key:
             self.warn_once(DEVELOPMENT_KEY_WARNING)
         return Pseudonymiser(key, agreements)
 
     def boundary(
-        self, agreements: Agreements, *, live: bool = False, clock: Callable[[], datetime] = now_utc
+        self, agreements: Agreements, *, live: bool = False, clock: Callable[[], datetime] | None = None
     ) -> Boundary:
         """The ingest boundary. `live` for sources that run as events happen (the webhook, IMAP,
-        the worker): an event more than MAX_FUTURE ahead of `clock` is rejected (spec/events.md)."""
-        return Boundary(agreements, self.pseudonymiser(agreements), live=live, clock=clock)
+        the worker): an event more than MAX_FUTURE ahead of `clock` (default: the wall clock) is
+        rejected (spec/events.md)."""
+        from ingest.boundary import Boundary, now_utc
+
+        return Boundary(agreements, self.pseudonymiser(agreements), live=live, clock=clock or now_utc)
 
     # -- the warehouse ----------------------------------------------------------------------
 
@@ -77,10 +86,14 @@ class Wiring:
     def warehouse(self, target: str | None) -> Iterator[Warehouse]:
         if not target:
             raise InputError("no warehouse given: use --warehouse DIR|URL or set AVAILABILITY_WAREHOUSE")
+        from stream_jobs.warehouse import Warehouse
+
         with Warehouse.open(target) as wh:
             yield wh
 
     def deriver(self, warehouse: Warehouse, agreements: Agreements, *, track_changes: bool = False) -> Deriver:
+        from stream_jobs.core.deriver import Deriver
+
         return Deriver(warehouse, agreements, track_changes=track_changes)
 
     # -- Kafka ------------------------------------------------------------------------------
@@ -94,18 +107,28 @@ class Wiring:
         return self.settings.topic_prefix
 
     def publisher(self) -> KafkaPublisher:
+        from ingest.kafka.publisher import KafkaPublisher
+
         return KafkaPublisher(self.bootstrap, self.prefix)
 
     def retrying_publisher(self) -> RetryingPublisher:
         """Keeps trying while the broker is away (a restart), saying so on stderr."""
+        from ingest.kafka.publisher import RetryingPublisher
+
         return RetryingPublisher(self.bootstrap, self.prefix, on_retry=self.tell)
 
     def reconnecting_publisher(self) -> ReconnectingPublisher:
         """Connects in the background, for a server that must answer while Kafka is away."""
+        from ingest.kafka.reconnecting import ReconnectingPublisher
+
         return ReconnectingPublisher(self.bootstrap, self.prefix)
 
     def webhook_token(self) -> str | None:
         token = self.settings.webhook_token
+        return token.get_secret_value() if token is not None else None
+
+    def grafana_token(self) -> str | None:
+        token = self.settings.grafana_token
         return token.get_secret_value() if token is not None else None
 
     # -- IMAP -------------------------------------------------------------------------------
@@ -129,6 +152,11 @@ class Wiring:
     ) -> ImapPoller:
         """The poller of one function mailbox of the agreements, with the settings' password and
         key (docs/imap.md). TLS always, unless `insecure_plaintext`."""
+        from ingest.imap.checkpoint import Checkpoint
+        from ingest.imap.errors import ImapError
+        from ingest.imap.poller import ImapPoller
+        from ingest.imap.source import default_checkpoint
+
         if mailbox_id not in agreements.mailboxes:
             known = ", ".join(agreements.mailboxes) or "none"
             raise ImapError(f"unknown mailbox '{mailbox_id}' (the agreements define: {known})")

@@ -129,6 +129,17 @@ class ServerLimits:
     shutdown_timeout: float = 30.0  # SIGTERM: running requests may finish within this
 
 
+def check_token(token: str | None, allow_anonymous: bool) -> None:
+    """A webhook without a token must be asked for, and a token must not be blank."""
+    if token is not None and not token.strip():
+        raise WebhookError("the webhook token is empty: set AVAILABILITY_WEBHOOK_TOKEN to a secret")
+    if token is None and not allow_anonymous:
+        raise WebhookError(
+            "no webhook token: set AVAILABILITY_WEBHOOK_TOKEN, or allow anonymous posts explicitly "
+            "(--allow-anonymous, development only)"
+        )
+
+
 def create_app(
     boundary: Boundary,
     publisher: Publisher,
@@ -147,13 +158,7 @@ def create_app(
     `token=None` serves without authentication, which must be asked for with
     `allow_anonymous=True`; otherwise building the app fails with WebhookError.
     """
-    if token is not None and not token.strip():
-        raise WebhookError("the webhook token is empty: set AVAILABILITY_WEBHOOK_TOKEN to a secret")
-    if token is None and not allow_anonymous:
-        raise WebhookError(
-            "no webhook token: set AVAILABILITY_WEBHOOK_TOKEN, or allow anonymous posts explicitly "
-            "(--allow-anonymous, development only)"
-        )
+    check_token(token, allow_anonymous)
     webhook = _Webhook(
         boundary,
         publisher,

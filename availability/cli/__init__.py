@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
 from collections.abc import Sequence
 
@@ -72,9 +71,5 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     batch.add_commands(sub, options)
     stream.add_commands(sub, options)
     services.add_commands(sub, options)
-    generate.add_command(sub, options)
+    generate.add_command(sub)
     return parser
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from availability.settings import Settings
 from schemas.errors import InputError
-from schemas.events import EARLIEST_TIME, LATEST_TIME
+from schemas.events import EARLIEST_TIME, LATEST_TIME, utc_z
 
 FIRST_MONTH = f"{EARLIEST_TIME.year:04d}-{EARLIEST_TIME.month:02d}"
 LAST_MONTH = f"{(LATEST_TIME - timedelta(days=1)).year:04d}-{(LATEST_TIME - timedelta(days=1)).month:02d}"
@@ -87,12 +87,9 @@ def instant_arg(text: str) -> datetime:
     except OverflowError:  # year 1 or 9999 with an offset that crosses the calendar's end
         inside = False
     if not inside:
-        raise argparse.ArgumentTypeError(f"invalid time '{text}' (outside {_z(EARLIEST_TIME)} to {_z(LATEST_TIME)})")
+        window = f"{utc_z(EARLIEST_TIME)} to {utc_z(LATEST_TIME)}"
+        raise argparse.ArgumentTypeError(f"invalid time '{text}' (outside {window})")
     return t
-
-
-def _z(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:

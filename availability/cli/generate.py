@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from availability.cli.args import SharedOptions
 from availability.wiring import Wiring
 from schemas.agreements import Agreements
 
@@ -77,7 +76,7 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def add_command(sub: Any, options: SharedOptions) -> None:
+def add_command(sub: Any) -> None:
     p = sub.add_parser(
         "generate",
         help="write the generated files (JSON Schemas, dashboards, alert rules, Alertmanager configuration)",
@@ -88,5 +87,11 @@ def add_command(sub: Any, options: SharedOptions) -> None:
     p.add_argument("--root", type=Path, default=ROOT, help=f"the repository to write into (default {ROOT})")
     p.add_argument("--managers", type=Path, help="who gets which alerts (default deploy/alertmanager/managers.yaml)")
     p.add_argument("--dashboard-url", help="the wall's URL in the alert messages")
-    options.agreements(p)
+    # Not AVAILABILITY_AGREEMENTS: the committed files are made from the shipped agreements, and a
+    # deployment's settings must not make `--check` fail or `generate` rewrite them.
+    p.add_argument(
+        "--agreements",
+        metavar="A.yaml",
+        help="service-agreements file (default: the shipped agreements, which the committed files are made from)",
+    )
     p.set_defaults(run=cmd_generate)

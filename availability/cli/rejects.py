@@ -8,10 +8,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ingest.jsonl import RejectedLine
 from schemas.errors import InputError
+
+if TYPE_CHECKING:
+    from ingest.jsonl import RejectedLine
 
 
 class RejectsWriter:

@@ -12,10 +12,11 @@ from schemas.errors import InputError
 
 
 def cmd_ingest_webhook(args: argparse.Namespace, wiring: Wiring) -> int:
-    from ingest.webhook import create_service_app, serve
+    from ingest.webhook import check_token, create_service_app, serve
 
     agreements = wiring.agreements(args.agreements)
     token = wiring.webhook_token()
+    check_token(token, args.allow_anonymous)  # before the boundary's key warning: the error alone
     app = create_service_app(
         wiring.boundary(agreements, live=True),
         wiring.reconnecting_publisher(),
@@ -38,6 +39,7 @@ def cmd_ingest_imap(args: argparse.Namespace, wiring: Wiring) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     limit_repeats()  # a broker outage: one line a minute per kind
     agreements = wiring.agreements(args.agreements)
+    boundary = wiring.boundary(agreements, live=True)  # warns about the development key before polling
     poller = wiring.imap_poller(
         agreements,
         args.mailbox,
@@ -52,7 +54,6 @@ def cmd_ingest_imap(args: argparse.Namespace, wiring: Wiring) -> int:
         done=args.done or None,
         checkpoint=args.checkpoint,
     )
-    boundary = wiring.boundary(agreements, live=True)  # warns about the development key before polling
     with wiring.publisher() as publisher:
         stats = run(poller, boundary, publisher.publish, interval=args.interval, once=args.once)
     print(f"imap {args.mailbox}: {stats}", file=sys.stderr)
@@ -66,8 +67,7 @@ def cmd_dashboards_provision(args: argparse.Namespace, wiring: Wiring) -> int:
 
     if not args.grafana_url:
         raise InputError("no Grafana given: use --grafana-url URL or set AVAILABILITY_GRAFANA_URL")
-    settings_token = wiring.settings.grafana_token
-    token = args.token or (settings_token.get_secret_value() if settings_token else None)
+    token = args.token or wiring.grafana_token()
     if not token:
         raise InputError("no Grafana token given: use --token or set AVAILABILITY_GRAFANA_TOKEN")
     try:

@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from kafka.partitioner.default import murmur2
-
 from schemas.errors import AvailabilityError
 from schemas.events import Event, encode
 from schemas.topics import Topic, key_for, topic_for, with_prefix
@@ -170,4 +168,6 @@ class RetryingPublisher:
 
 def partition_of(key: str, topic: Topic) -> int:
     """The partition the default partitioner (murmur2, as the Java client) gives a key."""
+    from kafka.partitioner.default import murmur2  # not at import: the CLI starts without kafka-python
+
     return int((murmur2(key.encode()) & 0x7FFFFFFF) % topic.partitions)
