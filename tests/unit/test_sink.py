@@ -170,7 +170,6 @@ def test_an_event_the_store_refuses_is_isolated_and_dead_lettered(agreements, tm
     assert value == values[2] and headers["offset"] == b"2"
     assert headers["reason"] == b"the warehouse refused it (RefusedData: Cannot parse input: culprit)"
     assert sink.isolated == 1 and (sink.stats.processed, sink.stats.rejected) == (3, 1)
-    assert "c2" not in store.calls  # its only event was refused, so it has no fact
 
 
 def test_a_store_refusing_for_its_own_state_keeps_the_batch_for_a_retry(agreements, tmp_path):
@@ -215,9 +214,3 @@ def test_a_failed_derivation_goes_to_dead_letters(agreements, tmp_path):
     assert topic.reasons() == {1: "could not be derived (ValueError: boom)"}
     assert stored_ids(store) == ids(values) - {failing_id}
     assert (sink.stats.processed, sink.stats.rejected) == (3, 1)
-
-
-def test_the_sink_writes_to_the_derivers_store(agreements, tmp_path):
-    store = MemoryStore()
-    sink = sink_for(agreements, store, DeadLetterTopic(), tmp_path)
-    assert sink.store is store  # no second store: positions and facts land in the same place
