@@ -15,6 +15,7 @@ from typing import Any
 from dashboards import kpi_sql
 from schemas.agreements import Agreements
 from schemas.calendar import local_month_bounds
+from schemas.events import utc_z
 from stream_jobs.warehouse import Warehouse, ms
 
 DEFINITIONS = {
@@ -145,15 +146,9 @@ def monthly_report(
         # Loads (`availability process` runs) that started and never finished: the warehouse
         # may hold only part of those files, so the numbers above may be partial.
         "incomplete_loads": [
-            {"started_at": _z(load["started_at"]), "files": load["files"]} for load in warehouse.incomplete_loads()
+            {"started_at": utc_z(load["started_at"]), "files": load["files"]} for load in warehouse.incomplete_loads()
         ],
     }
-
-
-def _z(t: datetime) -> str:
-    """An instant as RFC 3339 in UTC with a Z, to the second (milliseconds when it has them)."""
-    t = t.astimezone(UTC)
-    return t.isoformat(timespec="milliseconds" if t.microsecond else "seconds").replace("+00:00", "Z")
 
 
 def _number(value: Any) -> Any:

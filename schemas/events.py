@@ -61,6 +61,12 @@ def in_time_range(t: datetime) -> bool:
     return _SAFE_AFTER < t.year < _SAFE_BEFORE or EARLIEST_TIME <= t < LATEST_TIME
 
 
+def utc_z(t: datetime) -> str:
+    """An instant as RFC 3339 in UTC with a Z, to the second (milliseconds when it has them)."""
+    t = t.astimezone(UTC)
+    return t.isoformat(timespec="milliseconds" if t.microsecond else "seconds").replace("+00:00", "Z")
+
+
 # Event time: RFC 3339 with an offset; a naive time is rejected by the decoder.
 Time = Annotated[datetime, Meta(tz=True)]
 AgentState = Literal["ready", "busy", "wrap_up", "not_ready", "logged_out"]
