@@ -69,3 +69,24 @@ def test_a_climbing_import_fails_the_check(tmp_path: Path, module: str, line: st
     assert result.returncode != 0, result.stdout[-3000:]
     broken = [row for row in result.stdout.splitlines() if row.endswith("BROKEN")]
     assert any(row.startswith(contract) for row in broken), result.stdout[-3000:]
+
+
+def test_the_architecture_doc_lists_every_module_and_no_other() -> None:
+    """docs/architecture.md gives each module one line; a module added or removed without it
+    fails here, so the map stays the territory."""
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    tree = doc.split("```\navailability/\n", 1)[1].split("```", 1)[0]
+    listed, package = set(), "availability"
+    for line in tree.splitlines():
+        if line.endswith("/") and not line.startswith(" "):
+            package = line.rstrip("/")
+        elif line.startswith("  ") and not line.startswith("   "):
+            listed.add(f"{package}/{line.split()[0]}")
+    real = {
+        str(path.relative_to(ROOT))
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if path.name != "__init__.py" or path.parent.name == "cli"  # the CLI's __init__ is its entry
+    }
+    assert sorted(real - listed) == [], "modules missing from docs/architecture.md"
+    assert sorted(name for name in listed - real if not name.endswith("*.sql")) == [], "listed but absent"
