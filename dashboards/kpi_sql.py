@@ -25,6 +25,9 @@ SHORT_ABANDONED = "countIf(queue_open AND short_abandon)"
 CALLBACKS = "countIf(queue_open AND outcome = 'callback')"
 OUT_OF_HOURS = "countIf(NOT queue_open)"  # unmet demand: in none of the other counts
 IN_SERVICE_LEVEL = "countIf(queue_open AND in_service_level)"  # answered with wait <= service_level_seconds
+# `short_abandon` (abandoned, wait < short_abandon_seconds) and `in_service_level` (answered, wait <=
+# service_level_seconds) are decided once, when the contact is derived (stream_jobs/core/calls.py),
+# and stored on call_facts: the SQL reads these flags and never compares a wait with a threshold.
 
 # The base of service level and answer rate: offered - short_abandoned - callbacks.
 BASE = f"{OFFERED} - {SHORT_ABANDONED} - {CALLBACKS}"
@@ -39,12 +42,28 @@ def ratio(numerator: str, base: str = "base") -> str:
 SERVICE_LEVEL = ratio(IN_SERVICE_LEVEL)
 ANSWER_RATE = ratio(ANSWERED)
 
+# The waits of the answered contacts, sorted ascending (the input of wait_p90).
+ANSWERED_WAITS = "arraySort(groupArrayIf(assumeNotNull(wait_seconds), queue_open AND outcome = 'answered'))"
+
+
+def wait_p90(waits: str) -> str:
+    """The nearest-rank 90th percentile of a sorted array: its ceil(0.9 n)-th smallest value (for 10
+    waits the 9th; for 1 wait that wait), null when empty. ceil(9 n / 10) = intDiv(9 n + 9, 10) for a
+    whole n; ClickHouse arrays are 1-based."""
+    return f"if(empty({waits}), NULL, {waits}[intDiv(9 * length({waits}) + 9, 10)])"
+
+
 # -- function mailboxes: predicates on one case ---------------------------------------------------
 
 REPLIED = "end = 'replied'"  # ended by a reply (answered), judged now
 CLOSED = "end = 'closed'"  # ended by mail.closed, without a reply
 IN_TIME = "lead_seconds <= target_seconds"  # lead time (business time to the reply) within the case's target
-LATE = "lead_seconds > target_seconds"
+LATE = "lead_seconds > target_seconds"  # an answered case breached its target
+
+
+def overdue(age: str) -> str:
+    """An open case breached: its business age at the evaluation time (`age`) is past its target."""
+    return f"{age} > target_seconds"
 
 
 def within_target(answered: str = REPLIED) -> str:

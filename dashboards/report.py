@@ -49,8 +49,8 @@ SELECT
     {kpi_sql.SERVICE_LEVEL} AS service_level,
     avgIf(wait_seconds, queue_open AND outcome = 'answered') AS asa_seconds,
     maxIf(wait_seconds, queue_open AND outcome IN ('answered', 'abandoned')) AS max_wait_seconds,
-    arraySort(groupArrayIf(assumeNotNull(wait_seconds), queue_open AND outcome = 'answered')) AS waits,
-    if(empty(waits), NULL, waits[intDiv(9 * length(waits) + 9, 10)]) AS wait_p90_seconds
+    {kpi_sql.ANSWERED_WAITS} AS waits,
+    {kpi_sql.wait_p90("waits")} AS wait_p90_seconds
 FROM call_facts FINAL
 WHERE queue != '' AND {_PERIOD.format(col="first_queued_at")}
 GROUP BY queue
@@ -85,7 +85,7 @@ SELECT
     countIf(ended AND {kpi_sql.CLOSED}) AS closed_without_reply,
     countIf(NOT ended) AS open_at_end,
     countIf({kpi_sql.within_target("answered_case")}) AS within_target,
-    countIf(answered_case AND {kpi_sql.LATE}) + countIf(NOT ended AND age > target_seconds) AS breached,
+    countIf(answered_case AND {kpi_sql.LATE}) + countIf(NOT ended AND {kpi_sql.overdue("age")}) AS breached,
     {kpi_sql.median_lead("answered_case")} AS median_lead_seconds,
     countIf(priority) AS priority_received,
     countIf(priority AND {kpi_sql.within_target("answered_case")}) AS priority_within_target

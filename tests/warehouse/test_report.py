@@ -164,3 +164,23 @@ def test_events_split_across_batches_in_any_order_give_the_same_report(new_wareh
     assert monthly_report(warehouse, agreements, "2026-04", now=LATER) == expected
     Deriver(warehouse, agreements).apply(events)
     assert monthly_report(warehouse, agreements, "2026-04", now=LATER) == expected
+
+
+def test_report_has_internal_transfers_evaluated_at_and_definitions_beside_the_spec_keys(warehouse, agreements):
+    """Rule (docs/decisions.md, "The report"): beside the keys of spec/metrics.md the JSON report has
+    `internal_transfers` per queue, `evaluated_at` (the end of the month, or now if earlier) and
+    `definitions`."""
+    r = monthly_report(warehouse, agreements, "2026-04", now=LATER)
+    assert r["evaluated_at"] == "2026-04-30T22:00:00Z"  # 1 May 00:00 local (+02:00): the end of April
+    now = datetime(2026, 4, 14, 13, 0, tzinfo=UTC)  # before the end of the month: judged now
+    assert monthly_report(warehouse, agreements, "2026-04", now=now)["evaluated_at"] == "2026-04-14T13:00:00Z"
+    assert all(q["internal_transfers"] == 0 for q in r["queues"].values())
+    for key in (
+        "answer_rate",
+        "service_level",
+        "wait_p90_seconds",
+        "lead_time",
+        "internal_transfers",
+        "evaluation_time",
+    ):
+        assert r["definitions"][key]
