@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from itertools import count
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, NoReturn
 
 import msgspec
 import pytest
@@ -60,6 +62,59 @@ AGREEMENTS: dict[str, Any] = {
 
 SHARED = Path(os.environ.get("AVAILABILITY_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 EXAMPLES = SHARED / "examples"
+
+
+# -- unavailable: a skip locally, a failure in CI ------------------------------------------------------
+#
+# A test that needs something outside the code (../shared, a broker, Dovecot, promtool, an optional
+# package) and does not find it is skipped on a developer's machine, with the reason (`-rs` prints
+# it). In CI (env CI set, as .ci/run does) the same absence is a failure: a CI job must never pass
+# by silently testing nothing. Every such place calls unavailable(); nothing else skips.
+
+
+def in_ci() -> bool:
+    """CI is set to anything but an empty, "0", "false" or "no" value (CI=true from .ci/run)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(message: str) -> NoReturn:
+    """pytest.fail under CI, pytest.skip otherwise, with the reason."""
+    if in_ci():
+        pytest.fail(f"{message} (CI is set, so this is an error, not a skip)", pytrace=False)
+    pytest.skip(message)
+
+
+def shared_examples() -> Path:
+    """The spec's examples directory (../shared/examples, or $AVAILABILITY_SHARED/examples)."""
+    if not EXAMPLES.is_dir():
+        unavailable(f"the spec's examples are not at {EXAMPLES} (set AVAILABILITY_SHARED to the shared directory)")
+    return EXAMPLES
+
+
+@pytest.fixture(scope="session")
+def examples() -> Path:
+    """shared_examples() as a fixture: `pytestmark = pytest.mark.usefixtures("examples")`."""
+    return shared_examples()
+
+
+def importorfail(module: str, hint: str) -> ModuleType:
+    """pytest.importorskip, but through unavailable(): a missing optional package fails in CI."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        unavailable(f"{module} cannot be imported ({exc}): {hint}")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In CI, a missing shared directory stops the run at once, with one line naming the path.
+
+    Many tests read the spec's examples; without them CI would otherwise report a wall of
+    identical failures (or, before, pass on skips)."""
+    if in_ci() and not EXAMPLES.is_dir():
+        raise pytest.UsageError(  # exit code 4, before any test runs
+            f"CI is set but the shared directory's examples are missing: {EXAMPLES} "
+            f"(AVAILABILITY_SHARED={os.environ.get('AVAILABILITY_SHARED', '<unset>')}; default ../shared)"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import unavailable
+
 DOVECOT = Path("/usr/sbin/dovecot")
 PASSWORD = "not-a-secret"
 # All accounts exist from the start: Dovecot notices a changed passwd-file by its mtime, which
@@ -181,10 +183,7 @@ def _wait_for(port: int, process: subprocess.Popen[bytes], base: Path, timeout: 
 @pytest.fixture(scope="session")
 def dovecot() -> Iterator[Dovecot]:
     if not DOVECOT.exists():
-        message = "dovecot-imapd not installed"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"dovecot-imapd not installed ({DOVECOT}): apt-get install dovecot-imapd")
     # Not under pytest's tmp dir: that is private to the current user, and Dovecot's mail and
     # auth processes (another user when run as root) must be able to reach their files.
     base = Path(tempfile.mkdtemp(prefix="dovecot-test-"))

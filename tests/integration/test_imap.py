@@ -36,7 +36,7 @@ from schemas.agreements import Agreements, load_agreements
 from schemas.events import Event, MailClosed, MailEvent, MailReceived, MailReplied, encode
 from stream_jobs.core.deriver import Deriver
 from stream_jobs.warehouse import Warehouse
-from tests.conftest import EXAMPLES
+from tests.conftest import shared_examples
 from tests.integration.dovecot_fixture import PASSWORD, Dovecot, deliver, dovecot, move
 
 __all__ = ["dovecot"]  # the session fixture, used by name below
@@ -262,9 +262,7 @@ def test_a_restart_repeats_nothing_and_a_crash_loses_nothing(scenario: Scenario)
 
 
 def test_the_report_counts_the_mailbox_as_the_spec_defines(scenario: Scenario, tmp_path: Path) -> None:
-    if not EXAMPLES.is_dir():
-        pytest.skip(f"the spec's examples are not at {EXAMPLES}")
-    agreements = load_agreements(EXAMPLES / "agreements.yaml")
+    agreements = load_agreements(shared_examples() / "agreements.yaml")
     boundary = Boundary(agreements, Pseudonymiser(b"test-key", agreements))
     batches = [scenario.first, scenario.after_move, scenario.uncommitted, scenario.reread]
     with Warehouse.open(str(tmp_path / "wh"), database=f"imap_{uuid.uuid4().hex[:8]}") as wh:
@@ -390,9 +388,7 @@ def test_subjects_are_normalised_for_the_reply_fallback() -> None:
 def test_run_publishes_pseudonymised_events_and_stops_on_sigterm(
     dovecot: Dovecot, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    agreements = load_agreements(EXAMPLES / "agreements.yaml") if EXAMPLES.is_dir() else None
-    if agreements is None:
-        pytest.skip(f"the spec's examples are not at {EXAMPLES}")
+    agreements = load_agreements(shared_examples() / "agreements.yaml")
     user = dovecot.new_user()
     conn = dovecot.connect(user)
     deliver(conn, "INBOX", at(21, 10), B1)
@@ -485,9 +481,7 @@ def run_imap(
 
 
 def test_run_configuration_errors_are_one_line(dovecot: Dovecot, tmp_path: Path) -> None:
-    if not EXAMPLES.is_dir():
-        pytest.skip(f"the spec's examples are not at {EXAMPLES}")
-    agreements: Agreements = load_agreements(EXAMPLES / "agreements.yaml")
+    agreements: Agreements = load_agreements(shared_examples() / "agreements.yaml")
     user = dovecot.new_user()
     args = (MAILBOX, dovecot.host, dovecot.port, user)
     no_password = Settings(imap_password=None)

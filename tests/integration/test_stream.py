@@ -44,7 +44,7 @@ def shuffled_with_duplicates(lines: list[str], seed: int) -> list[str]:
     return mixed
 
 
-@pytest.mark.skipif(not EXAMPLES.is_dir(), reason="the spec's examples are not available")
+@pytest.mark.usefixtures("examples")  # without them: a skip locally, a failure in CI
 def test_events_through_the_webhook_and_publish_give_the_same_report_as_process(
     tmp_path: Path, env: dict[str, str], kafka_bootstrap: str
 ) -> None:

@@ -133,6 +133,7 @@ def test_default_calendars(calendar: str, day: str, expected: list[str]) -> None
     assert cal.intervals_on(date.fromisoformat(day)) == tuple(Interval.parse(x) for x in expected)
 
 
+@pytest.mark.usefixtures("examples")  # without them: a skip locally, a failure in CI
 def test_example_agreements_load() -> None:
     a = load_agreements(EXAMPLE)
     assert a.source == str(EXAMPLE)
@@ -399,6 +400,7 @@ def test_load_empty_file(tmp_path: Path) -> None:
         load_agreements(path)
 
 
+@pytest.mark.usefixtures("examples")  # without them: a skip locally, a failure in CI
 def test_load_prefixes_validation_errors_with_the_path(tmp_path: Path) -> None:
     path = tmp_path / "a.yaml"
     path.write_text(EXAMPLE.read_text(encoding="utf-8").replace("calendar: kontor", "calendar: x", 1), encoding="utf-8")

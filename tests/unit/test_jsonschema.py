@@ -17,14 +17,14 @@ from ingest.pseudonymise import Pseudonymiser
 from schemas import jsonschema_gen
 from schemas.agreements import default_agreements_path, load_agreements
 from schemas.events import TYPE_NAMES, decode, encode
-from tests.conftest import SHARED
+from tests.conftest import SHARED, importorfail, unavailable
 
 SCHEMA_DIR = Path(jsonschema_gen.__file__).resolve().parent / "jsonschema"
 
 
 def shared_dir() -> Path:
     if not SHARED.is_dir():
-        pytest.skip(f"shared examples not found at {SHARED} (set AVAILABILITY_SHARED)")
+        unavailable(f"shared examples not found at {SHARED} (set AVAILABILITY_SHARED)")
     return SHARED
 
 
@@ -36,7 +36,7 @@ def example_lines() -> list[str]:
 
 @pytest.fixture(scope="module")
 def jsonschema():
-    return pytest.importorskip("jsonschema", reason="jsonschema is a dev dependency: pip install jsonschema")
+    return importorfail("jsonschema", "a dev dependency: pip install -e '.[dev]'")
 
 
 def committed(name: str) -> dict:

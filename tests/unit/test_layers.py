@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import unavailable
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("availability", "dashboards", "stream_jobs", "ingest", "schemas")
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
@@ -18,7 +20,7 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     if not LINT_IMPORTS.exists():
-        pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
+        unavailable(f"import-linter is not installed at {LINT_IMPORTS} (pip install -e '.[dev]')")
     env = os.environ | {"PYTHONPATH": str(root)}  # the copy's packages, not the installed ones
     return subprocess.run(
         [str(LINT_IMPORTS), str(root / "pyproject.toml"), "--no-cache"],

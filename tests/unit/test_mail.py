@@ -110,9 +110,26 @@ def test_priority_from_any_message_of_the_case_sets_the_priority_target(agreemen
 
 
 def test_open_case_carries_the_business_clock_at_opening(agreements):
-    [case] = cases(agreements, [received("2026-04-30T12:30:00+02:00")])
-    cal = agreements.mailboxes["kundreskontra"].calendar
-    assert case.end == "" and case.opened_clock == cal.clock(case.opened_at)
+    # opened_clock is the business clock (business seconds since an epoch) at the opening: the
+    # business age of an open case is later clock minus it. The absolute value spans 26 years of
+    # holidays, so the expectations are the hand-computed differences between three openings
+    # (calendar `kontor`), not the calendar's own clock():
+    # - a: Thu 30 April 2026 12:30, Valborgsmässoafton, reduced to 08:00-13:00;
+    # - b: Fri 1 May 10:00, a public holiday: closed, so the clock stands at Thu 13:00;
+    # - c: Mon 4 May 09:00, open since 08:00.
+    # b - a = Thu 12:30-13:00 = 0.5 h; c - b = Mon 08:00-09:00 = 1 h.
+    mailbox = agreements.mailboxes["kundreskontra"]
+    opened = {}
+    for thread, t in (
+        ("a", "2026-04-30T12:30:00+02:00"),
+        ("b", "2026-05-01T10:00:00+02:00"),
+        ("c", "2026-05-04T09:00:00+02:00"),
+    ):
+        [case] = derive_thread(thread, [received(t, f"m-{thread}", thread)], mailbox)
+        assert case.end == ""
+        opened[thread] = case.opened_clock
+    assert opened["b"] - opened["a"] == 0.5 * 3600
+    assert opened["c"] - opened["b"] == 1 * 3600
 
 
 @pytest.mark.parametrize("variant", ["reversed", "duplicated"])

@@ -314,22 +314,74 @@ def test_daily_queue_kpi_is_the_reports_definition_for_that_day(week, shipped, t
     assert checked >= 3
 
 
+# The order of one call's events at the same instant (metrics.md, "Events at the same instant").
+_LIFECYCLE = {"offered": 0, "queued": 1, "transferred": 2, "answered": 3}  # the rest end a wait: 4, `ended` 5
+_ENDS_WAIT = ("answered", "abandoned", "callback_requested", "exited", "ended")
+
+
+def _first_contacts(raw: list[dict[str, Any]]) -> list[tuple[str, datetime, str, float]]:
+    """(queue, first queued, outcome, wait s) of each call's first contact, from the raw events.
+
+    A rule of its own, written from metrics.md, not from stream_jobs: the contact starts at the
+    call's first `call.queued`, is counted in the last queue a transfer moved it to, and ends at
+    the first answer, abandon, callback request, flow-out or `call.ended` after that (a hang-up
+    while waiting is an abandon); the wait runs from the first queueing. Later contacts of a call
+    (a re-queue after an answer is an internal transfer) are in no KPI, so they are not needed."""
+    calls: dict[str, list[tuple[datetime, int, str, dict[str, Any]]]] = {}
+    for e in raw:
+        kind = e["type"].removeprefix("call.")
+        if e["type"].startswith("call."):
+            rank = _LIFECYCLE.get(kind, 5 if kind == "ended" else 4)
+            calls.setdefault(e["data"]["call_id"], []).append(
+                (datetime.fromisoformat(e["time"]), rank, kind, e["data"])
+            )
+    contacts = []
+    for steps in calls.values():
+        steps.sort(key=lambda s: (s[0], s[1]))
+        kinds = [kind for _, _, kind, _ in steps]
+        if "queued" not in kinds or "answered" in kinds[: kinds.index("queued")]:
+            continue  # never queued, or answered before it was queued: no contact of the KPIs
+        first = kinds.index("queued")
+        queued_at, queue = steps[first][0], steps[first][3]["queue"]
+        for at, _, kind, data in steps[first + 1 :]:
+            if kind == "transferred":
+                queue = data["to_queue"]
+            elif kind in _ENDS_WAIT:
+                contacts.append((queue, queued_at, kind, (at - queued_at).total_seconds()))
+                break
+    return contacts
+
+
 def test_daily_service_level_by_hand_for_one_queue(week, shipped):
-    """The same number from the contacts themselves, counted in Python."""
+    """The panel's number from the raw events, by metrics.md's definition, counted in Python.
+
+    Nothing here reads the derivation's facts (call_facts): the contacts come from the
+    simulated events themselves (_first_contacts), so a wrong flag in the derivation
+    (in_service_level, short_abandon, queue_open) or a wrong sum in the panel's SQL both show."""
     query = find("Servicenivå per dag")
+    raw = [json.loads(encode(e)) for e in simulate(shipped, WEEK, DAYS, SEED)]  # what `week` was built from
     start, end = _day_bounds(CHECK_DAY, shipped)
-    calls = week.records(
-        "SELECT queue, queue_open, outcome, short_abandon, in_service_level FROM call_facts FINAL"
-        " WHERE first_queued_at >= fromUnixTimestamp64Milli({start:Int64}, 'UTC')"
-        " AND first_queued_at < fromUnixTimestamp64Milli({end:Int64}, 'UTC')",
-        {"start": ms(start), "end": ms(end)},
-    )
-    busiest = max(shipped.queues, key=lambda q: sum(1 for c in calls if c["queue"] == q))
-    mine = [c for c in calls if c["queue"] == busiest and c["queue_open"]]  # out of hours: in no KPI
-    base = len(mine) - sum(c["short_abandon"] for c in mine) - sum(c["outcome"] == "callback" for c in mine)
-    within = sum(c["in_service_level"] for c in mine)
+    day = [c for c in _first_contacts(raw) if start <= c[1] < end]
+    busiest = max(shipped.queues, key=lambda q: sum(1 for c in day if c[0] == q))
+    queue = shipped.queues[busiest]
+    # Open: first queued inside one of the day's opening intervals (local minutes after midnight);
+    # every shipped queue has the calendar `telefontid`. Closed-hours contacts are in no KPI.
+    hours = queue.calendar.intervals_on(CHECK_DAY)
+
+    def is_open(t: datetime) -> bool:
+        local = t.astimezone(shipped.timezone)
+        minute = local.hour * 60 + local.minute + local.second / 60
+        return any(i.start <= minute < i.end for i in hours)
+
+    mine = [c for c in day if c[0] == busiest and is_open(c[1])]
+    # metrics.md: short abandon = abandoned (or hung up while waiting) with wait < short_abandon_seconds;
+    # service level = answered with wait <= service_level_seconds / (offered - short abandons - callbacks).
+    short = sum(1 for _, _, kind, wait in mine if kind in ("abandoned", "ended") and wait < queue.short_abandon_seconds)
+    callbacks = sum(1 for _, _, kind, _ in mine if kind == "callback_requested")
+    within = sum(1 for _, _, kind, wait in mine if kind == "answered" and wait <= queue.service_level_seconds)
+    base = len(mine) - short - callbacks
     panel = _on_day(run(week, query, week_request(shipped, query.panel)), CHECK_DAY, shipped, "queue")
-    assert base > 10
+    assert hours and base > 10 and 0 < within < base, (hours, base, within)  # a day with both kinds of contact
     assert panel[busiest]["service_level"] == pytest.approx(within / base)
 
 
