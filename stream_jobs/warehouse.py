@@ -14,7 +14,7 @@ import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -94,13 +94,18 @@ def ms(t: datetime) -> int:
 class Warehouse:
     """Writes go to one background thread, in order, so ClickHouse parses and stores a batch
     while Python derives the next (the engine releases the GIL). Every read first waits for
-    the writes before it, and `flush()` is the point where all writes are acknowledged."""
+    the writes before it, and `flush()` is the point where all writes are acknowledged.
+
+    After a write fails, the writes queued behind it are skipped until `flush()` reports the
+    failure: a batch is stored whole or redone whole, never half. (The Deriver writes a batch's
+    events before the facts derived from them; a refused event must not leave its call's fact.)"""
 
     def __init__(self, client: Any, target: str) -> None:
         self.client = client
         self.target = target
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse-writer")
         self._pending: list[Future[None]] = []
+        self._failed = False  # a write since the last flush failed: skip the rest (writer thread)
 
     # -- connection -------------------------------------------------------------------------
 
@@ -145,6 +150,8 @@ class Warehouse:
     def flush(self) -> None:
         """Wait until every write so far is stored; raises the first write's error, if any."""
         pending, self._pending = self._pending, []
+        wait(pending)  # all done: those behind a failed write return at once
+        self._failed = False
         for future in pending:
             future.result()
 
@@ -234,16 +241,23 @@ class Warehouse:
         with their offset, which `best_effort` parsing turns into the right UTC instant."""
         if columns and columns[0]:
             block = _json.encode(columns)
-            self._pending.append(
-                self._writer.submit(
-                    self.client.raw_insert,
-                    table,
-                    names,
-                    insert_block=block,
-                    fmt="JSONCompactColumns",
-                    settings={"date_time_input_format": "best_effort"},
-                )
+            self._pending.append(self._writer.submit(self._write, table, names, block))
+
+    def _write(self, table: str, names: list[str], block: bytes) -> None:
+        """On the writer thread, in order."""
+        if self._failed:
+            return  # the batch is redone whole after flush() reported the failure
+        try:
+            self.client.raw_insert(
+                table,
+                names,
+                insert_block=block,
+                fmt="JSONCompactColumns",
+                settings={"date_time_input_format": "best_effort"},
             )
+        except BaseException:
+            self._failed = True
+            raise
 
     # -- reads ------------------------------------------------------------------------------
 

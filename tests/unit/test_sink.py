@@ -170,6 +170,7 @@ def test_an_event_the_store_refuses_is_isolated_and_dead_lettered(agreements, tm
     assert value == values[2] and headers["offset"] == b"2"
     assert headers["reason"] == b"the warehouse refused it (RefusedData: Cannot parse input: culprit)"
     assert sink.isolated == 1 and (sink.stats.processed, sink.stats.rejected) == (3, 1)
+    assert "c2" not in store.calls  # its only event was refused, so it has no fact (as in the warehouse)
 
 
 def test_a_store_refusing_for_its_own_state_keeps_the_batch_for_a_retry(agreements, tmp_path):
