@@ -97,8 +97,9 @@ class Warehouse:
     the writes before it, and `flush()` is the point where all writes are acknowledged.
 
     After a write fails, the writes queued behind it are skipped until `flush()` reports the
-    failure: a batch is stored whole or redone whole, never half. (The Deriver writes a batch's
-    events before the facts derived from them; a refused event must not leave its call's fact.)"""
+    failure, so no fact is stored behind a refused event (the Deriver writes a batch's events
+    before the facts derived from them); the caller redoes the batch, whose rows are idempotent.
+    Writes are submitted from one thread, the one that flushes."""
 
     def __init__(self, client: Any, target: str) -> None:
         self.client = client
@@ -149,11 +150,11 @@ class Warehouse:
 
     def flush(self) -> None:
         """Wait until every write so far is stored; raises the first write's error, if any."""
-        pending, self._pending = self._pending, []
-        wait(pending)  # all done: those behind a failed write return at once
-        self._failed = False
+        pending = self._pending
+        wait(pending)  # all done (those behind a failed write return at once); if interrupted, kept
+        self._pending, self._failed = [], False
         for future in pending:
-            future.result()
+            future.result()  # the failed write's future is among them: its error is raised
 
     def answers(self) -> bool:
         """Whether the warehouse answers a trivial query once its writer is idle: a failed write

@@ -169,19 +169,36 @@ def prepare(job: int) -> Path:
     return work
 
 
-def run_tests(work: Path, file: str, source: str | None) -> tuple[bool, float, str]:
-    """Write `source` (None: the original) to `file` in the copy, run the tests; (passed, seconds, tail)."""
+KILLED, PASSED = "killed", "passed"  # anything else is an error: a crash, a timeout, no tests
+
+
+def run_tests(work: Path, file: str, source: str | None) -> tuple[str, float, str]:
+    """Write `source` (None: the original) to `file` in the copy, run the tests; (verdict, seconds, tail).
+
+    Only pytest's "tests failed" (exit 1) kills a mutant: a crash, a usage error or no tests
+    collected is an error, so a broken setup cannot raise the score."""
     original = (ROOT / file).read_text(encoding="utf-8")
     (work / file).write_text(original if source is None else source, encoding="utf-8")
-    tests = [t for t in TESTS if (work / t.split("::")[0]).exists()]
-    env = os.environ | {"AVAILABILITY_SHARED": os.environ.get("AVAILABILITY_SHARED", str(ROOT.parent / "shared"))}
+    missing = [t for t in TESTS if not (work / t.split("::")[0]).exists()]
+    if missing:
+        raise SystemExit(f"tests/mutate_sql.py: these tests are gone, update TESTS: {missing}")
+    # CI: a missing ../shared stops the run (exit 4, an error) instead of skipping the worked example.
+    env = os.environ | {
+        "CI": "true",
+        "AVAILABILITY_SHARED": os.environ.get("AVAILABILITY_SHARED", str(ROOT.parent / "shared")),
+    }
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]
     started = time.monotonic()
-    # cwd is the copy, so its dashboards/ comes first on sys.path (pytest puts the rootdir there).
-    done = subprocess.run([*cmd, *tests], cwd=work, env=env, capture_output=True, text=True, timeout=900)
-    (work / file).write_text(original, encoding="utf-8")
+    try:
+        # cwd is the copy, so its dashboards/ comes first on sys.path (pytest puts the rootdir there).
+        done = subprocess.run([*cmd, *TESTS], cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        return "error (timeout)", time.monotonic() - started, ""
+    finally:
+        (work / file).write_text(original, encoding="utf-8")
     tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-3:])
-    return done.returncode == 0, time.monotonic() - started, tail
+    verdict = {0: PASSED, 1: KILLED}.get(done.returncode, f"error (exit {done.returncode})")
+    return verdict, time.monotonic() - started, tail
 
 
 def main() -> int:
@@ -198,38 +215,42 @@ def main() -> int:
         print(f"{len(chosen)} mutants")
         return 0
     works = [prepare(j) for j in range(args.jobs)]
-    ok, seconds, tail = run_tests(works[0], FILES[0], None)
-    print(f"unmutated: {'passes' if ok else 'FAILS'} ({seconds:.0f} s)", flush=True)
-    broken = (ROOT / "dashboards/kpi_sql.py").read_text(encoding="utf-8") + "\nREPLIED = \"end = 'never'\"\n"
-    killed_ok = not run_tests(works[0], "dashboards/kpi_sql.py", broken)[0]
-    print(f"a known-bad mutant: {'killed' if killed_ok else 'SURVIVES'}", flush=True)
-    if not ok or not killed_ok:
-        print(tail)
-        return 2
+    for work in works:  # every copy must pass unmutated and kill a known-bad mutant
+        verdict, seconds, tail = run_tests(work, FILES[0], None)
+        print(f"{work.name} unmutated: {verdict} ({seconds:.0f} s)", flush=True)
+        broken = (ROOT / "dashboards/kpi_sql.py").read_text(encoding="utf-8") + "\nREPLIED = \"end = 'never'\"\n"
+        bad = run_tests(work, "dashboards/kpi_sql.py", broken)[0]
+        print(f"{work.name} a known-bad mutant: {bad}", flush=True)
+        if verdict != PASSED or bad != KILLED:
+            print(tail)
+            return 2
 
     free = list(works)
 
-    def one(m: Mutant) -> tuple[Mutant, bool, float]:
+    def one(m: Mutant) -> tuple[Mutant, str, float]:
         work = free.pop()
         try:
-            passed, secs, _ = run_tests(work, m.file, m.source)
+            verdict, secs, _ = run_tests(work, m.file, m.source)
         finally:
             free.append(work)
-        return m, passed, secs
+        return m, verdict, secs
 
     survived: list[Mutant] = []
+    errors: list[Mutant] = []
     per_file: dict[str, list[int]] = {f: [0, 0] for f in FILES}
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for m, passed, secs in pool.map(one, chosen):
+        for m, verdict, secs in pool.map(one, chosen):
             per_file[m.file][1] += 1
-            per_file[m.file][0] += not passed
-            print(f"{'SURVIVED' if passed else 'killed  '} {m.describe()} ({secs:.0f} s)", flush=True)
-            if passed:
-                survived.append(m)
+            per_file[m.file][0] += verdict == KILLED
+            shown = {PASSED: "SURVIVED", KILLED: "killed  "}.get(verdict, verdict.upper())
+            print(f"{shown} {m.describe()} ({secs:.0f} s)", flush=True)
+            (survived if verdict == PASSED else errors if verdict != KILLED else []).append(m)
     for file, (killed, total) in per_file.items():
         print(f"{file}: {killed}/{total} killed")
     print(f"survived: {' '.join(str(m.n) for m in survived) or 'none'}")
-    return 1 if survived else 0
+    if errors:
+        print(f"errors (neither killed nor survived, run again with --only): {' '.join(str(m.n) for m in errors)}")
+    return 1 if survived or errors else 0
 
 
 if __name__ == "__main__":

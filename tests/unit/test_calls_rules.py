@@ -69,7 +69,9 @@ def test_callback_and_ended_at_the_same_instant_stays_a_callback(agreements):
 @pytest.mark.parametrize("finish", ["abandoned", "callback_requested"])
 def test_queued_in_another_queue_after_an_abandon_or_callback_is_a_new_contact(agreements, finish):
     """A `call.queued` after an abandon or a callback is reported apart as an internal transfer:
-    the citizen's contact stays where it finished."""
+    the citizen's contact stays where it finished (docs/decisions.md, spec v1). The revised spec
+    (2026-11-28, issue #9) makes the contact after a callback an ordinary new contact: the
+    `[internal]` expectation below changes then; the contact staying where it finished does not."""
     # guards: calls.py queued after abandon/callback moving the finished contact to the new queue
     # (it would be counted in avgifter, with a transfer out of kundreskontra)
     f = derive_call(
