@@ -8,6 +8,7 @@ other ports and another data directory) that it stops and starts; the shared one
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import logging
@@ -19,15 +20,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
 from availability.settings import Settings
@@ -40,53 +40,23 @@ from ingest.webhook import BATCH_TYPE, WebhookError, create_app, create_service_
 from schemas.agreements import Agreements, load_agreements
 from schemas.events import encode
 from schemas.topics import CALLS, EVENT_TOPICS, with_prefix
+from tests import webhook_client
+from tests.webhook_client import SINGLE, Reply, get, run
 
 pytestmark = pytest.mark.integration
 
 KAFKA_SH = Path(__file__).resolve().parents[2] / "deploy" / "dev" / "kafka.sh"
 TOKEN = "webhook-test-token"
-SINGLE = "application/cloudevents+json"
 CALLER = "+46 70-123 45 67"
 CALLER_DIGITS = "701234567"  # in any notation of the number
-T = TypeVar("T")
 _tests = itertools.count(1)
 
 
 # -- helpers ------------------------------------------------------------------------------------
 
 
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: Any
-
-
-def run(app: web.Application, scenario: Callable[[TestClient[Any, Any]], Awaitable[T]]) -> T:
-    """Serve `app` on a free port for the duration of `scenario(client)`."""
-
-    async def main() -> T:
-        async with TestClient(TestServer(app)) as client:
-            return await scenario(client)
-
-    return asyncio.run(main())
-
-
-async def post(
-    client: TestClient[Any, Any], body: bytes, content_type: str = SINGLE, token: str | None = TOKEN
-) -> Reply:
-    headers = {"Content-Type": content_type}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    async with client.post("/events", data=body, headers=headers) as resp:
-        text = await resp.text()
-        return Reply(resp.status, dict(resp.headers), json.loads(text) if text[:1] in "{[" else text)
-
-
-async def get(client: TestClient[Any, Any], path: str) -> Reply:
-    async with client.get(path) as resp:
-        text = await resp.text()
-        return Reply(resp.status, dict(resp.headers), json.loads(text) if text[:1] in "{[" else text)
+# The token every test of this file posts with unless it says otherwise.
+post = functools.partial(webhook_client.post, token=TOKEN)
 
 
 _ids = itertools.count(1)

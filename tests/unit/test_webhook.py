@@ -11,17 +11,15 @@ reasons; a comment says why it is the right one.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ingest.boundary import Boundary
@@ -31,13 +29,13 @@ from ingest.pseudonymise import Pseudonymiser
 from ingest.webhook import BATCH_TYPE, Publisher, WebhookError, create_app
 from schemas.agreements import Agreements
 from schemas.events import CallOffered, Event
+from tests import webhook_client
+from tests.webhook_client import SINGLE, Reply, get, run
 
 TOKEN = "unit-test-token"
 KEY = b"webhook-unit-test-key-of-32-bytes!"
-SINGLE = "application/cloudevents+json"
 CALLER = "+46 70-123 45 67"
 CALLER_DIGITS = "701234567"  # in any notation of the number
-T = TypeVar("T")
 
 
 # -- the in-memory publisher --------------------------------------------------------------------
@@ -78,38 +76,8 @@ def test_the_publishers_fit_the_protocol() -> None:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: Any
-
-
-def run(app: web.Application, scenario: Callable[[TestClient[Any, Any]], Awaitable[T]]) -> T:
-    """Serve `app` on a free loopback port for the duration of `scenario(client)`."""
-
-    async def main() -> T:
-        async with TestClient(TestServer(app)) as client:
-            return await scenario(client)
-
-    return asyncio.run(main())
-
-
-async def post(
-    client: TestClient[Any, Any], body: bytes, content_type: str = SINGLE, token: str | None = TOKEN
-) -> Reply:
-    headers = {"Content-Type": content_type}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    async with client.post("/events", data=body, headers=headers) as resp:
-        text = await resp.text()
-        return Reply(resp.status, dict(resp.headers), json.loads(text) if text[:1] in "{[" else text)
-
-
-async def get(client: TestClient[Any, Any], path: str) -> Reply:
-    async with client.get(path) as resp:
-        text = await resp.text()
-        return Reply(resp.status, dict(resp.headers), json.loads(text) if text[:1] in "{[" else text)
+# The token every test of this file posts with unless it says otherwise.
+post = functools.partial(webhook_client.post, token=TOKEN)
 
 
 def event(id_: str, type_: str, **data: Any) -> dict[str, Any]:
