@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -20,46 +19,8 @@ from stream_jobs.core.live import LiveState
 from stream_jobs.warehouse import EVENT_COLUMNS
 from tests.conftest import call, ev
 
-K = {"queue": "kundreskontra"}
-
-
-def samples(live: LiveState) -> dict[tuple[str, tuple[str, ...]], float]:
-    out = {}
-    for family in live.collect():
-        for sample in family.samples:
-            out[(sample.name, tuple(sample.labels.values()))] = sample.value
-    return out
-
-
-def at(text: str) -> Callable[[], datetime]:
-    """A stopped clock: the live state's "now" is injected, never taken from the events."""
-    instant = datetime.fromisoformat(text)
-    return lambda: instant
-
-
-def feed(warehouse, agreements, events, live=None, deriver=None, clock=None):
-    live = live or LiveState(agreements, **({"clock": clock} if clock else {}))
-    deriver = deriver or Deriver(warehouse, agreements, track_changes=True)
-    live.observe(events, deriver.apply(events))
-    return live
-
-
-def kpi_events():
-    # As tests/warehouse/test_report.py: ten answers after 10..100 s, a 3 s abandon, a 200 s
-    # hang-up, a callback after 90 s and a Saturday call (out of hours), in kundreskontra.
-    events = []
-    for i in range(1, 11):
-        answered = f"2026-04-14T10:0{i * 10 // 60}:{i * 10 % 60:02d}+02:00"
-        events += call(f"a{i}", ("queued", "2026-04-14T10:00:00+02:00", K), ("answered", answered, K | {"agent": "x"}))
-    events += call("s", ("queued", "2026-04-14T11:00:00+02:00", K), ("abandoned", "2026-04-14T11:00:03+02:00", K))
-    events += call("l", ("queued", "2026-04-14T11:00:00+02:00", K), ("ended", "2026-04-14T11:03:20+02:00", {}))
-    events += call(
-        "cb", ("queued", "2026-04-14T11:00:00+02:00", K), ("callback_requested", "2026-04-14T11:01:30+02:00", K)
-    )
-    events += call(
-        "sat", ("queued", "2026-04-18T10:00:00+02:00", K), ("answered", "2026-04-18T10:00:05+02:00", K | {"agent": "x"})
-    )
-    return events
+# The live state's helpers, store-agnostic: here they run on the ClickHouse warehouse.
+from tests.unit.test_live_state import K, at, feed, kpi_events, samples
 
 
 def test_contact_counters_give_the_spec_ratios(warehouse, agreements):
