@@ -82,13 +82,18 @@ class Wiring:
 
     # -- the warehouse ----------------------------------------------------------------------
 
-    @contextmanager
-    def warehouse(self, target: str | None) -> Iterator[Warehouse]:
+    @staticmethod
+    def warehouse_target(target: str | None) -> str:
+        """The --warehouse given, or the one line saying how to give it."""
         if not target:
             raise InputError("no warehouse given: use --warehouse DIR|URL or set AVAILABILITY_WAREHOUSE")
+        return target
+
+    @contextmanager
+    def warehouse(self, target: str | None) -> Iterator[Warehouse]:
         from stream_jobs.warehouse import Warehouse
 
-        with Warehouse.open(target) as wh:
+        with Warehouse.open(self.warehouse_target(target)) as wh:
             yield wh
 
     def deriver(self, warehouse: Warehouse, agreements: Agreements, *, track_changes: bool = False) -> Deriver:

@@ -12,11 +12,9 @@ from typing import Any
 
 from availability.cli.args import KEY_NOTE, SharedOptions, date_arg, input_files, instant_arg, month_arg, positive
 from availability.cli.progress import days_ticked, progress
-from availability.cli.rejects import RejectsWriter
+from availability.cli.rejects import EXIT_REJECTED, RejectsWriter
 from availability.wiring import Wiring
 from schemas.errors import InputError
-
-EXIT_REJECTED = 2
 
 
 def cmd_simulate(args: argparse.Namespace, wiring: Wiring) -> int:

@@ -15,6 +15,8 @@ from schemas.errors import InputError
 if TYPE_CHECKING:
     from ingest.jsonl import RejectedLine
 
+EXIT_REJECTED = 2  # `process` and `publish` when some lines were rejected (spec/cli.md)
+
 
 class RejectsWriter:
     """Rejected lines to a JSONL file (with the original line), or one line each on stderr.

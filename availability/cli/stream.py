@@ -10,12 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from availability.cli.args import KAFKA_ENV, SharedOptions, input_files, instant_arg, positive
-from availability.cli.rejects import RejectsWriter
+from availability.cli.rejects import EXIT_REJECTED, RejectsWriter
 from availability.wiring import Wiring
 from schemas.agreements import Agreements
 from schemas.errors import InputError
-
-EXIT_REJECTED = 2
 
 
 def cmd_topics_create(args: argparse.Namespace, wiring: Wiring) -> int:
@@ -86,8 +84,7 @@ def cmd_stream(args: argparse.Namespace, wiring: Wiring) -> int:
     from stream_jobs.core.live import shifted_clock
     from stream_jobs.worker.app import WorkerOptions, run
 
-    if not args.warehouse:
-        raise InputError("no warehouse given: use --warehouse DIR|URL or set AVAILABILITY_WAREHOUSE")
+    wiring.warehouse_target(args.warehouse)  # before Kafka is asked: a mistake costs no wait
     agreements = wiring.agreements(args.agreements)
     clock = shifted_clock(args.clock_start, args.clock_speed) if args.clock_start else now_utc
     boundary = wiring.boundary(agreements, live=True, clock=clock)  # warns before the worker starts
