@@ -82,7 +82,7 @@ def cmd_stream(args: argparse.Namespace, wiring: Wiring) -> int:
     from ingest.boundary import now_utc
     from ingest.kafka.admin import ensure_topics
     from stream_jobs.core.live import shifted_clock
-    from stream_jobs.worker.app import WorkerOptions, run
+    from stream_jobs.worker.app import WorkerOptions, WorkerParts, run
 
     wiring.warehouse_target(args.warehouse)  # before Kafka is asked: a mistake costs no wait
     agreements = wiring.agreements(args.agreements)
@@ -99,7 +99,8 @@ def cmd_stream(args: argparse.Namespace, wiring: Wiring) -> int:
     )
     with wiring.warehouse(args.warehouse) as warehouse:
         pseudonymiser = wiring.pseudonymiser(agreements)
-        run(wiring.bootstrap, wiring.prefix, agreements, warehouse, boundary, pseudonymiser, clock, options)
+        parts = WorkerParts(wiring.bootstrap, wiring.prefix, agreements, warehouse, boundary, pseudonymiser, clock)
+        run(parts, options)
     return 0
 
 

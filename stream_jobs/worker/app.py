@@ -325,21 +325,22 @@ class WorkerOptions:
     dead_letter_file: Path | None = None  # the fallback when the dead-letter topic refuses a copy
 
 
-def build_app(
-    bootstrap: str,
-    prefix: str,
-    agreements: Agreements,
-    warehouse: Warehouse,
-    boundary: Boundary,
-    pseudonymiser: Pseudonymiser,
-    clock: Callable[[], datetime],
-    options: WorkerOptions = WorkerOptions(),
-    *,
-    datadir: Path,
-) -> StreamApp:
-    """The Faust app: the batch consumer, the dead-letter watcher and /metrics. `boundary` is the
-    live one (events more than MAX_FUTURE ahead of `clock` are rejected) and `clock` also drives
-    the live gauges."""
+@dataclass(frozen=True)
+class WorkerParts:
+    """What the worker is made of (availability/wiring.py builds them from the settings)."""
+
+    bootstrap: str
+    prefix: str  # of the topics and the consumer group
+    agreements: Agreements
+    warehouse: Warehouse
+    boundary: Boundary  # the live one: events more than MAX_FUTURE ahead of `clock` are rejected
+    pseudonymiser: Pseudonymiser  # for the dead letters' copies
+    clock: Callable[[], datetime]  # also drives the live gauges
+
+
+def build_app(parts: WorkerParts, options: WorkerOptions = WorkerOptions(), *, datadir: Path) -> StreamApp:
+    """The Faust app: the batch consumer, the dead-letter watcher and /metrics."""
+    bootstrap, prefix, warehouse = parts.bootstrap, parts.prefix, parts.warehouse
     app = StreamApp(
         prefix + GROUP + "-app",
         broker=[f"kafka://{server}" for server in bootstrap.split(",")],
@@ -356,12 +357,12 @@ def build_app(
     dead_letters = DeadLetters(
         DeadLetterTopic(bootstrap, prefix),
         options.dead_letter_file or default_dead_letter_file(warehouse.target),
-        pseudonymiser,
+        parts.pseudonymiser,
     )
-    deriver = Deriver(warehouse, agreements, track_changes=True)
-    sink = WarehouseSink(boundary, deriver, dead_letters)
+    deriver = Deriver(warehouse, parts.agreements, track_changes=True)
+    sink = WarehouseSink(parts.boundary, deriver, dead_letters)
     metrics = PipelineMetrics(sink)
-    live = LiveState(agreements, clock=clock)  # the wall's and the alerts' metrics (docs/live-metrics.md)
+    live = LiveState(parts.agreements, clock=parts.clock)  # the wall's and the alerts' metrics (docs/live-metrics.md)
     sink.on_stored.append(live.observe)
     live_registry = CollectorRegistry()
     live_registry.register(live)
@@ -505,31 +506,20 @@ class _Worker(faust.Worker):
         limit_repeats((*CLIENT_LOGGERS, DEAD_LETTER_LOGGER))
 
 
-def run(
-    bootstrap: str,
-    prefix: str,
-    agreements: Agreements,
-    warehouse: Warehouse,
-    boundary: Boundary,
-    pseudonymiser: Pseudonymiser,
-    clock: Callable[[], datetime],
-    options: WorkerOptions = WorkerOptions(),
-) -> None:
+def run(parts: WorkerParts, options: WorkerOptions = WorkerOptions()) -> None:
     """Run until SIGTERM/SIGINT; then commit what is stored and exit. Raises StreamRefused
     (one line) when the warehouse lacks what the consumer group has committed."""
-    group = prefix + GROUP
+    group = parts.prefix + GROUP
     if not options.from_beginning:
-        topics = [with_prefix(t, prefix).name for t in EVENT_TOPICS]
-        committed = committed_offsets(bootstrap, group, topics)
-        gap = warehouse_gap(warehouse, committed, group) if committed else None
+        topics = [with_prefix(t, parts.prefix).name for t in EVENT_TOPICS]
+        committed = committed_offsets(parts.bootstrap, group, topics)
+        gap = warehouse_gap(parts.warehouse, committed, group) if committed else None
         if gap is not None:
             raise StreamRefused(gap)
     # Faust insists on a data directory; nothing in it outlives the process (offsets are in
     # Kafka, facts in the warehouse), so it is a temporary one, not `<app id>-data/` in the cwd.
     with tempfile.TemporaryDirectory(prefix="availability-worker-") as datadir:
-        app = build_app(
-            bootstrap, prefix, agreements, warehouse, boundary, pseudonymiser, clock, options, datadir=Path(datadir)
-        )
+        app = build_app(parts, options, datadir=Path(datadir))
         worker = _Worker(app, loglevel=options.loglevel, quiet=True, override_logging=True)
         try:
             worker.execute_from_commandline()
