@@ -47,6 +47,8 @@ from schemas.events import (
     CallAnsweredData,
     CallbackRequested,
     CallEnded,
+    CallExited,
+    CallExitedData,
     CallOffered,
     CallQueued,
     CallQueueData,
@@ -64,7 +66,7 @@ from schemas.events import (
 )
 
 _MAILBOX_DATA = (MailReceivedData, MailRepliedData, MailClosedData)
-_QUEUE_DATA = (CallQueuedData, CallAnsweredData, CallQueueData, CallTransferredData)
+_QUEUE_DATA = (CallQueuedData, CallAnsweredData, CallQueueData, CallExitedData, CallTransferredData)
 
 _TOKEN = re.compile(TOKEN_PATTERN).fullmatch
 _SOURCE = re.compile(SOURCE_PATTERN).fullmatch
@@ -222,6 +224,7 @@ class Boundary:
             CallQueued: self._queued,
             CallAbandoned: self._queued,
             CallbackRequested: self._queued,
+            CallExited: self._queued,
             CallAnswered: self._answered,
             CallTransferred: self._transferred,
             CallEnded: self._ended,
@@ -235,6 +238,7 @@ class Boundary:
             CallQueued: self._published_queued,
             CallAbandoned: self._published_queued,
             CallbackRequested: self._published_queued,
+            CallExited: self._published_queued,
             CallAnswered: self._published_answered,
             CallTransferred: self._published_transferred,
             CallEnded: self._published_ended,
@@ -312,7 +316,7 @@ class Boundary:
             event.id = self._id_ref(event.id)
         return None
 
-    def _queued(self, event: CallQueued | CallAbandoned | CallbackRequested) -> str | None:
+    def _queued(self, event: CallQueued | CallAbandoned | CallbackRequested | CallExited) -> str | None:
         d = event.data
         if d.queue not in self._queues:
             return _unknown_queue("queue", d.queue)
@@ -421,7 +425,7 @@ class Boundary:
             return _not_pseudonym("data.caller_ref")
         return self._published_call(event)
 
-    def _published_queued(self, event: CallQueued | CallAbandoned | CallbackRequested) -> str | None:
+    def _published_queued(self, event: CallQueued | CallAbandoned | CallbackRequested | CallExited) -> str | None:
         if event.data.queue not in self._queues:
             return _unknown_queue("queue", event.data.queue)
         return self._published_call(event)

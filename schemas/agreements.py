@@ -50,6 +50,7 @@ class QueueFile(_Strict):
     service_level_target: float
     answer_rate_target: float
     short_abandon_seconds: float = 0
+    extra_service_levels: list[float] = []
 
 
 class MailboxFile(_Strict):
@@ -80,6 +81,7 @@ class Queue:
     service_level_target: float
     answer_rate_target: float
     short_abandon_seconds: float
+    extra_service_levels: tuple[float, ...] = ()  # more thresholds T (s), reported beside service_level_seconds
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,7 @@ def parse_agreements(raw: Any, source: str = "<memory>") -> Agreements:
             service_level_target=q.service_level_target,
             answer_rate_target=q.answer_rate_target,
             short_abandon_seconds=q.short_abandon_seconds,
+            extra_service_levels=tuple(q.extra_service_levels),
         )
 
     mailboxes = {}

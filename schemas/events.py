@@ -71,6 +71,7 @@ def utc_z(t: datetime) -> str:
 Time = Annotated[datetime, Meta(tz=True)]
 AgentState = Literal["ready", "busy", "wrap_up", "not_ready", "logged_out"]
 CloseReason = Literal["handled", "forwarded", "spam"]
+ExitReason = Literal["timeout", "exit_key", "queue_full", "no_agents"]
 
 
 # gc=False: events hold no reference cycles, and keeping millions of them out of the
@@ -108,6 +109,12 @@ class CallTransferredData(_Data):
     call_id: Id
     queue: Name
     to_queue: Name
+
+
+class CallExitedData(_Data):
+    call_id: Id
+    queue: Name
+    reason: ExitReason
 
 
 class CallEndedData(_Data):
@@ -176,6 +183,10 @@ class CallbackRequested(_Envelope, tag="call.callback_requested"):
     data: CallQueueData
 
 
+class CallExited(_Envelope, tag="call.exited"):
+    data: CallExitedData
+
+
 class CallEnded(_Envelope, tag="call.ended"):
     data: CallEndedData
 
@@ -197,7 +208,14 @@ class MailClosed(_Envelope, tag="mail.closed"):
 
 
 CallEvent: TypeAlias = (
-    CallOffered | CallQueued | CallAnswered | CallAbandoned | CallTransferred | CallbackRequested | CallEnded
+    CallOffered
+    | CallQueued
+    | CallAnswered
+    | CallAbandoned
+    | CallTransferred
+    | CallbackRequested
+    | CallExited
+    | CallEnded
 )
 MailEvent: TypeAlias = MailReceived | MailReplied | MailClosed
 Event: TypeAlias = CallEvent | AgentStateChanged | MailEvent
@@ -209,6 +227,7 @@ EVENT_TYPES: tuple[type[_Envelope], ...] = (
     CallAbandoned,
     CallTransferred,
     CallbackRequested,
+    CallExited,
     CallEnded,
     AgentStateChanged,
     MailReceived,

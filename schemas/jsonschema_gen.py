@@ -48,6 +48,7 @@ EVENT_DESCRIPTIONS = {
     "call.abandoned": "The caller hung up while waiting in the queue.",
     "call.transferred": "The call left `queue` for `to_queue` before being answered (overflow or menu transfer).",
     "call.callback_requested": "The caller left the queue asking to be called back.",
+    "call.exited": "The switch routed the caller out of the queue unanswered (time-out, exit key, full, no agents).",
     "call.ended": "The call was disconnected (after talk, in the menu, or while queued).",
     "agent.state": "An agent's state changed.",
     "mail.received": "A message arrived in the function mailbox.",
@@ -89,6 +90,7 @@ FIELD_DESCRIPTIONS: dict[tuple[str, str], str] = {
         "CallAnsweredData",
         "CallQueueData",
         "CallTransferredData",
+        "CallExitedData",
         "CallEndedData",
     )
 }

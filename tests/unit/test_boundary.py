@@ -118,6 +118,7 @@ ONE_OF_EACH = {
     "call.abandoned": ev("call.abandoned", {"call_id": "c1", "queue": "kundreskontra"}),
     "call.transferred": ev("call.transferred", {"call_id": "c1", "queue": "kundreskontra", "to_queue": "avgifter"}),
     "call.callback_requested": ev("call.callback_requested", {"call_id": "c1", "queue": "avgifter"}),
+    "call.exited": ev("call.exited", {"call_id": "c1", "queue": "avgifter", "reason": "timeout"}),
     "call.ended": ev("call.ended", {"call_id": "c1"}),
     "agent.state": ev("agent.state", {"agent": "a17", "state": "ready", "queues": ["kundreskontra", "avgifter"]}),
     "mail.received": mail(),
