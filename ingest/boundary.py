@@ -10,8 +10,9 @@ The checks, cheapest first:
 - size: at most MAX_EVENT_BYTES (one limit for every path), before anything is parsed;
 - JSON and the contract (schemas/events.py): invalid UTF-8, a lone surrogate, nesting deeper
   than the decoder's stack and every validation error become a reason naming the place;
-- time: inside [EARLIEST_TIME, LATEST_TIME) on every path, and on the live paths (`live=True`:
-  webhook, mailbox pollers, stream worker) at most MAX_FUTURE ahead of `clock()`;
+- time: its offset written `Z`/`z` or `±hh:mm` (msgspec also takes `+0200`, which is not
+  RFC 3339); inside [EARLIEST_TIME, LATEST_TIME) on every path, and on the live paths
+  (`live=True`: webhook, mailbox pollers, stream worker) at most MAX_FUTURE ahead of `clock()`;
 - `source` a short name (it becomes a label and a key); queues and mailboxes in the agreements;
 - personal data: `caller`/`sender` -> keyed hashes, `subject` -> categories and dropped, agent
   ids and Message-ID-like ids hashed, free-text ids hashed, the envelope `subject` dropped,
@@ -189,6 +190,18 @@ def _utf8_reason(raw: Any) -> str:
     return "not valid UTF-8"
 
 
+class _TimeText(msgspec.Struct, gc=False):
+    time: str
+
+
+# The `time` of an event as written (JSON escapes undone), by a second decode: msgspec's parser
+# takes `+0200` as an offset, which RFC 3339 does not (spec/events.md). Decoding again costs
+# less than searching the raw bytes for the key (measured: ~0.5 against ~1 µs an event), and it
+# is right by construction whatever the escapes, whitespace or repeated keys: msgspec resolves
+# them here exactly as it did for the event.
+_time_text = msgspec.json.Decoder(_TimeText).decode
+
+
 def _size(raw: Any) -> int:
     if isinstance(raw, str):
         return len(raw) if raw.isascii() else len(raw.encode("utf-8", "surrogatepass"))
@@ -280,6 +293,9 @@ class Boundary:
             event: Event = _decode(raw)
         except Exception as exc:  # the ways bad input fails; anything else re-raised
             return _decode_reason(exc, raw)
+        text = _time_text(raw).time  # valid RFC 3339 but for the offset's form: at least 20 characters
+        if not (text[-1] in "Zz" or (text[-3] == ":" and text[-6] in "+-")):
+            return _short(f"time '{text}': the offset must be Z or ±hh:mm (RFC 3339)")
         t = event.time
         if not in_time_range(t):
             return f"time: {t.isoformat()} {OUT_OF_RANGE}"

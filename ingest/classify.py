@@ -1,7 +1,14 @@
 """Subject -> categories (spec/agreements.md, "Priority"), so the subject itself can be dropped.
 
 Matching is case-insensitive, ignores diacritics (`anstand` matches `anstånd`) and matches
-word prefixes (`makuler` matches `makulering`, `makuleras`).
+word prefixes (`makuler` matches `makulering`, `makuleras`). A keyword of several words matches
+the same words in sequence, the last one as a prefix (`faktura 12` matches "Om faktura 123", not
+"fakturan 123" nor "faktura x 123").
+
+Subject and keyword are split into words the same way (runs of letters, digits and `_` after
+folding), so whitespace inside a keyword is collapsed, and punctuation in it separates words as
+it does in a subject (`e-faktura` is the two words `e faktura`, which "E-fakturan" matches). A
+keyword's stem, the category it gives, is its folded words joined by one space.
 """
 
 from __future__ import annotations
@@ -23,15 +30,34 @@ def fold(text: str) -> str:
     return _COMBINING.sub("", unicodedata.normalize("NFKD", text.casefold()))
 
 
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(_WORD.findall(fold(text)))
+
+
 @lru_cache(maxsize=256)
+def _keywords(keywords: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...], str], ...]:
+    """Each distinct keyword as (stem, its folded words but the last, the last), in keyword
+    order; a keyword without words (empty, blank, only punctuation) is dropped."""
+    split = {" ".join(words): words for words in map(_words, keywords) if words}
+    return tuple((stem, words[:-1], words[-1]) for stem, words in split.items())
+
+
 def _stems(keywords: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(s for s in map(fold, keywords) if s))
+    return tuple(stem for stem, _, _ in _keywords(keywords))
+
+
+def _found(words: tuple[str, ...], whole: tuple[str, ...], last: str) -> bool:
+    """`whole` occurs in `words` in sequence, followed by a word that starts with `last`."""
+    if not whole:
+        return any(w.startswith(last) for w in words)
+    n = len(whole)
+    return any(words[i + n].startswith(last) and words[i : i + n] == whole for i in range(len(words) - n))
 
 
 def matched_keywords(subject: str, keywords: Iterable[str]) -> list[str]:
-    """The keywords (folded) that start some word of the subject, in keyword order."""
-    words = tuple(_WORD.findall(fold(subject)))
-    return [stem for stem in _stems(tuple(keywords)) if any(w.startswith(stem) for w in words)]
+    """The stems of the keywords found in the subject, in keyword order, each once."""
+    words = _words(subject)
+    return [stem for stem, whole, last in _keywords(tuple(keywords)) if _found(words, whole, last)]
 
 
 def categories(subject: str | None, keywords: Iterable[str], given: Iterable[str] = ()) -> list[str]:

@@ -6,9 +6,11 @@ Every error names the key path, e.g. `queues.kundreskontra.calendar: unknown cal
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 import yaml
 
-from schemas.calendar import WEEKDAYS, Calendar, DayRule, Interval
+from schemas.calendar import NAMED_DAYS, WEEKDAYS, Calendar, DayRule, Interval
 from schemas.errors import AgreementsError
 
 DEFAULT_PRIORITY_KEYWORDS = ("anstånd", "makuler", "avbetalning")
@@ -107,6 +109,13 @@ class Agreements:
         return t.astimezone(self.timezone)
 
 
+def level_key(seconds: float) -> str:
+    """The report key of a service-level threshold, as it is written: `20` and `20.0` -> "20",
+    `7.5` -> "7.5", `600` -> "600" (never exponent notation, whatever the size)."""
+    text = format(Decimal(repr(float(seconds))), "f")  # repr: the shortest text of the float
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 # -- loading ------------------------------------------------------------------------------------
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
@@ -181,6 +190,7 @@ def parse_agreements(raw: Any, source: str = "<memory>") -> Agreements:
         for key in ("service_level_seconds", "short_abandon_seconds"):
             if getattr(q, key) < 0:
                 raise AgreementsError(f"{path}.{key}: must not be negative")
+        _check_levels(f"{path}.extra_service_levels", q.extra_service_levels)
         queues[qid] = Queue(
             id=qid,
             name=q.name,
@@ -212,6 +222,19 @@ def parse_agreements(raw: Any, source: str = "<memory>") -> Agreements:
     return Agreements(timezone=tz, calendars=calendars, queues=queues, mailboxes=mailboxes, source=source)
 
 
+def _check_levels(path: str, levels: list[float]) -> None:
+    """Extra service-level thresholds: each a positive, finite number of seconds, none twice
+    (`20` and `20.0` are the same threshold, and would be the same report key)."""
+    seen: set[float] = set()
+    for seconds in levels:
+        if not (math.isfinite(seconds) and seconds > 0):
+            shown = level_key(seconds) if math.isfinite(seconds) else str(seconds)
+            raise AgreementsError(f"{path}: each must be a positive, finite number of seconds, got {shown}")
+        if seconds in seen:
+            raise AgreementsError(f"{path}: {level_key(seconds)} is listed more than once")
+        seen.add(seconds)
+
+
 def _check_ids(data: dict[Any, Any]) -> None:
     for section, kind in (("queues", "queue"), ("mailboxes", "mailbox")):
         entries = data.get(section)
@@ -239,7 +262,25 @@ def _calendar(path: str, c: CalendarFile, tz: ZoneInfo) -> Calendar:
     reduced = tuple(
         (_day_rule(f"{path}.reduced.{d}", d), _intervals(f"{path}.reduced.{d}", iv)) for d, iv in c.reduced.items()
     )
+    for rule, _ in reduced:
+        _not_closed(f"{path}.reduced.{rule.name}", rule, closed)
     return Calendar(tz=tz, hours=hours, holidays=c.holidays, closed=closed, reduced=reduced)
+
+
+def _not_closed(path: str, rule: DayRule, closed: tuple[DayRule, ...]) -> None:
+    """A reduced day may not also be closed (spec/agreements.md): the same named day, the same
+    date, or a date that is the other list's named day in that date's year."""
+    for i, other in enumerate(closed):
+        if other.name == rule.name:
+            raise AgreementsError(f"{path}: also listed under closed")
+        iso = rule if rule.name not in NAMED_DAYS else other if other.name not in NAMED_DAYS else None
+        if iso is None:
+            continue  # two different named days: never the same date
+        day = date.fromisoformat(iso.name)
+        if rule.on(day.year) == day and other.on(day.year) == day:
+            raise AgreementsError(
+                f"{path}: also listed under closed (closed[{i}] '{other.name}' is the same day, {day.isoformat()})"
+            )
 
 
 def _intervals(path: str, texts: list[str]) -> tuple[Interval, ...]:

@@ -108,12 +108,19 @@ class Calendar:
     )
 
     def intervals_on(self, day: date) -> tuple[Interval, ...]:
-        """Local opening intervals of one day, after holidays, closed and reduced days."""
-        regular = self.hours.get(day.weekday(), ())
+        """Local opening intervals of one day, after holidays, closed and reduced days.
+
+        A day listed under `reduced` has exactly its listed intervals, whatever its weekday and
+        even if it is a public holiday: `reduced` can shorten, lengthen or open a day
+        (spec/agreements.md). A day both closed and reduced is an error in the file
+        (schemas/agreements.py); a Calendar built directly with one gives the reduced hours."""
         closed, reduced = self._rules(day.year)
-        if not regular or day in closed:
-            return ()  # reduced hours shorten an open day; they never open a closed one
-        return reduced.get(day, regular)
+        listed = reduced.get(day)
+        if listed is not None:
+            return listed
+        if day in closed:
+            return ()
+        return self.hours.get(day.weekday(), ())
 
     def is_open(self, t: datetime) -> bool:
         ts, year = self._locate(t)

@@ -34,8 +34,8 @@ OUT_DIR = Path("schemas/jsonschema")  # repository-relative
 # validator opts in to format assertion. So the envelope's `time` gets a pattern requiring the
 # RFC 3339 time-offset at the end (`Z`, or `+hh:mm` / `-hh:mm`; RFC 3339 allows a lower-case
 # `z`, and so does msgspec), which makes a time without offset invalid under the schema as it is
-# for the decoder. The schema is the producers' contract and is slightly stricter than the
-# decoder, which also accepts `+0200` and a space instead of `T`.
+# at the ingest boundary. msgspec's decoder alone also takes `+0200`, which is not RFC 3339; the
+# boundary rejects it (ingest/boundary.py), so schema and boundary agree on the offset.
 MSGSPEC_DATETIME: Schema = {"type": "string", "format": "date-time"}
 TIME_OFFSET_PATTERN = r"([Zz]|[+-]\d{2}:\d{2})$"
 TIME_DESCRIPTION = "RFC 3339 timestamp with offset (`Z` or `+02:00`) of the moment it happened (event time)."

@@ -6,8 +6,9 @@ Every error must name the key path, e.g. `queues.kundreskontra.calendar: unknown
 from __future__ import annotations
 
 import copy
+import math
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ import pytest
 from schemas.agreements import (
     DEFAULT_PRIORITY_KEYWORDS,
     default_agreements_path,
+    level_key,
     load_agreements,
     parse_agreements,
     parse_duration,
@@ -131,6 +133,51 @@ def test_default_agreements_values() -> None:
 def test_default_calendars(calendar: str, day: str, expected: list[str]) -> None:
     cal = load_agreements().calendars[calendar]
     assert cal.intervals_on(date.fromisoformat(day)) == tuple(Interval.parse(x) for x in expected)
+
+
+@pytest.mark.parametrize(
+    ("calendar", "day", "expected"),
+    [
+        # The shipped file lists trettondagsafton and valborgsmassoafton as ISO dates on weekdays
+        # only: a reduced day opens whatever its weekday (spec/agreements.md).
+        ("kontorstid", "2029-01-05", ["08:00-13:00"]),  # trettondagsafton 2029, a Friday: reduced
+        ("kontorstid", "2030-01-05", []),  # trettondagsafton 2030, a Saturday: stays closed
+        ("kontorstid", "2028-04-30", []),  # valborgsmassoafton 2028, a Sunday: stays closed
+        ("kontorstid", "2029-04-30", ["08:00-13:00"]),  # valborgsmassoafton 2029, a Monday
+        ("telefontid", "2028-04-30", []),
+        ("telefontid", "2030-04-30", ["08:30-12:00"]),  # valborgsmassoafton 2030, a Tuesday
+        ("telefontid", "2030-01-05", []),  # trettondagsafton is closed for phones in any case
+    ],
+)
+def test_default_reduced_days(calendar: str, day: str, expected: list[str]) -> None:
+    cal = load_agreements().calendars[calendar]
+    assert cal.intervals_on(date.fromisoformat(day)) == tuple(Interval.parse(x) for x in expected)
+
+
+def test_default_calendars_open_no_weekend_day_in_2026_to_2030() -> None:
+    # Every Saturday and Sunday from 2026-01-01 to 2030-12-31, in both shipped calendars.
+    a = load_agreements()
+    day, weekend_days = date(2026, 1, 1), 0
+    while day < date(2031, 1, 1):
+        if day.weekday() >= 5:
+            weekend_days += 1
+            for cid, cal in a.calendars.items():
+                assert cal.intervals_on(day) == (), f"{cid} opens on {day:%a} {day}"
+        day += timedelta(days=1)
+    # 5 x 365 + 1 (29 Feb 2028) = 1826 days = 260 weeks + 6 days. 2026-01-01 is a Thursday, so
+    # the 260 weeks end on Wed 2030-12-25 and the 6 days left are Thu 26 .. Tue 31 Dec 2030, of
+    # which Sat 28 and Sun 29 are weekend days: 260 x 2 + 2 = 522 days checked.
+    assert weekend_days == 522
+
+
+def test_default_calendars_open_no_public_holiday_in_2026_to_2030() -> None:
+    # A reduced day would open a public holiday too; the shipped file lists none.
+    import holidays as pyholidays
+
+    a = load_agreements()
+    for day in pyholidays.country_holidays("SE", years=range(2026, 2031)):
+        for cid, cal in a.calendars.items():
+            assert cal.intervals_on(day) == (), f"{cid} opens on the public holiday {day}"
 
 
 @pytest.mark.usefixtures("examples")  # without them: a skip locally, a failure in CI
@@ -256,6 +303,27 @@ C = "calendars.kontor"
             f"{C}.reduced.valborgsmassoafton: invalid interval '13:00-08:00'",
         ),
         (f"{C}.holidays", "XX", f"{C}.holidays: unknown country code 'XX'"),
+        # A day both closed and reduced (BASE closes midsommarafton and julafton).
+        (f"{C}.reduced", {"julafton": ["08:00-12:00"]}, f"{C}.reduced.julafton: also listed under closed"),
+        # 24 Dec 2026 is julafton: the ISO date and the named day are the same day.
+        (
+            f"{C}.reduced",
+            {"2026-12-24": ["08:00-12:00"]},
+            f"{C}.reduced.2026-12-24: also listed under closed (closed[1] 'julafton' is the same day, 2026-12-24)",
+        ),
+        # Fri 19 Jun 2026 is midsommarafton (the Friday between 19 and 25 June), closed[0].
+        (
+            f"{C}.reduced",
+            {"valborgsmassoafton": ["08:00-13:00"], "2026-06-19": ["08:00-12:00"]},
+            f"{C}.reduced.2026-06-19: also listed under closed (closed[0] 'midsommarafton' is the same day, 2026-06-19)",
+        ),
+        (f"{Q}.extra_service_levels", [20, 0], f"{Q}.extra_service_levels: each must be a positive, finite number"),
+        (f"{Q}.extra_service_levels", [-5], f"{Q}.extra_service_levels: each must be a positive, finite number"),
+        (f"{Q}.extra_service_levels", [math.inf], f"{Q}.extra_service_levels: each must be a positive, finite number"),
+        (f"{Q}.extra_service_levels", [math.nan], f"{Q}.extra_service_levels: each must be a positive, finite number"),
+        # 20 and 20.0 are one threshold (and one report key, "20").
+        (f"{Q}.extra_service_levels", [20, 120, 20.0], f"{Q}.extra_service_levels: 20 is listed more than once"),
+        (f"{Q}.extra_service_levels", [7.5, 7.5], f"{Q}.extra_service_levels: 7.5 is listed more than once"),
         (f"{M}.response_target", "8 hours", f"{M}.response_target: invalid duration '8 hours'"),
         (f"{M}.response_target", 0, f"{M}.response_target: invalid duration '0': must be positive"),
         (f"{M}.priority_response_target", "4 timmar", f"{M}.priority_response_target: invalid duration '4 timmar'"),
@@ -313,6 +381,113 @@ def test_errors_name_the_key_path(path: str, value: Any, message: str) -> None:
 def test_errors_inside_id_maps_name_the_id(path: str, value: Any, pattern: str) -> None:
     with pytest.raises(AgreementsError, match=pattern):
         parse_agreements(with_(path, value))
+
+
+# -- closed and reduced (spec/agreements.md: a day in both is an error) -------------------------
+
+
+def closed_and_reduced(closed: list[Any], reduced: dict[str, list[str]]) -> dict[str, Any]:
+    raw = with_(f"{C}.closed", closed)
+    raw["calendars"]["kontor"]["reduced"] = reduced
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("closed", "reduced", "message"),
+    [
+        pytest.param(
+            ["julafton"], {"julafton": ["08:00-12:00"]}, f"{C}.reduced.julafton: also listed under closed", id="named"
+        ),
+        pytest.param(
+            ["2026-12-23"],
+            {"2026-12-23": ["08:00-12:00"]},
+            f"{C}.reduced.2026-12-23: also listed under closed",
+            id="iso",
+        ),
+        # A YAML date (unquoted 2026-12-23) is the same ISO date.
+        pytest.param(
+            [date(2026, 12, 23)],
+            {"2026-12-23": ["08:00-12:00"]},
+            f"{C}.reduced.2026-12-23: also listed under closed",
+            id="yaml-date",
+        ),
+        # closed names julafton, reduced gives its 2026 date (24 Dec).
+        pytest.param(
+            ["julafton"],
+            {"2026-12-24": ["08:00-12:00"]},
+            f"{C}.reduced.2026-12-24: also listed under closed (closed[0] 'julafton' is the same day, 2026-12-24)",
+            id="named-closed-iso-reduced",
+        ),
+        # closed gives a date, reduced names the day it is: skartorsdag 2026 is Thu 2 Apr (Easter
+        # Sunday 5 Apr 2026, minus 3 days).
+        pytest.param(
+            ["julafton", "2026-04-02"],
+            {"skartorsdag": ["08:00-12:00"]},
+            f"{C}.reduced.skartorsdag: also listed under closed (closed[1] '2026-04-02' is the same day, 2026-04-02)",
+            id="iso-closed-named-reduced",
+        ),
+        # The first reduced day in the file's order is the one named.
+        pytest.param(
+            ["nyarsafton", "julafton"],
+            {"valborgsmassoafton": ["08:00-13:00"], "julafton": ["08:00-12:00"], "nyarsafton": ["08:00-12:00"]},
+            f"{C}.reduced.julafton: also listed under closed",
+            id="first-of-several",
+        ),
+    ],
+)
+def test_closed_and_reduced_messages(closed: list[Any], reduced: dict[str, list[str]], message: str) -> None:
+    with pytest.raises(AgreementsError, match="^" + re.escape(message) + "$"):
+        parse_agreements(closed_and_reduced(closed, reduced))
+
+
+@pytest.mark.parametrize(
+    ("closed", "reduced"),
+    [
+        (["julafton"], {"2026-12-23": ["08:00-12:00"]}),  # the day before julafton 2026
+        (["julafton"], {"2025-12-23": ["08:00-12:00"]}),
+        (["2026-12-24"], {"nyarsafton": ["08:00-12:00"]}),  # 24 Dec is never nyarsafton
+        (["2026-12-24"], {"2027-12-24": ["08:00-12:00"]}),  # the same day of another year
+        (["midsommarafton"], {"2026-06-26": ["08:00-12:00"]}),  # a week after midsommarafton 2026
+    ],
+)
+def test_closed_and_reduced_on_different_days_load(closed: list[Any], reduced: dict[str, list[str]]) -> None:
+    parse_agreements(closed_and_reduced(closed, reduced))
+
+
+def test_file_with_closed_and_reduced_names_file_and_path(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text(UNQUOTED_DATES.replace("2026-12-28:", "2026-12-23:"), encoding="utf-8")
+    with pytest.raises(AgreementsError) as caught:
+        load_agreements(path)
+    assert str(caught.value) == f"{path}: calendars.kontor.reduced.2026-12-23: also listed under closed"
+
+
+# -- extra service levels ------------------------------------------------------------------------
+
+
+def test_extra_service_levels_default_and_given() -> None:
+    assert parse_agreements(BASE).queues["kundreskontra"].extra_service_levels == ()  # omitted in BASE
+    q = parse_agreements(with_(f"{Q}.extra_service_levels", [20, 7.5, 120])).queues["kundreskontra"]
+    assert q.extra_service_levels == (20.0, 7.5, 120.0)  # in the order written, as floats
+
+
+@pytest.mark.parametrize(
+    ("seconds", "key"),
+    [
+        (20, "20"),  # an int as written
+        (20.0, "20"),  # the same threshold as 20: the same key
+        (7.5, "7.5"),
+        (120, "120"),
+        (600, "600"),  # not 6e+02
+        (600.0, "600"),
+        (0.25, "0.25"),
+        (1e-05, "0.00001"),  # repr gives 1e-05: no exponent either way
+        (1e16, "10000000000000000"),  # repr gives 1e+16
+        (86400, "86400"),
+    ],
+)
+def test_level_key(seconds: float, key: str) -> None:
+    assert level_key(seconds) == key
 
 
 # -- queue and mailbox ids (issue 7 item 19) -------------------------------------------------------

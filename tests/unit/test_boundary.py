@@ -238,6 +238,131 @@ def test_unparseable_time(boundary):
     assert reason.startswith("time:")
 
 
+# spec/events.md: `time` has an offset `Z` or `+02:00`; `+0200` is not RFC 3339 and is rejected
+# (msgspec's own parser takes it). The offset's form is checked after JSON escapes are undone, so
+# what counts is the string the JSON holds, however it is spelled in the line.
+
+
+def offset_reason(time: str) -> str:
+    return f"time '{time}': the offset must be Z or ±hh:mm (RFC 3339)"
+
+
+def with_time(time_json: str, *, spaced: bool = False) -> str:
+    """call.ended with `time_json` (a JSON string as written in the line) as its time."""
+    raw = line(ONE_OF_EACH["call.ended"] | {"time": "T"})
+    return raw.replace('"time": "T"', ('"time"  :\t ' if spaced else '"time": ') + time_json)
+
+
+@pytest.mark.parametrize(
+    "time",
+    [
+        "2026-03-04T09:00:20+0100",  # the brief's example: ±hhmm without the colon
+        "2026-04-01T08:30:00+0200",
+        "2026-04-01T06:30:00-0000",
+        "2026-04-01T06:30:00+0000",
+        "2026-04-01T08:30:00.125+0200",  # with a fraction
+        "2026-04-01 08:30:00+0200",  # a space for T (which RFC 3339 allows) does not save it
+    ],
+)
+@pytest.mark.parametrize("form", [str, str.encode], ids=["str", "bytes"])
+def test_offset_without_colon_is_rejected(boundary, time, form):
+    assert boundary.accept(form(line(ONE_OF_EACH["call.ended"] | {"time": time}))) == Rejection(offset_reason(time))
+
+
+@pytest.mark.parametrize(
+    ("time", "instant"),
+    [
+        ("2026-04-01T08:30:00+02:00", datetime(2026, 4, 1, 6, 30, tzinfo=UTC)),  # 08:30 at +2 h is 06:30Z
+        ("2026-03-04T09:00:20+01:00", datetime(2026, 3, 4, 8, 0, 20, tzinfo=UTC)),
+        ("2026-04-01T06:30:00Z", datetime(2026, 4, 1, 6, 30, tzinfo=UTC)),
+        ("2026-04-01T06:30:00z", datetime(2026, 4, 1, 6, 30, tzinfo=UTC)),  # RFC 3339 allows a lower-case z
+        ("2026-04-01T06:30:00-00:00", datetime(2026, 4, 1, 6, 30, tzinfo=UTC)),  # "unknown local offset", UTC
+        ("2026-04-01T01:00:00.5-05:30", datetime(2026, 4, 1, 6, 30, 0, 500000, tzinfo=UTC)),  # 01:00 + 5:30
+    ],
+)
+def test_offsets_with_colon_or_z_are_accepted(boundary, time, instant):
+    for raw in (line(ONE_OF_EACH["call.ended"] | {"time": time}), with_time(json.dumps(time), spaced=True)):
+        for form in (raw, raw.encode()):
+            result = boundary.accept(form)
+            assert not isinstance(result, Rejection), result
+            assert result.time == instant
+
+
+@pytest.mark.parametrize(
+    ("time_json", "time", "ok"),
+    [
+        # JSON escapes are undone first: "\u003a" is ":", so this is +01:00 and valid.
+        (r'"2026-03-04T09:00:20+01\u003a00"', "2026-03-04T09:00:20+01:00", True),
+        (r'"2026-03-04T09:00:20\u002b01:00"', "2026-03-04T09:00:20+01:00", True),  # \u002b is "+"
+        (r'"2026-03-04T09:00:20\u005a"', "2026-03-04T09:00:20Z", True),  # \u005a is "Z"
+        # ... and here "\u0030\u0030" is "00": the string is +0100, rejected.
+        (r'"2026-03-04T09:00:20+01\u0030\u0030"', "2026-03-04T09:00:20+0100", False),
+        (r'"2026-03-04T09:00:20\u002b0100"', "2026-03-04T09:00:20+0100", False),
+    ],
+)
+@pytest.mark.parametrize("spaced", [False, True], ids=["plain", "spaced"])
+def test_offset_is_judged_after_json_escapes(boundary, time_json, time, ok, spaced):
+    raw = with_time(time_json, spaced=spaced)
+    assert json.loads(raw)["time"] == time  # the premise: the line holds this string
+    for form in (raw, raw.encode()):
+        result = boundary.accept(form)
+        if ok:
+            assert not isinstance(result, Rejection), result
+        else:
+            assert result == Rejection(offset_reason(time))
+
+
+def test_offset_of_the_top_level_time_counts_not_a_nested_one(boundary):
+    # An unknown `time` inside `data` (ignored) or a subject "time" does not stand in for the
+    # envelope's: the top-level one is judged, wherever it is in the line and however its key is
+    # spelled ("\u0074ime" is "time").
+    good, bad = "2026-04-01T08:30:00+02:00", "2026-04-01T08:30:00+0200"
+    nested_bad = ONE_OF_EACH["call.ended"] | {"data": {"call_id": "c1", "time": bad}, "subject": "time"}
+    assert not isinstance(boundary.accept(line(nested_bad | {"time": good})), Rejection)
+    nested_good = ONE_OF_EACH["call.ended"] | {"data": {"call_id": "c1", "time": good}}
+    assert boundary.accept(line(nested_good | {"time": bad})) == Rejection(offset_reason(bad))
+    escaped_key = line(nested_good | {"time": bad}).replace(
+        '"time": "2026-04-01T08:30:00+0200"', '"\\u0074ime": "' + bad + '"'
+    )
+    assert json.loads(escaped_key)["time"] == bad
+    assert boundary.accept(escaped_key.encode()) == Rejection(offset_reason(bad))
+
+
+def test_a_repeated_time_is_judged_as_decoded(boundary):
+    # A key given twice: the decoder keeps the last value, and so does the offset check.
+    event = line(ONE_OF_EACH["call.ended"] | {"time": "2026-04-01T08:30:00+0200"})
+    last_good = event[:-1] + ', "time": "2026-04-01T08:30:00+02:00"}'
+    assert boundary.accept(last_good).time == datetime(2026, 4, 1, 6, 30, tzinfo=UTC)
+    last_bad = line(ONE_OF_EACH["call.ended"])[:-1] + ', "time": "2026-04-01T08:30:00+0200"}'
+    assert boundary.accept(last_bad) == Rejection(offset_reason("2026-04-01T08:30:00+0200"))
+
+
+def test_published_offset_without_colon_is_rejected(boundary):
+    # accept_published runs the same check: a message published around the boundary with +0200.
+    event = json.loads(encode(boundary.accept(line(ONE_OF_EACH["call.ended"]))))
+    assert event["time"] == "2026-04-01T08:30:00+02:00"  # what the boundary publishes: with the colon
+    bad = event | {"time": "2026-04-01T08:30:00+0200"}
+    assert boundary.accept_published(line(bad)) == Rejection(offset_reason("2026-04-01T08:30:00+0200"))
+    assert boundary.accept_published(line(bad).encode(), origin="t:0:7") == Rejection(
+        offset_reason("2026-04-01T08:30:00+0200"), "t:0:7"
+    )
+    for time in ("2026-04-01T06:30:00Z", "2026-04-01T06:30:00z", "2026-04-01T07:30:00+01:00"):
+        assert boundary.accept_published(line(event | {"time": time})).time == datetime(2026, 4, 1, 6, 30, tzinfo=UTC)
+
+
+def test_jsonl_rejects_offset_without_colon_with_its_line(boundary, tmp_path):
+    # The JSONL reader goes through the boundary: the line is rejected with its number, the
+    # valid lines around it are kept.
+    path = tmp_path / "e.jsonl"
+    good = line(ONE_OF_EACH["call.ended"])
+    bad = line(ONE_OF_EACH["call.ended"] | {"time": "2026-04-01T08:30:00+0200", "id": "e2"})
+    path.write_text("\n".join([good, bad, good]) + "\n", encoding="utf-8")
+    batches = list(read_batches(path, boundary))
+    assert sum(len(b.events) for b in batches) == 2
+    [rejection] = [r for b in batches for r in b.rejected]
+    assert (rejection.line, rejection.reason) == (2, offset_reason("2026-04-01T08:30:00+0200"))
+
+
 @pytest.mark.parametrize(
     ("event", "field", "value"),
     [

@@ -11,6 +11,7 @@ valborgsmassoafton 08-13.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -19,7 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.agreements import parse_agreements
 from schemas.calendar import NAMED_DAYS, WEEKDAYS, Calendar, DayRule, Interval, local_month_bounds
+from schemas.errors import AgreementsError
 
 TZ = ZoneInfo("Europe/Stockholm")
 H = 3600.0
@@ -261,12 +264,136 @@ def test_is_open_before_clock_epoch() -> None:
         ("2026-12-23", []),  # ISO date in closed
         # Valborg 2027 is a Friday: reduced overrides the 08-16 Friday.
         ("2027-04-30", ["08:00-13:00"]),
-        # Valborg 2022 was a Saturday: reduced hours never open a closed day.
-        ("2022-04-30", []),
+        # Valborg 2022 was a Saturday and 2028 is a Sunday: a reduced day has exactly its listed
+        # intervals whatever its weekday (spec/agreements.md), so the named day opens them.
+        ("2022-04-30", ["08:00-13:00"]),
+        ("2028-04-30", ["08:00-13:00"]),
+        ("2028-04-29", []),  # the Saturday before it stays closed
     ],
 )
 def test_intervals_on(day: str, expected: list[str]) -> None:
     assert SPEC.intervals_on(date.fromisoformat(day)) == tuple(Interval.parse(x) for x in expected)
+
+
+# -- reduced days open, shorten or lengthen any day (spec/agreements.md) -----------------------
+
+SPEC_HOURS = {
+    "mon": ["08:00-12:00", "13:00-16:30"],
+    "tue": ["08:00-16:30"],
+    "wed": ["08:00-16:30"],
+    "thu": ["08:00-16:30"],
+    "fri": ["08:00-16:00"],
+}
+# The spec's example calendar with its reduced Saturday, 2026-06-13 10:00-14:00, and a reduced
+# public holiday: Ascension Day, Thu 2026-05-14 (SE), 10:00-12:00.
+REDUCED = make_calendar(
+    SPEC_HOURS,
+    holidays="SE",
+    closed=("midsommarafton", "julafton", "nyarsafton", "2026-12-23"),
+    reduced={"valborgsmassoafton": ["08:00-13:00"], "2026-06-13": ["10:00-14:00"], "2026-05-14": ["10:00-12:00"]},
+)
+
+
+def test_reduced_days_are_what_they_seem() -> None:
+    # The premises of the tests below, from independent sources.
+    assert date(2026, 6, 13).weekday() == 5  # a Saturday
+    assert date(2026, 5, 14).weekday() == 3  # a Thursday ...
+    assert date(2026, 5, 14) in pyholidays.country_holidays("SE", years=2026)  # ... and Ascension Day
+
+
+@pytest.mark.parametrize(
+    ("day", "expected"),
+    [
+        ("2026-06-13", ["10:00-14:00"]),  # the reduced Saturday: exactly its listed interval
+        ("2026-06-06", []),  # the Saturday before: no hours (also National Day)
+        ("2026-06-27", []),  # two Saturdays later: the ISO date is that day only
+        ("2026-05-14", ["10:00-12:00"]),  # Ascension Day, a public holiday, reduced: opens 10-12
+        ("2027-05-06", []),  # Ascension Day 2027 (Thu): the ISO date was 2026's only
+        ("2026-05-13", ["08:00-16:30"]),  # the Wednesday before: its regular hours
+    ],
+)
+def test_reduced_day_has_exactly_its_intervals(day: str, expected: list[str]) -> None:
+    assert REDUCED.intervals_on(date.fromisoformat(day)) == tuple(Interval.parse(x) for x in expected)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "hours"),
+    [
+        # Fri 12 Jun 15:00-16:00 (1 h) + Sat 13 Jun 10:00-14:00 (4 h) + Mon 15 Jun 08:00-09:00 (1 h).
+        pytest.param("2026-06-12 15:00", "2026-06-15 09:00", 6.0, id="across-the-reduced-saturday"),
+        # Inside the Saturday: 11:00-13:30 lies within 10-14.
+        pytest.param("2026-06-13 11:00", "2026-06-13 13:30", 2.5, id="inside-the-reduced-saturday"),
+        # The whole Saturday, midnight to midnight: 10-14 only.
+        pytest.param("2026-06-13 00:00", "2026-06-14 00:00", 4.0, id="whole-reduced-saturday"),
+        # Sat 09:00 -> 10:30: only 10:00-10:30 is open.
+        pytest.param("2026-06-13 09:00", "2026-06-13 10:30", 0.5, id="saturday-opening"),
+        # Wed 13 May 16:00-16:30 (0.5 h) + Thu 14 May 10-12 (2 h) + Fri 15 May 08-09 (1 h).
+        pytest.param("2026-05-13 16:00", "2026-05-15 09:00", 3.5, id="across-the-reduced-holiday"),
+    ],
+)
+def test_business_time_with_reduced_days(a: str, b: str, hours: float) -> None:
+    assert REDUCED.business_seconds(t(a), t(b)) == pytest.approx(hours * H)
+
+
+def test_business_time_without_the_reduced_saturday() -> None:
+    # The same span on SPEC: Fri 15:00-16:00 + Mon 08:00-09:00; the Saturday adds nothing.
+    assert SPEC.business_seconds(t("2026-06-12 15:00"), t("2026-06-15 09:00")) == pytest.approx(2 * H)
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ("2026-06-13 09:59:59", False),  # before the Saturday's 10:00
+        ("2026-06-13 10:00", True),  # its start is included
+        ("2026-06-13T08:00:00Z", True),  # 10:00 local in summer (+02:00), written in UTC
+        ("2026-06-13 13:59:59", True),
+        ("2026-06-13 14:00", False),  # its end is not
+        ("2026-05-14 08:30", False),  # Ascension Day before its reduced 10:00
+        ("2026-05-14 11:00", True),
+    ],
+)
+def test_is_open_on_reduced_days(when: str, expected: bool) -> None:
+    assert REDUCED.is_open(t(when)) is expected
+
+
+# A day both closed and reduced is an error in the file (spec/agreements.md); the loader finds
+# it for a name, a date, and a date that is the other list's named day in that date's year.
+CLOSED_AND_REDUCED = [
+    # (closed, reduced day, is it the same day?)
+    pytest.param(["julafton"], "julafton", True, id="same-named-day"),
+    pytest.param(["2026-06-13"], "2026-06-13", True, id="same-iso-date"),
+    pytest.param(["julafton"], "2026-12-24", True, id="iso-reduced-is-named-closed"),  # julafton 2026
+    pytest.param(["2026-12-24"], "julafton", True, id="named-reduced-is-iso-closed"),
+    pytest.param(["midsommarafton"], "2027-06-25", True, id="iso-is-midsommarafton-2027"),  # Fri 25 Jun 2027
+    pytest.param(["nyarsafton", "skartorsdag"], "2026-04-02", True, id="second-closed-entry"),  # skartorsdag 2026
+    pytest.param(["julafton"], "2026-12-23", False, id="iso-the-day-before-julafton"),
+    pytest.param(["midsommarafton"], "2026-06-26", False, id="iso-a-week-after-midsommarafton"),
+    pytest.param(["2026-12-23"], "julafton", False, id="iso-closed-is-not-julafton"),
+    pytest.param(["julafton"], "nyarsafton", False, id="different-named-days"),
+    pytest.param(["2026-06-13"], "2027-06-13", False, id="same-date-another-year"),
+]
+
+
+def agreements_with(closed: list[str], reduced_day: str) -> dict[str, object]:
+    calendar = {"holidays": "SE", "closed": closed, "hours": SPEC_HOURS, "reduced": {reduced_day: ["10:00-14:00"]}}
+    return {"timezone": "Europe/Stockholm", "calendars": {"kontor": calendar}}
+
+
+@pytest.mark.parametrize(("closed", "reduced_day", "same"), CLOSED_AND_REDUCED)
+def test_closed_and_reduced_is_an_error(closed: list[str], reduced_day: str, same: bool) -> None:
+    raw = agreements_with(closed, reduced_day)
+    if same:
+        with pytest.raises(
+            AgreementsError, match="^" + re.escape(f"calendars.kontor.reduced.{reduced_day}: also listed")
+        ):
+            parse_agreements(raw)
+    else:
+        cal = parse_agreements(raw).calendars["kontor"]
+        # Not the same day: the reduced day has its hours, wherever it falls.
+        rule = DayRule.parse(reduced_day)
+        day = rule.on(2026) or rule.on(2027)
+        assert day is not None
+        assert cal.intervals_on(day) == (Interval.parse("10:00-14:00"),)
 
 
 @pytest.mark.parametrize(
