@@ -45,17 +45,26 @@ class MailDay:
     def _emit(self, t: float, kind: Callable[..., Event], data: Any, mb: Mailbox, thread: str) -> None:
         self.out.emit(t, kind, data, f"imap/{mb.id}", f"{mb.id}/{thread}")
 
-    def _received(self, t: float, mb: Mailbox, thread: str | None, sender: str, subject: str) -> tuple[str, str]:
+    def _flag(self, share: float) -> list[str]:
+        """The source's categories: a priority flag in the letter case the source writes it, or none."""
+        return [self.rng.choice(P.PRIORITY_CATEGORY_FORMS)] if self.rng.random() < share else []
+
+    def _received(
+        self, t: float, mb: Mailbox, thread: str | None, sender: str, subject: str, categories: list[str]
+    ) -> tuple[str, str]:
         message = self._message_id()
         thread = thread or message  # a new thread is named by its first message
-        data = E.MailReceivedData(mailbox=mb.id, message_id=message, thread_id=thread, sender=sender, subject=subject)
+        data = E.MailReceivedData(
+            mailbox=mb.id, message_id=message, thread_id=thread, sender=sender, subject=subject, categories=categories
+        )
         self._emit(t, E.MailReceived, data, mb, thread)
         return message, thread
 
     def _case(self, mb: Mailbox, t: float, sender: str, subject: str, thread: str | None, depth: int) -> None:
         rng = self.rng
-        last, thread = self._received(t, mb, thread, sender, subject)
-        priority = self.sim.priority[mb.id](subject)
+        flag = self._flag(P.PRIORITY_CATEGORY_SHARE)
+        last, thread = self._received(t, mb, thread, sender, subject, flag)
+        priority = bool(flag) or self.sim.priority[mb.id](subject)
         u, reason = rng.random(), None
         for name, share in P.CLOSE_SHARES:
             if u < share:
@@ -79,7 +88,8 @@ class MailDay:
         if rng.random() < P.CHASE_SHARE:  # the sender writes again before the reply: same case
             chase = t + rng.lognormvariate(math.log(P.CHASE_MEDIAN_S), 0.8)
             if chase < done:
-                last, _ = self._received(chase, mb, thread, sender, "Påminnelse: " + subject)
+                flag = self._flag(P.CHASE_CATEGORY_SHARE)
+                last, _ = self._received(chase, mb, thread, sender, "Påminnelse: " + subject, flag)
         data = E.MailRepliedData(mailbox=mb.id, message_id=self._message_id(), thread_id=thread, in_reply_to=last)
         self._emit(done, E.MailReplied, data, mb, thread)
         if depth < P.MAX_FOLLOWUPS and rng.random() < P.FOLLOWUP_SHARE:  # answers the reply: a new case

@@ -22,11 +22,11 @@ WAITING, TALKING, DONE = 0, 1, 2
 
 
 class _Call:
-    __slots__ = ("caller", "choice", "enq", "epoch", "give_up", "id", "internal", "queue", "redial", "state")
+    __slots__ = ("caller", "choice", "contact", "enq", "epoch", "give_up", "id", "internal", "queue", "redial", "state")
 
     def __init__(self, call_id: str, caller: str, choice: str) -> None:
         self.id, self.caller, self.choice, self.queue = call_id, caller, choice, choice
-        self.state, self.epoch, self.enq, self.give_up = WAITING, 0, 0.0, 0.0
+        self.state, self.epoch, self.contact, self.enq, self.give_up = WAITING, 0, 0, 0.0, 0.0
         self.internal = self.redial = False
 
 
@@ -35,6 +35,7 @@ class _Agent:
     id: str
     index: int
     queues: list[str]
+    auto: bool = False  # auto-answer: connected without ringing
     state: AgentState = "logged_out"
     idle_since: float = 0.0
     on_duty: bool = False
@@ -53,7 +54,10 @@ class PhoneDay:
         queues = sim.agreements.queues
         self.open = {q: sim.hours[queues[q].calendar_id].on(day) for q in queues}
         self.waiting: dict[str, deque[tuple[_Call, int]]] = {q: deque() for q in queues}
+        self.n_waiting = dict.fromkeys(queues, 0)  # calls waiting in each queue (for queue_full)
+        self.logged_in = dict.fromkeys(queues, 0)  # agents logged in to each queue (for no_agents)
         self.ready: dict[str, list[_Agent]] = {q: [] for q in queues}
+        self.staff: dict[str, list[_Agent]] = {q: [] for q in queues}  # today's agents, by first queue
 
     def at(self, t: float, action: Callable[..., None], *args: Any) -> None:
         self.seq += 1
@@ -67,6 +71,8 @@ class PhoneDay:
                            prof.month_start)  # fmt: skip
             for t in poisson(self.rng, self.bounds, P.CALL_HOURS, n):
                 self.at(t, self._offer, q.id, sim.caller(self.rng))
+        for t, choice, caller in sim.redials.pop(self.day, ()):  # those who gave up yesterday (or before)
+            self.at(t, self._offer, choice, caller)
         self._shifts()
         while self.heap:
             t, _, action, args = heapq.heappop(self.heap)
@@ -83,6 +89,9 @@ class PhoneDay:
     def _offer(self, t: float, choice: str, caller: str) -> None:
         self.calls += 1
         call, rng = _Call(f"{self.call_prefix}{self.calls}", caller, choice), self.rng
+        if rng.random() < P.DIRECT_SHARE:
+            self._direct(t, call, choice)
+            return
         self.emit(t, E.CallOffered, E.CallOfferedData(call_id=call.id, entrance=P.ENTRANCE, caller=caller), call)
         menu = t + rng.uniform(*P.MENU_SECONDS)
         if rng.random() < P.MENU_HANGUP:
@@ -90,8 +99,25 @@ class PhoneDay:
         else:
             self.at(menu, self._enqueue, call, choice)
 
+    def _direct(self, t: float, call: _Call, q: str) -> None:
+        """A call to an agent's direct number: answered if the agent is ready, never queued."""
+        rng, staff = self.rng, self.staff[q]
+        data = E.CallOfferedData(call_id=call.id, entrance=P.DIRECT_ENTRANCE, caller=call.caller)
+        self.emit(t, E.CallOffered, data, call)
+        agent = rng.choice(staff) if staff else None
+        answer = t + self._ring(agent) if agent is not None and agent.state == "ready" else None
+        if agent is not None and answer is not None and self.is_open(agent.queues[0], answer):
+            call.queue = agent.queues[0]
+            self._answer(answer, call, agent)
+        else:
+            call.state = DONE
+            self.emit(t + rng.uniform(*P.DIRECT_NO_ANSWER_S), E.CallEnded, E.CallEndedData(call_id=call.id), call)
+
     def _enqueue(self, t: float, call: _Call, q: str) -> None:
-        rng, prof, is_open = self.rng, P.queue_profile(q), self.is_open(q, t)
+        """call.queued: a new contact (the first, or after an answer, a callback or a flow-out)."""
+        rng, is_open = self.rng, self.is_open(q, t)
+        call.contact += 1
+        n = call.contact
         self.emit(t, E.CallQueued, E.CallQueuedData(call_id=call.id, queue=q), call)
         if rng.random() < P.QUICK_ABANDON_SHARE:
             patience = rng.uniform(0.5, 5.0)
@@ -104,42 +130,108 @@ class PhoneDay:
         call.redial = is_open and not call.internal
         call.give_up = t + patience
         self.at(call.give_up, self._give_up, call)
-        targets = self.sim.targets[q] if is_open and not call.internal else ()
-        if targets and rng.random() < P.MENU_TRANSFER_SHARE:  # wrong choice: changes queue at once
-            call.queue, call.state, call.enq = q, WAITING, t
-            self.at(t + rng.uniform(*P.MENU_TRANSFER_S), self._transfer, call, rng.choice(targets))
+        self.at(t + P.queue_profile(q).timeout_s, self._exit, call, n, "timeout")  # runs across transfers
+        external = is_open and not call.internal
+        targets = self.sim.targets[q] if external else ()
+        if targets and rng.random() < P.ROUTED_SHARE:  # the IVR moves it on at the same instant
+            to = rng.choice(targets)
+            self.emit(t, E.CallTransferred, E.CallTransferredData(call_id=call.id, queue=q, to_queue=to), call)
+            onward = tuple(x for x in self.sim.targets[to] if x != q)
+            if onward and rng.random() < P.ROUTED_CHAIN_SHARE:
+                q, to = to, rng.choice(onward)
+                self.emit(t, E.CallTransferred, E.CallTransferredData(call_id=call.id, queue=q, to_queue=to), call)
+            q = to
+            targets = self.sim.targets[q]
+        elif targets and rng.random() < P.MENU_TRANSFER_SHARE:  # wrong choice: changes queue at once
+            if self._wait(t, call, q, line=False):
+                self.at(t + rng.uniform(*P.MENU_TRANSFER_S), self._transfer, call, rng.choice(targets), n)
             return
         if targets and rng.random() < P.OVERFLOW_SHARE:  # moved on if still waiting by then
-            self.at(t + rng.uniform(*P.OVERFLOW_AFTER_S), self._transfer, call, rng.choice(targets))
-        if is_open and prof.callback and patience > P.CALLBACK_AFTER_S + 15 and rng.random() < P.CALLBACK_ACCEPT:
-            self.at(t + P.CALLBACK_AFTER_S + rng.uniform(0, 15), self._callback, call, q)
+            self.at(t + rng.uniform(*P.OVERFLOW_AFTER_S), self._transfer, call, rng.choice(targets), n)
+        offer_callback = external and P.queue_profile(q).callback and patience > P.CALLBACK_AFTER_S + 15
+        if offer_callback and rng.random() < P.CALLBACK_ACCEPT:
+            self.at(t + P.CALLBACK_AFTER_S + rng.uniform(0, 15), self._callback, call, q, n)
+        if external and rng.random() < P.EXIT_KEY_SHARE:
+            self.at(t + rng.uniform(*P.EXIT_KEY_AFTER_S), self._exit, call, n, "exit_key")
         self._wait(t, call, q)
 
-    def _wait(self, t: float, call: _Call, q: str) -> None:
+    def _wait(self, t: float, call: _Call, q: str, line: bool = True) -> bool:
+        """The call enters q's line (line=False: is only passing through): False if flowed out at once."""
         call.queue, call.state, call.enq, call.epoch = q, WAITING, t, call.epoch + 1
-        self.waiting[q].append((call, call.epoch))
-        self._dispatch(q, t)
+        if self.is_open(q, t):
+            if not self.logged_in[q]:
+                self._flow_out(t, call, "no_agents")
+                return False
+            if self.n_waiting[q] >= self.sim.queue_limit[q]:
+                self._flow_out(t, call, "queue_full")
+                return False
+        self.n_waiting[q] += 1
+        if line:
+            self.waiting[q].append((call, call.epoch))
+            self._dispatch(q, t)
+        return True
+
+    def _leave(self, call: _Call, state: int) -> None:
+        """The call stops waiting in its queue."""
+        call.state = state
+        self.n_waiting[call.queue] -= 1
 
     def _give_up(self, t: float, call: _Call) -> None:
         if call.state != WAITING or t != call.give_up:  # answered, gone, or an earlier leg's timer
             return
-        call.state, rng = DONE, self.rng
+        self._leave(call, DONE)
+        rng = self.rng
         if rng.random() < P.ABANDON_EVENT_SHARE:
             self.emit(t, E.CallAbandoned, E.CallQueueData(call_id=call.id, queue=call.queue), call)
         self.emit(t, E.CallEnded, E.CallEndedData(call_id=call.id), call)
         if call.redial and t - call.enq > 5 and rng.random() < P.REDIAL_SHARE:
-            self.at(t + rng.lognormvariate(math.log(P.REDIAL_MEDIAN_S), 0.7), self._offer, call.choice, call.caller)
+            self._redial(t, call)
 
-    def _callback(self, t: float, call: _Call, q: str) -> None:
-        if call.state == WAITING and call.queue == q and self.is_open(q, t):
-            call.state = DONE
-            self.emit(t, E.CallbackRequested, E.CallQueueData(call_id=call.id, queue=call.queue), call)
-            self.emit(t + self.rng.uniform(1, 4), E.CallEnded, E.CallEndedData(call_id=call.id), call)
+    def _redial(self, t: float, call: _Call) -> None:
+        """The same caller calls again later today (after a closure: once it reopens), or the next open day."""
+        rng, q = self.rng, call.choice
+        if rng.random() >= P.REDIAL_NEXT_DAY_SHARE:
+            again = t + rng.lognormvariate(math.log(P.REDIAL_MEDIAN_S), 0.7)
+            for a, b in self.open[q]:
+                if again < b:
+                    self.at(again if again >= a else a + rng.uniform(0, P.REDIAL_REOPEN_S), self._offer, q, call.caller)
+                    return
+        self.sim.redial_later(rng, self.day, q, call.caller)
 
-    def _transfer(self, t: float, call: _Call, to: str) -> None:
-        if call.state == WAITING:
+    def _callback(self, t: float, call: _Call, q: str, n: int) -> None:
+        if call.state == WAITING and call.contact == n and call.queue == q and self.is_open(q, t):
+            self._leave(call, DONE)
+            rng, targets = self.rng, self.sim.targets[q]
+            self.emit(t, E.CallbackRequested, E.CallQueueData(call_id=call.id, queue=q), call)
+            if targets and rng.random() < P.CALLBACK_REQUEUE_SHARE:  # back to the menu: another matter
+                self.at(t + rng.uniform(*P.MENU_SECONDS), self._enqueue, call, rng.choice(targets))
+            else:
+                self.emit(t + rng.uniform(1, 4), E.CallEnded, E.CallEndedData(call_id=call.id), call)
+
+    def _transfer(self, t: float, call: _Call, to: str, n: int) -> None:
+        if call.state == WAITING and call.contact == n:
+            self._leave(call, WAITING)
             self.emit(t, E.CallTransferred, E.CallTransferredData(call_id=call.id, queue=call.queue, to_queue=to), call)
             self._wait(t, call, to)
+
+    def _exit(self, t: float, call: _Call, n: int, reason: E.ExitReason) -> None:
+        """A timer's flow-out (time-out, exit key) if the contact is still waiting."""
+        if call.state == WAITING and call.contact == n:
+            self._leave(call, DONE)
+            self._flow_out(t, call, reason)
+
+    def _flow_out(self, t: float, call: _Call, reason: E.ExitReason) -> None:
+        """call.exited: to the exit key's partner queue at the same instant, else to voicemail."""
+        rng = self.rng
+        call.state = DONE
+        self.emit(t, E.CallExited, E.CallExitedData(call_id=call.id, queue=call.queue, reason=reason), call)
+        targets = self.sim.targets[call.queue]
+        if reason == "exit_key" and targets and rng.random() < P.EXIT_TO_QUEUE_SHARE:
+            self._enqueue(t, call, rng.choice(targets))
+            return
+        self.emit(t + rng.uniform(*P.VOICEMAIL_S), E.CallEnded, E.CallEndedData(call_id=call.id), call)
+        if call.redial and rng.random() < P.REDIAL_AFTER_EXIT_SHARE:
+            self._redial(t, call)
 
     # queues and agents
 
@@ -149,34 +241,42 @@ class PhoneDay:
             line.popleft()  # answered, abandoned or moved on since it joined this line
         return line[0][0] if line else None
 
+    def _ring(self, agent: _Agent) -> float:
+        return self.rng.uniform(*(P.AUTO_ANSWER_RING_S if agent.auto else P.RING_S))
+
     def _dispatch(self, q: str, t: float) -> None:
         """Connect waiting calls of q to its ready agents (the longest idle first)."""
         ready = self.ready[q]
         while ready and (call := self._head(q)) is not None:
-            answer = t + self.rng.uniform(*P.RING_S)
+            agent = min(ready, key=lambda a: (a.idle_since, a.index))
+            answer = t + self._ring(agent)
             if not self.is_open(q, answer):
                 return
             self.waiting[q].popleft()
             if call.give_up > answer:  # else the caller hangs up while it rings
-                self._answer(answer, call, min(ready, key=lambda a: (a.idle_since, a.index)))
+                self._leave(call, TALKING)
+                self._answer(answer, call, agent)
 
     def _answer(self, t: float, call: _Call, agent: _Agent) -> None:
-        call.state, prof = TALKING, P.queue_profile(call.queue)
+        call.state, prof, rng = TALKING, P.queue_profile(call.queue), self.rng
         self.emit(t, E.CallAnswered, E.CallAnsweredData(call_id=call.id, queue=call.queue, agent=agent.id), call)
         self._state(t, agent, "busy")
+        if not call.internal and self.sim.targets[call.queue] and rng.random() < P.HANDOFF_SHARE:
+            self.at(t, self._talk_end, call, agent, True)  # handed on at once: answer + re-queue in one second
+            return
         mu = math.log(prof.talk_mean_s) - P.TALK_SIGMA**2 / 2
-        self.at(t + max(P.TALK_MIN_S, self.rng.lognormvariate(mu, P.TALK_SIGMA)), self._talk_end, call, agent)
+        self.at(t + max(P.TALK_MIN_S, rng.lognormvariate(mu, P.TALK_SIGMA)), self._talk_end, call, agent, False)
 
-    def _talk_end(self, t: float, call: _Call, agent: _Agent) -> None:
+    def _talk_end(self, t: float, call: _Call, agent: _Agent, handoff: bool) -> None:
         rng, targets = self.rng, self.sim.targets[call.queue]
-        if not call.internal and targets and rng.random() < P.INTERNAL_TRANSFER_SHARE:
+        if handoff or (not call.internal and targets and rng.random() < P.INTERNAL_TRANSFER_SHARE):
             call.internal = True
-            self.at(t + rng.uniform(3, 10), self._enqueue, call, rng.choice(targets))
+            self.at(t if handoff else t + rng.uniform(3, 10), self._enqueue, call, rng.choice(targets))
         else:
             call.state = DONE
             self.emit(t, E.CallEnded, E.CallEndedData(call_id=call.id), call)
         self._state(t, agent, "wrap_up")
-        self.at(t + rng.uniform(*P.WRAP_S), self._wrap_end, agent)
+        self.at(t + rng.uniform(*(P.HANDOFF_WRAP_S if handoff else P.WRAP_S)), self._wrap_end, agent)
 
     def _wrap_end(self, t: float, agent: _Agent) -> None:
         if agent.on_duty and self.rng.random() < P.BACKOFFICE_SHARE:
@@ -203,6 +303,9 @@ class PhoneDay:
         if agent.state == "ready":
             for q in agent.queues:
                 self.ready[q].remove(agent)
+        if agent.state == "logged_out" or state == "logged_out":
+            for q in agent.queues:
+                self.logged_in[q] += 1 if agent.state == "logged_out" else -1
         agent.state = state
         if state == "ready":
             agent.idle_since = t
@@ -216,15 +319,32 @@ class PhoneDay:
     # the roster's working day
 
     def _shifts(self) -> None:
-        rng, absence = self.rng, P.ABSENCE_BY_MONTH[self.day.month - 1]
-        for index, (agent_id, queues, peak_only) in enumerate(self.sim.roster):
+        rng, absence, sim = self.rng, P.ABSENCE_BY_MONTH[self.day.month - 1], self.sim
+        today: list[tuple[int, str, list[str], list[tuple[float, float]]]] = []
+        away: list[bool] = []
+        for index, (agent_id, queues, peak_only) in enumerate(sim.roster):
             segments = self._segments(queues[0], index)
-            if rng.random() < absence or not segments:
+            absent, calendar = rng.random() < absence, sim.agreements.queues[queues[0]].calendar_id
+            if not segments or (peak_only and not sim.month_start(self.day, calendar)):
                 continue
-            if peak_only and not self.sim.month_start(self.day, self.sim.agreements.queues[queues[0]].calendar_id):
+            today.append((index, agent_id, queues, segments))
+            away.append(absent)
+        covered = {q for (_, _, queues, _), absent in zip(today, away, strict=True) if not absent for q in queues}
+        for i, (_, _, queues, _) in enumerate(today):  # nobody would serve a queue: a colleague stands in
+            if away[i] and not covered.issuperset(queues) and rng.random() < P.STAND_IN_SHARE:
+                away[i] = False
+                covered.update(queues)
+        for (index, agent_id, queues, segments), absent in zip(today, away, strict=True):
+            if absent:
                 continue
-            agent = _Agent(agent_id, index, queues)
-            self.at(segments[0][0] - rng.uniform(60, 420), self._state, agent, "not_ready")  # logs in
+            agent = _Agent(agent_id, index, queues, auto=index % P.AUTO_ANSWER_EVERY == 1)
+            self.staff[queues[0]].append(agent)
+            if self.day.weekday() == sim.meeting_day[queues[0]] and segments[0][1] - segments[0][0] > P.MEETING_S:
+                login = segments[0][0] + P.MEETING_S + rng.uniform(0, 120)  # the team meeting: the queue stays open
+                segments[0] = (login, segments[0][1])
+            else:
+                login = segments[0][0] - rng.uniform(60, 420)
+            self.at(login, self._state, agent, "not_ready")  # logs in
             for a, b in segments:
                 self.at(min(b, a + rng.uniform(0, P.LATE_S)), self._on, agent)
                 self.at(b, self._off, agent)

@@ -30,6 +30,7 @@ class QueueProfile:
     callback: bool = False  # callers are offered a callback after CALLBACK_AFTER_S
     partners: tuple[str, ...] = ()  # smaller queues some of this queue's agents also serve
     transfer_to: tuple[str, ...] = ()  # where transfers (before or after answer) go
+    timeout_s: float = 600.0  # queue time-out: a caller still waiting this long after queuing goes to voicemail
 
 
 _S, _C = SUPPLIER_INVOICES_PER_YEAR, CUSTOMER_INVOICES_PER_YEAR
@@ -40,11 +41,12 @@ QUEUES: dict[str, QueueProfile] = {
     ),
     "avgifter": QueueProfile(0.0045 * _C, 330, 2.0, True, (), ("kundreskontra",)),
     "hyresadministration": QueueProfile(3000, 300, 1.3, False, (), ("kundreskontra",)),
-    "redovisning": QueueProfile(2500, 360, 1.0, False, ("anlaggning",), ("anlaggning", "kassa_bank")),
-    "kassa_bank": QueueProfile(2000, 240, 1.0, False, (), ("leverantorsreskontra",)),
-    "systemforvaltning": QueueProfile(3500, 330, 1.0, False, ("tid_projekt",), ("tid_projekt",)),
-    "tid_projekt": QueueProfile(1500, 270, 1.0, False, (), ("systemforvaltning",)),
-    "anlaggning": QueueProfile(800, 360, 1.0, False, (), ("redovisning",)),
+    # the internal queues (callers are the municipality's own staff): voicemail after 5 minutes
+    "redovisning": QueueProfile(2500, 360, 1.0, False, ("anlaggning",), ("anlaggning", "kassa_bank"), 300),
+    "kassa_bank": QueueProfile(2000, 240, 1.0, False, (), ("leverantorsreskontra",), 300),
+    "systemforvaltning": QueueProfile(3500, 330, 1.0, False, ("tid_projekt",), ("tid_projekt",), 300),
+    "tid_projekt": QueueProfile(1500, 270, 1.0, False, (), ("systemforvaltning",), 300),
+    "anlaggning": QueueProfile(800, 360, 1.0, False, (), ("redovisning",), 300),
 }
 DEFAULT_QUEUE = QueueProfile(2000)
 
@@ -82,16 +84,41 @@ REDIAL_SHARE = 0.30  # an abandoning caller calls again the same day
 REDIAL_MEDIAN_S = 600.0
 CALLBACK_AFTER_S = 90.0
 CALLBACK_ACCEPT = 0.35  # of the callers still waiting at CALLBACK_AFTER_S
+CALLBACK_REQUEUE_SHARE = 0.10  # after booking the callback, back to the menu for another matter: queued again
 MENU_TRANSFER_SHARE = 0.02  # chose the wrong queue: transferred to another one at once
 MENU_TRANSFER_S = (2.0, 8.0)
 OVERFLOW_SHARE = 0.10  # transferred to a partner queue if still waiting after OVERFLOW_AFTER_S
 OVERFLOW_AFTER_S = (20.0, 60.0)
 INTERNAL_TRANSFER_SHARE = 0.03  # after the talk, put into another queue (same call_id)
 INTERNAL_PATIENCE = 1.5  # a transferred caller waits longer
+HANDOFF_SHARE = 0.01  # of answered calls: the agent hands the call on at once (answer + re-queue in one second)
+HANDOFF_WRAP_S = (3.0, 10.0)
+ROUTED_SHARE = 0.02  # of calls queued while open: the IVR's second step moves the call on at the same instant
+ROUTED_CHAIN_SHARE = 0.6  # of those, moved on once more (queued K, K->A, A->D in one second) where A has a target
+REDIAL_NEXT_DAY_SHARE = 0.25  # of redials: the caller tries again the next open day instead
+REDIAL_NEXT_MEDIAN_S = 2700.0  # a next-day redial (or one due after closing): median 45 min after opening
+REDIAL_REOPEN_S = 900.0  # a redial due in a closure (lunch) comes within 15 min after it reopens
+DIRECT_SHARE = 0.02  # calls to an agent's direct number: offered, no DTMF menu, no queue
+DIRECT_ENTRANCE = "direktval"  # the entrance name of the switch's direct-dial calls
+DIRECT_NO_ANSWER_S = (15.0, 40.0)  # the agent is not ready: it rings out and the caller hangs up
+
+# -- flow-outs (call.exited: the switch routes a waiting caller out of the queue unanswered) ---
+
+EXIT_KEY_SHARE = 0.08  # callers who press the announced exit key if still waiting at EXIT_KEY_AFTER_S
+EXIT_KEY_AFTER_S = (30.0, 120.0)
+EXIT_TO_QUEUE_SHARE = 0.4  # the exit key's destination is a partner queue (exited + queued in one second)
+QUEUE_FULL_MIN = 5  # queue_full: at most max(QUEUE_FULL_MIN, QUEUE_FULL_PER_AGENT x agents serving it) waiting
+QUEUE_FULL_PER_AGENT = 0.6
+VOICEMAIL_S = (5.0, 90.0)  # flowed out to voicemail: the caller leaves a message (or not) and hangs up
+REDIAL_AFTER_EXIT_SHARE = 0.25  # flowed out to voicemail, calls again anyway
+MEETING_S = 30 * 60.0  # weekly team meeting after opening: the team logs in late, the queue stays open
+MEETING_WEEKDAYS = (1, 3, 0, 2, 4)  # team i (queues linked by shared agents) meets on this weekday
 
 # -- agents ---------------------------------------------------------------------------------------
 
 RING_S = (2.0, 6.0)  # ringing: part of the wait
+AUTO_ANSWER_EVERY = 4  # every 4th agent (roster index 1, 5, 9 ...) has auto-answer: connected at once
+AUTO_ANSWER_RING_S = (0.0, 1.0)
 TALK_SIGMA = 0.6  # lognormal talk time around the queue's talk_mean_s
 TALK_MIN_S = 20.0
 WRAP_S = (30.0, 60.0)
@@ -100,6 +127,7 @@ SHARED_SHARE = 0.4  # share of a queue's agents who also serve one of its partne
 BACKOFFICE_SHARE = 0.10  # after a wrap-up, not_ready for back-office work a while
 BACKOFFICE_MEDIAN_S = 300.0
 ABSENCE_BY_MONTH = (0.06, 0.06, 0.06, 0.06, 0.06, 0.12, 0.40, 0.15, 0.06, 0.06, 0.06, 0.10)
+STAND_IN_SHARE = 0.75  # all of a queue's agents absent: a colleague stands in (else no one logs in all day)
 LATE_S = 90.0  # agents become ready up to this long after opening or a break
 COFFEE_BREAKS = ((9 * 60 + 45, 15), (14 * 60 + 15, 15))  # local minute, minutes; staggered
 LUNCH = (11 * 60, 45)  # only for calendars without a lunch closure; staggered by 30 min
@@ -181,6 +209,9 @@ SPAM_MEDIAN_S = 15 * 60.0
 MIN_LEAD_S = 120.0
 CHASE_SHARE = 0.12  # the sender writes again before the reply (same case)
 CHASE_MEDIAN_S = 20 * 3600.0
+PRIORITY_CATEGORY_SHARE = 0.02  # new messages flagged by the source: categories ["Priority"] or ["priority"]
+CHASE_CATEGORY_SHARE = 0.10  # chasers flagged so (the case becomes a priority case mid-way)
+PRIORITY_CATEGORY_FORMS = ("Priority", "Priority", "Priority", "priority")  # as Outlook/IMAP deliver them
 FOLLOWUP_SHARE = 0.15  # the sender answers the reply (a new case in the same thread)
 FOLLOWUP_MEDIAN_S = 24 * 3600.0
 MAX_FOLLOWUPS = 2

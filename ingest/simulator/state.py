@@ -33,6 +33,10 @@ class Simulator:
         self.targets = {q: tuple(x for x in P.queue_profile(q).transfer_to if x in queues and x != q) for q in queues}
         self.priority = {m.id: _priority_matcher(m.priority_keywords) for m in agreements.mailboxes.values()}
         self.roster = self._roster()
+        serving = {q: sum(q in qs for _, qs, _ in self.roster) for q in queues}
+        self.queue_limit = {q: max(P.QUEUE_FULL_MIN, round(P.QUEUE_FULL_PER_AGENT * n)) for q, n in serving.items()}
+        self.meeting_day = self._meeting_days()
+        self.redials: dict[date, list[tuple[float, str, str]]] = {}  # next-day redials, by local day
 
     def midnight(self, day: date) -> float:
         return instant(day, 0, self.tz)
@@ -62,6 +66,33 @@ class Simulator:
         if rng.random() < P.REPEAT_CALLER_SHARE:
             return self.callers[self.pick(rng, len(self.callers))]
         return _phone_number(rng)
+
+    def redial_later(self, rng: Random, day: date, queue: str, caller: str) -> None:
+        """The caller tries again on the queue's next open day (by choice, or the redial was due after closing)."""
+        hours = self.hours[self.agreements.queues[queue].calendar_id]
+        for k in range(1, 8):
+            intervals = hours.on(day + timedelta(days=k))
+            if intervals:
+                t = intervals[0][0] + rng.lognormvariate(math.log(P.REDIAL_NEXT_MEDIAN_S), 0.8)
+                self.redials.setdefault(day + timedelta(days=k), []).append((t, queue, caller))
+                return
+
+    def _meeting_days(self) -> dict[str, int]:
+        """Each team's weekly meeting day, by queue: a team is the queues linked by shared agents."""
+        team: dict[str, str] = {}
+
+        def root(q: str) -> str:
+            while team.setdefault(q, q) != q:
+                q = team[q]
+            return q
+
+        for _, queues, _ in self.roster:
+            for q in queues[1:]:
+                team[root(q)] = root(queues[0])
+        roots: dict[str, int] = {}
+        for q in self.agreements.queues:
+            roots.setdefault(root(q), len(roots))
+        return {q: P.MEETING_WEEKDAYS[roots[root(q)] % len(P.MEETING_WEEKDAYS)] for q in self.agreements.queues}
 
     def _roster(self) -> list[tuple[str, list[str], bool]]:
         """Agents, their queues and whether they work only at month start (Erlang C staffing)."""

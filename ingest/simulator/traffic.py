@@ -6,9 +6,12 @@ A small discrete-event simulation, run one local day at a time so memory stays f
   month start and season), choose a queue in the DTMF menu and wait FIFO; agents on a roster
   (some serving two queues) take the longest-waiting call of their queues while the queue's
   calendar is open; callers abandon when their patience runs out, take a callback, are
-  transferred, or call again later;
+  transferred (some at once, through two queues in one second), are flowed out by the switch
+  (`call.exited`: queue time-out, exit key, no agent logged in, queue full), call an agent's
+  direct number (answered without a queue), or call again later the same or the next day;
 - mail: messages arrive in the function mailboxes and get a reply (or are closed) after a lead
-  time drawn in the mailbox's business time, with chasers and follow-ups in the same thread.
+  time drawn in the mailbox's business time, with chasers and follow-ups in the same thread;
+  a few carry the source's own priority flag (`categories`).
 
 The events are raw (they carry `caller`, `sender`, `subject`, all fake) and come out in
 non-decreasing time order. Volumes and every assumption: docs/simulator.md; the numbers

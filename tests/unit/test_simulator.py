@@ -7,7 +7,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from itertools import pairwise
 
 import pytest
@@ -70,17 +70,158 @@ def test_events_round_trip_through_the_canonical_codec(week: list[E.Event]) -> N
         assert E.encode(back) == raw
 
 
+def _calls(events: Iterable[E.Event]) -> dict[str, list[E.Event]]:
+    """Each call's events, in output order."""
+    calls: dict[str, list[E.Event]] = defaultdict(list)
+    for ev in events:
+        if E.type_name(ev) in E.CALL_TYPES:
+            calls[ev.data.call_id].append(ev)  # type: ignore[union-attr]
+    return calls
+
+
 def test_every_type_and_both_abandon_forms_occur(week: list[E.Event]) -> None:
     types = Counter(E.type_name(ev) for ev in week)
     assert set(types) == set(E.TYPE_NAMES)
-    by_call: dict[str, list[str]] = defaultdict(list)
-    for ev in week:
-        if isinstance(ev.data, E.CallEndedData | E.CallQueueData | E.CallQueuedData | E.CallAnsweredData):
-            by_call[ev.data.call_id].append(E.type_name(ev))
+    by_call = {c: [E.type_name(ev) for ev in events] for c, events in _calls(week).items()}
     with_abandoned = [c for c, ts in by_call.items() if "call.abandoned" in ts]
     ended_only = [c for c, ts in by_call.items() if ts[-2:] == ["call.queued", "call.ended"]]
-    internal = [c for c, ts in by_call.items() if ts.count("call.queued") > 1 and "call.answered" in ts]
+    internal = [
+        c for c, ts in by_call.items() if "call.answered" in ts and "call.queued" in ts[ts.index("call.answered") :]
+    ]
     assert with_abandoned and ended_only and internal
+
+
+def _same_second(calls: dict[str, list[E.Event]]) -> list[list[E.Event]]:
+    """Groups of two or more events of one call that carry the same timestamp."""
+    groups = []
+    for events in calls.values():
+        by_time: dict[datetime, list[E.Event]] = defaultdict(list)
+        for ev in events:
+            by_time[ev.time].append(ev)
+        groups += [g for g in by_time.values() if len(g) > 1]
+    return groups
+
+
+def _follows(group: list[E.Event], first: type, then: type) -> bool:
+    kinds = [type(ev) for ev in group]
+    return first in kinds and then in kinds[kinds.index(first) + 1 :]
+
+
+def test_each_call_follows_the_lifecycle(week: list[E.Event]) -> None:
+    """Offered first, nothing after call.ended, and every step names the queue the call is waiting in."""
+    for events in _calls(week).values():
+        assert isinstance(events[0], E.CallOffered)
+        waiting_in: str | None = None
+        queued = False
+        for ev in events[1:-1]:
+            assert not isinstance(ev, E.CallEnded | E.CallOffered), events
+        for ev in events[1:]:
+            d = ev.data
+            if isinstance(ev, E.CallQueued):
+                assert waiting_in is None, events
+                waiting_in, queued = ev.data.queue, True
+            elif isinstance(ev, E.CallTransferred):
+                assert waiting_in == ev.data.queue, events
+                waiting_in = ev.data.to_queue
+            elif isinstance(d, E.CallAnsweredData | E.CallQueueData | E.CallExitedData):
+                direct = isinstance(ev, E.CallAnswered) and waiting_in is None and not queued  # never queued
+                assert direct or waiting_in == d.queue, events
+                waiting_in = None
+
+
+def test_flow_outs_occur_at_a_low_rate_for_each_switch_reason(agreements: Agreements, week: list[E.Event]) -> None:
+    queued = sum(1 for ev in week if isinstance(ev, E.CallQueued))
+    exits = [ev for ev in week if isinstance(ev, E.CallExited)]
+    reasons = Counter(ev.data.reason for ev in exits)
+    assert 0 < len(exits) < 0.05 * queued
+    assert reasons["timeout"] > 0 and reasons["exit_key"] > 0 and reasons["no_agents"] > 0
+    calls = _calls(week)
+    for ev in exits:
+        events = calls[ev.data.call_id]
+        i = events.index(ev)
+        first = max(e.time for e in events[:i] if isinstance(e, E.CallQueued))  # this contact's first queued
+        if ev.data.reason == "timeout":
+            assert (ev.time - first).total_seconds() >= 300
+        after = events[i + 1 :]
+        assert not after or isinstance(after[0], E.CallEnded | E.CallQueued)  # voicemail, or the exit's queue
+        if after and isinstance(after[0], E.CallQueued):
+            assert ev.data.reason == "exit_key" and after[0].time == ev.time
+
+
+def test_no_agents_flow_outs_only_when_nobody_is_logged_in(agreements: Agreements, week: list[E.Event]) -> None:
+    state: dict[str, E.AgentStateData] = {}
+    seen = 0
+    for ev in week:
+        if isinstance(ev, E.AgentStateChanged):
+            state[ev.data.agent] = ev.data
+        elif isinstance(ev, E.CallExited) and ev.data.reason == "no_agents":
+            seen += 1
+            assert agreements.queues[ev.data.queue].calendar.is_open(ev.time)
+            assert not any(ev.data.queue in s.queues for s in state.values() if s.state != "logged_out")
+    assert seen
+
+
+def test_some_events_of_a_call_share_one_second(week: list[E.Event]) -> None:
+    groups = _same_second(_calls(week))
+    assert any(_follows(g, E.CallQueued, E.CallAnswered) for g in groups)  # answered at the queued second
+    assert any(_follows(g, E.CallAnswered, E.CallQueued) for g in groups)  # answered and re-queued
+    assert any(_follows(g, E.CallExited, E.CallQueued) for g in groups)  # exit key to another queue
+    chains = [
+        moves
+        for g in groups
+        if len(moves := [ev.data for ev in g if isinstance(ev, E.CallTransferred)]) >= 2
+        and all(a.to_queue == b.queue and b.to_queue != a.queue for a, b in pairwise(moves))
+    ]
+    assert chains  # K -> A -> D in one second
+    assert len(groups) < 0.5 * sum(1 for ev in week if isinstance(ev, E.CallOffered))
+
+
+def test_callers_call_again_after_abandoning_and_some_get_through(agreements: Agreements, week: list[E.Event]) -> None:
+    """Abandons in opening hours (not short) whose caller is answered within 24 h: abandoned_recovered."""
+    abandons: list[tuple[str, datetime]] = []
+    answered: dict[str, list[datetime]] = defaultdict(list)
+    for events in _calls(week).values():
+        caller, queued, short = events[0].data.caller, None, 0.0  # type: ignore[union-attr]
+        for ev in events:
+            if isinstance(ev, E.CallQueued):
+                queue = agreements.queues[ev.data.queue]
+                queued = ev.time if queue.calendar.is_open(ev.time) else None  # offered, not out of hours
+                short = queue.short_abandon_seconds
+            elif isinstance(ev, E.CallAnswered):
+                answered[caller or ""].append(ev.time)
+                queued = None
+            elif isinstance(ev, E.CallAbandoned | E.CallEnded) and queued is not None:
+                if (ev.time - queued).total_seconds() >= max(short, 10):
+                    abandons.append((caller or "", ev.time))
+                queued = None
+            elif isinstance(ev, E.CallTransferred):
+                continue
+            else:
+                queued = None
+    recovered = [(c, t) for c, t in abandons if any(t < a <= t + timedelta(hours=24) for a in answered[c])]
+    assert 0.1 * len(abandons) < len(recovered) < 0.6 * len(abandons)
+    assert any(  # some only on another day
+        all(a.date() != t.date() for a in answered[c] if t < a <= t + timedelta(hours=24)) for c, t in recovered
+    )
+
+
+def test_some_calls_are_answered_without_being_queued(week: list[E.Event]) -> None:
+    calls = _calls(week)
+    direct = [
+        events
+        for events in calls.values()
+        if any(isinstance(ev, E.CallAnswered) for ev in events)
+        and not any(isinstance(ev, E.CallQueued) for ev in events)
+    ]
+    assert 0 < len(direct) < 0.03 * len(calls)
+    assert all(events[0].data.entrance == "direktval" for events in direct)  # type: ignore[union-attr]
+
+
+def test_some_mail_carries_a_priority_category_from_the_source(week: list[E.Event]) -> None:
+    received = [ev for ev in week if isinstance(ev, E.MailReceived)]
+    flagged = Counter(tuple(ev.data.categories) for ev in received if ev.data.categories)
+    assert set(flagged) == {("Priority",), ("priority",)}
+    assert 0 < sum(flagged.values()) < 0.05 * len(received)
 
 
 def test_named_queues_and_mailboxes_exist(agreements: Agreements, week: list[E.Event]) -> None:
