@@ -7,7 +7,7 @@ across workers as docs/live-metrics.md says (counts `sum`, ages and calendar val
 `AGGREGATION` holds that once, and `per()` applies it.
 
 Service level and answer rate: SL = answered_in_sl / (answered_in_sl + answered_late +
-abandoned), answer rate = (answered_in_sl + answered_late) / the same base (offered − short
+abandoned + flowed_out), answer rate = (answered_in_sl + answered_late) / the same base (offered − short
 abandons − callbacks, as the monthly report). A queue with no contact of the numerator's
 outcomes has 0 (not absent); a queue whose base is 0 has no value at all (shown as "–", never
 0, and never compared with a target).
@@ -37,7 +37,7 @@ AGGREGATION = {
 # The outcomes of availability_queue_contacts_total and availability_queue_today_contacts.
 IN_SL = "answered_in_sl"
 ANSWERED = "answered_in_sl|answered_late"
-BASE = "answered_in_sl|answered_late|abandoned"  # offered − short abandons − callbacks
+BASE = "answered_in_sl|answered_late|abandoned|flowed_out"  # offered − short abandons − callbacks
 
 READY = 'state="ready"'  # availability_queue_agents: ready to answer
 PRIORITY = 'priority="true"'  # the mailbox gauges: priority cases only

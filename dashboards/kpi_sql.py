@@ -4,9 +4,10 @@ The monthly report (dashboards/report.py) and the history and mailbox dashboards
 (dashboards/grafana/history.py, mailbox.py) compose their queries from these, so a month in the
 report and a day on a dashboard are the same formula over a different period.
 
-Phone queues read `call_facts` (one row per contact). The counts are aggregate expressions; the
-ratios divide by an alias `base` (`{BASE} AS base`, in a WITH or the SELECT list) and are null
-when it is 0, never 0 and never an error.
+Phone queues read `call_contacts` (one row per contact; `CONTACTS` below, with the internal
+transfers left out, as every KPI does). The counts are aggregate expressions; the ratios divide
+by an alias `base` (`{BASE} AS base`, in a WITH or the SELECT list) and are null when it is 0,
+never 0 and never an error.
 
 Function mailboxes read `mail_cases` (one row per case). Whether a case counts as answered
 depends on when it is judged: the dashboards judge it now (`REPLIED`), the report at its
@@ -18,16 +19,25 @@ from __future__ import annotations
 
 # -- phone queues: counts per period (a contact belongs to the period it was first queued in) ----
 
+# The contacts of the KPIs: internal transfers (queued again after an answer) are reported apart.
+CONTACTS = "call_contacts FINAL"
+ORDINARY = "NOT internal"
+
 OFFERED = "countIf(queue_open)"
 ANSWERED = "countIf(queue_open AND outcome = 'answered')"
 ABANDONED = "countIf(queue_open AND outcome = 'abandoned')"
 SHORT_ABANDONED = "countIf(queue_open AND short_abandon)"
 CALLBACKS = "countIf(queue_open AND outcome = 'callback')"
+FLOWED_OUT = "countIf(queue_open AND outcome = 'flowed_out')"  # routed out unanswered: in the base
 OUT_OF_HOURS = "countIf(NOT queue_open)"  # unmet demand: in none of the other counts
 IN_SERVICE_LEVEL = "countIf(queue_open AND in_service_level)"  # answered with wait <= service_level_seconds
-# `short_abandon` (abandoned, wait < short_abandon_seconds) and `in_service_level` (answered, wait <=
-# service_level_seconds) are decided once, when the contact is derived (stream_jobs/core/calls.py),
-# and stored on call_facts: the SQL reads these flags and never compares a wait with a threshold.
+# Per extra_service_levels threshold X, the offered contacts answered within X: (thresholds, counts).
+LEVELS_MET = "sumMapIf(levels_met, arrayMap(x -> toUInt64(1), levels_met), queue_open)"
+CALLERS = "uniqExactIf(caller_ref, queue_open AND caller_ref != '')"  # distinct known callers offered
+# `short_abandon` (abandoned, wait < short_abandon_seconds), `in_service_level` (answered, wait <=
+# service_level_seconds) and `levels_met` are decided once, when the contact is derived
+# (stream_jobs/core/calls.py), and stored on call_contacts: the SQL reads them and never compares a
+# wait with a threshold.
 
 # The base of service level and answer rate: offered - short_abandoned - callbacks.
 BASE = f"{OFFERED} - {SHORT_ABANDONED} - {CALLBACKS}"
@@ -59,6 +69,9 @@ REPLIED = "end = 'replied'"  # ended by a reply (answered), judged now
 CLOSED = "end = 'closed'"  # ended by mail.closed, without a reply
 IN_TIME = "lead_seconds <= target_seconds"  # lead time (business time to the reply) within the case's target
 LATE = "lead_seconds > target_seconds"  # an answered case breached its target
+# KKiK: replied before the end (24:00) of the first working day after the day it opened. A case
+# derived before contract v2 has no deadline (NULL), and the comparison is then false.
+WITHIN_WORKING_DAY = "ended_at < working_day_deadline"
 
 
 def overdue(age: str) -> str:

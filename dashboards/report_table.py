@@ -34,7 +34,7 @@ def render(report: dict[str, Any], agreements: Agreements, stream: TextIO) -> No
     """Green where the promise is kept, red where it is broken; targets beside the values."""
     console = Console(file=stream, width=max(170, Console(file=stream).width), highlight=False)
     calls = Table(title=f"Phone queues, {report['month']}", title_justify="left")
-    for col in ("process", "offered", "answered", "abandoned (short)", "answer rate / target",
+    for col in ("process", "offered", "answered", "abandoned (short)", "flowed out", "answer rate / target",
                 "service level / target", "ASA", "p90 wait", "max wait", "out of hours"):  # fmt: skip
         calls.add_column(col, justify="left" if col == "process" else "right", no_wrap=True)
     for qid, m in report["queues"].items():
@@ -44,6 +44,7 @@ def render(report: dict[str, Any], agreements: Agreements, stream: TextIO) -> No
             str(m["offered"]),
             str(m["answered"]),
             f"{m['abandoned']} ({m['short_abandoned']})",
+            str(m["flowed_out"]),
             f"{_pct(m['answer_rate'], q.answer_rate_target)} / {q.answer_rate_target:.0%}",
             f"{_pct(m['service_level'], q.service_level_target)} / {q.service_level_target:.0%} "
             f"≤{q.service_level_seconds:.0f}s",
@@ -56,7 +57,7 @@ def render(report: dict[str, Any], agreements: Agreements, stream: TextIO) -> No
 
     mail = Table(title=f"Function mailboxes, {report['month']}", title_justify="left")
     for col in ("mailbox", "received", "answered", "closed", "open", "within target", "breached",
-                "median lead / target", "priority in target"):  # fmt: skip
+                "median lead / target", "≤ 1 working day", "priority in target"):  # fmt: skip
         mail.add_column(col, justify="left" if col == "mailbox" else "right", no_wrap=True)
     for mid, m in report["mailboxes"].items():
         mb = agreements.mailboxes[mid]
@@ -71,6 +72,7 @@ def render(report: dict[str, Any], agreements: Agreements, stream: TextIO) -> No
             f"{m['within_target']} ({_pct(share)})",
             f"[red]{m['breached']}[/]" if m["breached"] else "0",
             f"{_secs(m['median_lead_seconds'])} / {_secs(mb.response_target_seconds)}",
+            str(m["answered_within_1_working_day"]),
             f"{m['priority_within_target']}/{m['priority_received']}",
         )
     console.print(mail)
@@ -79,6 +81,12 @@ def render(report: dict[str, Any], agreements: Agreements, stream: TextIO) -> No
             f"[bold red]Warning:[/] a load started {load['started_at']} did not finish "
             f"({escape(', '.join(load['files']))}); these numbers may be partial. "
             "Run `availability process` again over those files.",
+            markup=True,
+        )
+    if report.get("conflicting_duplicates"):
+        console.print(
+            f"[bold red]Warning:[/] {report['conflicting_duplicates']} events shared a source and id with another "
+            "of different content (a source breaking the contract); one version of each was kept.",
             markup=True,
         )
     console.print(

@@ -24,6 +24,7 @@ class ReplayResult:
     rejected: int = 0
     calls: int = 0
     cases: int = 0
+    conflicts: int = 0  # conflicting duplicates met (same source and id, other content)
 
 
 def replay(
@@ -52,6 +53,7 @@ def replay(
                 result.rejected += len(rejected)
                 result.calls += applied.calls
                 result.cases += applied.cases
+                result.conflicts += len(applied.conflicts)
                 read = batch.bytes_read
                 on_progress(before + read)
             before += read

@@ -25,9 +25,20 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import msgspec
 
 from schemas.errors import WarehouseError
-from schemas.events import CALL_TYPES, EVENT_TYPES, MAIL_TYPES, Event, decode, encode, event_key, type_name_of
+from schemas.events import (
+    CALL_TYPES,
+    EVENT_TYPES,
+    MAIL_TYPES,
+    Event,
+    decode,
+    encode,
+    event_key,
+    type_name,
+    type_name_of,
+)
 from stream_jobs.core.calls import CallFact
 from stream_jobs.core.mail import MailCase
+from stream_jobs.core.ordering import digest
 
 if TYPE_CHECKING:
     from stream_jobs.core.store import Store
@@ -39,11 +50,12 @@ DEFAULT_DATABASE = "availability"
 MAX_KEYS_LITERAL_BYTES = 128 * 1024
 EVENT_COLUMNS = ["kind", "type", "source", "id", "time", "key", "payload"]
 _json = msgspec.json.Encoder()
-CALL_COLUMNS = [
-    "call_id", "offered_at", "entrance", "caller_ref", "queue", "first_queued_at", "outcome", "queue_open",
-    "wait_seconds", "short_abandon", "in_service_level", "agent", "talk_seconds", "transferred_from", "ended_at",
-    "internal_queue", "internal_queued_at", "internal_outcome", "internal_wait", "events",
+CONTACT_COLUMNS = [
+    "call_id", "seq", "internal", "queue", "first_queued_at", "outcome", "left_at", "queue_open", "wait_seconds",
+    "short_abandon", "in_service_level", "levels_met", "agent", "talk_seconds", "transferred_from", "caller_ref",
+    "offered_at", "entrance", "ended_at", "events",
 ]  # fmt: skip
+CONFLICT_COLUMNS = ["source", "id", "type", "time", "other_digest", "other"]
 POSITION_COLUMNS = ["topic", "partition", "next_offset"]
 _CODE = re.compile(r"\bCode: (\d+)")
 # ClickHouse's error codes for input it cannot take: CANNOT_PARSE_TEXT (6), CANNOT_PARSE_QUOTED_STRING
@@ -55,13 +67,13 @@ _DATA_ERRORS = frozenset({6, 26, 27, 32, 38, 41, 53, 62, 69, 70, 72, 117, 131, 3
 # What the live state restores from (`waiting_calls`, `open_cases`, `agent_states`); {lo} and
 # {hi} are epoch ms, both included.
 WAITING_SQL = """
-SELECT call_id, queue, assumeNotNull(first_queued_at) FROM call_facts FINAL
+SELECT call_id, queue, first_queued_at FROM call_contacts FINAL
 WHERE outcome = 'waiting'
   AND first_queued_at >= fromUnixTimestamp64Milli({lo}, 'UTC')
   AND first_queued_at <= fromUnixTimestamp64Milli({hi}, 'UTC')
 """
 OPEN_CASES_SQL = """
-SELECT mailbox, thread_id, seq, opened_at, opened_clock, priority, target_seconds, messages,
+SELECT mailbox, thread_id, seq, opened_at, opened_clock, priority, target_seconds, working_day_deadline, messages,
        nullIf(sender_ref, '') AS sender_ref
 FROM mail_cases FINAL
 WHERE end = ''
@@ -75,7 +87,7 @@ GROUP BY key
 """
 CASE_COLUMNS = [
     "mailbox", "thread_id", "seq", "opened_at", "opened_clock", "ended_at", "end", "close_reason",
-    "lead_seconds", "priority", "target_seconds", "messages", "sender_ref",
+    "lead_seconds", "priority", "target_seconds", "working_day_deadline", "messages", "sender_ref",
 ]  # fmt: skip
 
 
@@ -200,7 +212,7 @@ class Warehouse:
         for name in sorted(f.name for f in ddl.iterdir() if f.name.endswith(".sql")):
             if name in done:
                 continue
-            for statement in _statements((ddl / name).read_text(encoding="utf-8")):
+            for statement in ddl_statements((ddl / name).read_text(encoding="utf-8")):
                 self.client.command(statement)
             self.client.insert("schema_migrations", [[name]], column_names=["name"])
             applied.append(name)
@@ -223,7 +235,14 @@ class Warehouse:
         self._insert_columns("events", EVENT_COLUMNS, cols)
 
     def upsert_calls(self, facts: Iterable[CallFact]) -> None:
-        self._insert_rows("call_facts", CALL_COLUMNS, [_call_row(f) for f in facts])
+        self._insert_rows("call_contacts", CONTACT_COLUMNS, [row for f in facts for row in _contact_rows(f)])
+
+    def record_conflicts(self, conflicts: Iterable[tuple[Event, Event]]) -> None:
+        rows = [
+            [other.source, other.id, type_name(kept), kept.time, digest(other), encode(other).decode()]
+            for kept, other in conflicts
+        ]
+        self._insert_rows("event_conflicts", CONFLICT_COLUMNS, rows)
 
     def upsert_cases(self, cases: Iterable[MailCase]) -> None:
         self._insert_rows("mail_cases", CASE_COLUMNS, [_case_row(c) for c in cases])
@@ -378,22 +397,22 @@ def key_literals(keys: Sequence[str], limit: int) -> Iterator[str]:
         yield _sql_string(_json.encode(chunk))
 
 
-def _call_row(f: CallFact) -> list[Any]:
-    c = f.contact
+def _contact_rows(f: CallFact) -> list[list[Any]]:
     return [
-        f.call_id, f.offered_at, f.entrance or "", f.caller_ref or "",
-        c.queue if c else "", c.queued_at if c else None, c.outcome if c else "", f.queue_open,
-        c.wait_seconds if c else None, f.short_abandon, f.in_service_level, (c.agent if c else None) or "",
-        f.talk_seconds, list(c.transferred_from) if c else [], f.ended_at,
-        [i.queue for i in f.internal], [i.queued_at for i in f.internal],
-        [i.outcome for i in f.internal], [i.wait_seconds for i in f.internal], f.events,
+        [
+            f.call_id, c.seq, c.internal, c.queue, c.queued_at, c.outcome, c.left_at, c.queue_open, c.wait_seconds,
+            c.short_abandon, c.in_service_level, list(c.levels_met), c.agent or "", f.talk_seconds(c),
+            list(c.transferred_from), f.caller_ref or "", f.offered_at, f.entrance or "", f.ended_at, f.events,
+        ]
+        for c in f.contacts
     ]  # fmt: skip
 
 
 def _case_row(c: MailCase) -> list[Any]:
     return [
         c.mailbox, c.thread_id, c.seq, c.opened_at, c.opened_clock, c.ended_at, c.end,
-        c.close_reason, c.lead_seconds, c.priority, c.target_seconds, c.messages, c.sender_ref or "",
+        c.close_reason, c.lead_seconds, c.priority, c.target_seconds, c.working_day_deadline, c.messages,
+        c.sender_ref or "",
     ]  # fmt: skip
 
 
@@ -402,7 +421,8 @@ def _sql_string(text: bytes) -> str:
     return "'" + text.decode().replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _statements(sql: str) -> list[str]:
+def ddl_statements(sql: str) -> list[str]:
+    """The statements of a DDL file, without its comments."""
     without_comments = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
     return [s.strip() for s in without_comments.split(";") if s.strip()]
 

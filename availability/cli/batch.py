@@ -56,6 +56,12 @@ def cmd_process(args: argparse.Namespace, wiring: Wiring) -> int:
         f"{result.rejected} rejected" + (f" (see {args.rejects})" if args.rejects and result.rejected else ""),
         file=sys.stderr,
     )
+    if result.conflicts:
+        print(
+            f"{result.conflicts} conflicting duplicates (same source and id, other content): one version of each "
+            "kept, the others counted in the report's conflicting_duplicates",
+            file=sys.stderr,
+        )
     return EXIT_REJECTED if result.rejected else 0
 
 

@@ -9,7 +9,8 @@ composes too; spec/metrics.md) applied to a local day of the agreements' time zo
   `service_level_seconds` / base; answer rate = answered / base; a zero base is null;
 - a mail case belongs to the local day it opened; lead time is business time to the first reply.
 
-`call_facts` and `mail_cases` are ReplacingMergeTree tables: every query reads them with FINAL.
+`call_contacts` and `mail_cases` are ReplacingMergeTree tables: every query reads them with FINAL;
+internal transfers (queued again after an answer) are in no panel.
 The time range applies through the ClickHouse plugin's `$__timeFilter(col)`; the variables
 through `${queue:sqlstring}` / `${mailbox:sqlstring}` (a quoted list, however many are selected).
 """
@@ -59,8 +60,8 @@ def daily_queue_sql(ratio: str, alias: str, tz: str) -> str:
             {local_day("first_queued_at", tz)} AS time,
             queue,
             {ratio} AS {alias}
-        FROM call_facts FINAL
-        WHERE queue IN ({QUEUE_IN}) AND $__timeFilter(first_queued_at)
+        FROM {kpi_sql.CONTACTS}
+        WHERE {kpi_sql.ORDINARY} AND queue IN ({QUEUE_IN}) AND $__timeFilter(first_queued_at)
         GROUP BY time, queue
         ORDER BY time, queue
     """
@@ -79,6 +80,7 @@ def period_sql(agreements: Agreements) -> str:
             {kpi_sql.ABANDONED} AS abandoned,
             {kpi_sql.SHORT_ABANDONED} AS short_abandoned,
             {kpi_sql.CALLBACKS} AS callbacks,
+            {kpi_sql.FLOWED_OUT} AS flowed_out,
             {kpi_sql.OUT_OF_HOURS} AS out_of_hours,
             {kpi_sql.SERVICE_LEVEL} AS service_level,
             transform(queue, {ids}, {sl_targets}, nan) AS service_level_target,
@@ -86,8 +88,8 @@ def period_sql(agreements: Agreements) -> str:
             {kpi_sql.ANSWER_RATE} AS answer_rate,
             transform(queue, {ids}, {ar_targets}, nan) AS answer_rate_target,
             if(base = 0, NULL, answer_rate >= answer_rate_target) AS answer_rate_met
-        FROM call_facts FINAL
-        WHERE queue IN ({QUEUE_IN}) AND $__timeFilter(first_queued_at)
+        FROM {kpi_sql.CONTACTS}
+        WHERE {kpi_sql.ORDINARY} AND queue IN ({QUEUE_IN}) AND $__timeFilter(first_queued_at)
         GROUP BY queue
         ORDER BY queue
     """
@@ -100,8 +102,8 @@ def offered_interval_sql() -> str:
             $__timeInterval(queued_at) AS time,
             queue,
             count() AS offered
-        FROM call_facts FINAL
-        WHERE queue_open AND queue IN ({QUEUE_IN}) AND $__timeFilter(first_queued_at)
+        FROM {kpi_sql.CONTACTS}
+        WHERE {kpi_sql.ORDINARY} AND queue_open AND queue IN ({QUEUE_IN}) AND $__timeFilter(first_queued_at)
         GROUP BY time, queue
         ORDER BY time, queue
     """
@@ -115,8 +117,8 @@ def weekday_hour_sql(condition: str, tz: str) -> str:
         SELECT
             formatDateTime(local, '%H:00') AS hour,
             {counts}
-        FROM call_facts FINAL
-        WHERE {condition} AND queue IN ({QUEUE_IN}) AND $__timeFilter(first_queued_at)
+        FROM {kpi_sql.CONTACTS}
+        WHERE {kpi_sql.ORDINARY} AND {condition} AND queue IN ({QUEUE_IN}) AND $__timeFilter(first_queued_at)
         GROUP BY hour
         ORDER BY hour
     """
@@ -128,8 +130,8 @@ def out_of_hours_daily_sql(tz: str) -> str:
             {local_day("first_queued_at", tz)} AS time,
             queue,
             {kpi_sql.OUT_OF_HOURS} AS out_of_hours
-        FROM call_facts FINAL
-        WHERE queue IN ({QUEUE_IN}) AND $__timeFilter(first_queued_at)
+        FROM {kpi_sql.CONTACTS}
+        WHERE {kpi_sql.ORDINARY} AND queue IN ({QUEUE_IN}) AND $__timeFilter(first_queued_at)
         GROUP BY time, queue
         HAVING out_of_hours > 0
         ORDER BY time, queue
@@ -249,6 +251,7 @@ def _period_table(agreements: Agreements) -> table.Panel:
         override("abandoned", displayName="Avbrutna"),
         override("short_abandoned", displayName="Korta avbrott"),
         override("callbacks", displayName="Återuppringning"),
+        override("flowed_out", displayName="Utflödade"),
         override("out_of_hours", displayName="Utanför öppettid"),
         override("service_level", displayName="Servicenivå", unit="percentunit", decimals=1),
         override("service_level_target", displayName="Mål SL", unit="percentunit", decimals=0),

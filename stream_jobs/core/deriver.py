@@ -42,6 +42,7 @@ from schemas.events import (
 )
 from stream_jobs.core.calls import CallFact, derive_call
 from stream_jobs.core.mail import MailCase, derive_thread
+from stream_jobs.core.ordering import preferred
 from stream_jobs.core.store import Store
 
 CALL_GRACE = timedelta(hours=6)
@@ -60,10 +61,18 @@ class _Entities(Generic[E]):
     last: dict[str, datetime] = field(default_factory=dict)
     derived: dict[str, Any] = field(default_factory=dict)  # the last fact(s), when changes are tracked
 
-    def add(self, key: str, events: Sequence[E]) -> None:
+    def add(self, key: str, events: Sequence[E], conflicts: list[tuple[Event, Event]]) -> None:
+        """Hold the events; a conflicting duplicate (same source and id, other content) keeps the
+        `preferred` one and is appended to `conflicts` as (kept, other)."""
         held = self.events.setdefault(key, {})
         for ev in events:
-            held[(ev.source, ev.id)] = ev
+            dedup = (ev.source, ev.id)
+            old = held.get(dedup)
+            if old is None:
+                held[dedup] = ev
+            elif old != ev:
+                kept = held[dedup] = preferred(old, ev)
+                conflicts.append((kept, ev if kept is old else old))
             if key not in self.last or ev.time > self.last[key]:
                 self.last[key] = ev.time
 
@@ -91,6 +100,9 @@ class BatchResult:
     # Events of the batch that were not stored, each with the reason: those of an entity whose
     # derivation raised, and those with a time outside the accepted range.
     failed: list[tuple[Event, str]] = field(default_factory=list)
+    # Conflicting duplicates met (kept, other): same source and id, different content
+    # (spec/events.md). Stored with `Store.record_conflicts`, which counts each once.
+    conflicts: list[tuple[Event, Event]] = field(default_factory=list)
 
 
 class Deriver:
@@ -117,6 +129,7 @@ class Deriver:
         calls: dict[str, list[CallEvent]] = defaultdict(list)
         threads: dict[str, list[MailEvent]] = defaultdict(list)
         failed: list[tuple[Event, str]] = []
+        conflicts: list[tuple[Event, Event]] = []
         for ev in events:
             if not in_time_range(ev.time):
                 failed.append((ev, f"time {ev.time.isoformat()} {OUT_OF_RANGE}"))
@@ -133,10 +146,12 @@ class Deriver:
         # it can never be derived, and would fail every later event of its thread.
         new_calls = [k for k in calls if k not in self.calls.events]
         for key, known in self.store.stored_events("call", new_calls).items():
-            self.calls.add(key, [ev for ev in known if isinstance(ev, CallEvent) and in_time_range(ev.time)])
+            self.calls.add(key, [ev for ev in known if isinstance(ev, CallEvent) and in_time_range(ev.time)], conflicts)
         new_threads = [k for k in threads if k not in self.threads.events]
         for key, known in self.store.stored_events("mail", new_threads).items():
-            self.threads.add(key, [ev for ev in known if isinstance(ev, MailEvent) and in_time_range(ev.time)])
+            self.threads.add(
+                key, [ev for ev in known if isinstance(ev, MailEvent) and in_time_range(ev.time)], conflicts
+            )
 
         result = BatchResult()
         track = self.track_changes
@@ -144,7 +159,7 @@ class Deriver:
         for key, call_events in calls.items():
             try:
                 before = self._call(key) if track else None
-                self.calls.add(key, call_events)
+                self.calls.add(key, call_events, conflicts)
                 fact = derive_call(key, self.calls.events[key].values(), self.agreements)
             except Exception as exc:  # a bug or an event the fold cannot take: this call only
                 self.calls.drop(key)
@@ -159,7 +174,7 @@ class Deriver:
         for key, mail_events in threads.items():
             try:
                 before_cases = self._cases(key) if track else []
-                self.threads.add(key, mail_events)
+                self.threads.add(key, mail_events, conflicts)
                 after = self._derive_thread(key)
             except Exception as exc:
                 self.threads.drop(key)
@@ -177,6 +192,8 @@ class Deriver:
         self.store.insert_events(stored)
         self.store.upsert_calls(facts)
         self.store.upsert_cases(cases)
+        if conflicts:
+            self.store.record_conflicts(conflicts)
 
         if stored:  # a rejected time (year 9999) must not move the watermark and evict everything
             latest = max(ev.time for ev in stored)
@@ -184,6 +201,7 @@ class Deriver:
             self.calls.evict(self.watermark)
             self.threads.evict(self.watermark)
         result.events, result.calls, result.cases, result.failed = len(stored), len(facts), len(cases), failed
+        result.conflicts = conflicts
         return result
 
     def _call(self, key: str) -> CallFact | None:

@@ -25,13 +25,15 @@ from prometheus_client.registry import Collector
 from ingest.boundary import now_utc
 from schemas.agreements import Agreements
 from schemas.events import EARLIEST_TIME, MAX_FUTURE, AgentStateChanged, Event, decode
-from stream_jobs.core.calls import ABANDONED, ANSWERED, CALLBACK, WAITING, CallFact
+from stream_jobs.core.calls import ABANDONED, ANSWERED, CALLBACK, FLOWED_OUT, WAITING, CallFact, Contact
 from stream_jobs.core.deriver import BatchResult
 from stream_jobs.core.mail import OPEN, REPLIED, MailCase
+from stream_jobs.core.ordering import digest
 from stream_jobs.core.store import Store
 
 log = logging.getLogger(__name__)
 
+MAX_CONFLICTS_REMEMBERED = 100_000
 STALE_WAIT = timedelta(hours=4)  # a call "waiting" longer lost its end event; stop showing it
 AGENT_HORIZON = timedelta(days=1)  # an agent with no state change for a day is not restored
 
@@ -48,22 +50,24 @@ def shifted_clock(start: datetime, speed: float = 1.0, wall: Callable[[], float]
     return lambda: start + timedelta(seconds=(wall() - origin) * speed)
 
 
-OUTCOMES = ("answered_in_sl", "answered_late", "abandoned", "abandoned_short", "callback", "out_of_hours")
+OUTCOMES = ("answered_in_sl", "answered_late", "abandoned", "abandoned_short", "callback", "flowed_out", "out_of_hours")
 
 
-def outcome_of(fact: CallFact) -> str | None:
-    """The contact's outcome category, or None while it waits (or there is no contact)."""
-    c = fact.contact
-    if c is None:
+def outcome_of(contact: Contact | None) -> str | None:
+    """An ordinary contact's outcome category, or None while it waits (or for an internal
+    transfer, which is in no KPI)."""
+    if contact is None or contact.internal or contact.outcome == WAITING:
         return None
-    if not fact.queue_open:
+    if not contact.queue_open:
         return "out_of_hours"
-    if c.outcome == ANSWERED:
-        return "answered_in_sl" if fact.in_service_level else "answered_late"
-    if c.outcome == ABANDONED:
-        return "abandoned_short" if fact.short_abandon else "abandoned"
-    if c.outcome == CALLBACK:
+    if contact.outcome == ANSWERED:
+        return "answered_in_sl" if contact.in_service_level else "answered_late"
+    if contact.outcome == ABANDONED:
+        return "abandoned_short" if contact.short_abandon else "abandoned"
+    if contact.outcome == CALLBACK:
         return "callback"
+    if contact.outcome == FLOWED_OUT:
+        return "flowed_out"
     return None
 
 
@@ -86,6 +90,10 @@ class LiveState(Collector):
         self.source_seen: dict[str, float] = {
             s: started for s in ["callguide", *(f"imap/{m}" for m in agreements.mailboxes)]
         }
+        # Conflicting duplicates met, by source label; each other version once (a redelivery
+        # meets it again), remembered up to a bound: conflicts are rare, a flood is counted anyway.
+        self.conflicts: Counter[str] = Counter()
+        self._conflicts_seen: set[tuple[str, str, str]] = set()
         self.skipped_rows = 0  # stored rows `restore` could not use (logged)
         self._failed_sections: set[str] = set()
 
@@ -108,25 +116,33 @@ class LiveState(Collector):
                 held = self.agents.get(ev.data.agent)
                 if held is None or (ev.time, ev.id) > (held.time, held.id):
                     self.agents[ev.data.agent] = ev
+        for _, other in result.conflicts:
+            seen = (other.source, other.id, digest(other))
+            if seen not in self._conflicts_seen:
+                if len(self._conflicts_seen) < MAX_CONFLICTS_REMEMBERED:
+                    self._conflicts_seen.add(seen)
+                self.conflicts[label_of(other.source)] += 1
         for before, after in result.call_changes:
             self._call_changed(before, after)
         for before_cases, after_cases in result.case_changes:
             self._cases_changed(before_cases, after_cases)
 
     def _call_changed(self, before: CallFact | None, after: CallFact) -> None:
-        c = after.contact
-        if c is None:
-            return
-        was = outcome_of(before) if before is not None else None
-        now = outcome_of(after)
-        if now is not None and was is None:
-            self.contacts[(c.queue, now)] += 1
-            self.by_day[(c.queued_at.astimezone(self.agreements.timezone).date(), c.queue, now)] += 1
-        left_before = before.contact.transferred_from if before is not None and before.contact else ()
-        for queue in c.transferred_from[len(left_before) :]:
-            self.transferred[queue] += 1
-        if c.outcome == WAITING:
-            self.waiting[after.call_id] = (c.queue, c.queued_at)
+        earlier = {c.seq: c for c in before.contacts} if before is not None else {}
+        for c in after.contacts:
+            was = earlier.get(c.seq)
+            now = outcome_of(c)
+            if now is not None and outcome_of(was) is None:
+                self.contacts[(c.queue, now)] += 1
+                self.by_day[(c.queued_at.astimezone(self.agreements.timezone).date(), c.queue, now)] += 1
+            if not c.internal:
+                left_before = set(was.transferred_from) if was is not None and not was.internal else set()
+                for queue in c.transferred_from:
+                    if queue not in left_before:
+                        self.transferred[queue] += 1
+        last = after.contacts[-1] if after.contacts else None
+        if last is not None and last.outcome == WAITING:  # physically in the queue, internal or not
+            self.waiting[after.call_id] = (last.queue, last.queued_at)
         else:
             self.waiting.pop(after.call_id, None)
 
@@ -270,7 +286,7 @@ class LiveState(Collector):
             sl_seconds.add_metric([qid], q.service_level_seconds)
         yield from (contacts, transferred, today, waiting, oldest, agents, is_open, sl_target, ar_target, sl_seconds)
 
-    def _source_families(self, now: datetime) -> Iterator[GaugeMetricFamily]:
+    def _source_families(self, now: datetime) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         event_time = GaugeMetricFamily(
             "availability_source_last_event_timestamp_seconds", "Event time of the latest event", labels=["source"]
         )
@@ -281,7 +297,14 @@ class LiveState(Collector):
             event_time.add_metric([source], self.source_event[source])
         for source in sorted(self.source_seen):
             seen.add_metric([source], self.source_seen[source])
-        yield from (event_time, seen)
+        conflicts = CounterMetricFamily(
+            "availability_source_conflicting_duplicates",
+            "Events with the source and id of another but different content (one version kept)",
+            labels=["source"],
+        )
+        for source in sorted(self.conflicts):
+            conflicts.add_metric([source], self.conflicts[source])
+        yield from (event_time, seen, conflicts)
 
     def _mailbox_families(self, now: datetime) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         open_cases = GaugeMetricFamily(
@@ -342,7 +365,14 @@ def _case(row: dict[str, Any]) -> MailCase | None:
         opened_at = _utc(row["opened_at"])
         if opened_at < EARLIEST_TIME:  # before the business clock starts: not a case the wall can age
             return None
-        return MailCase(**(row | {"opened_at": opened_at}), ended_at=None, end=OPEN, close_reason="", lead_seconds=None)
+        deadline = row.get("working_day_deadline")
+        return MailCase(
+            **(row | {"opened_at": opened_at, "working_day_deadline": None if deadline is None else _utc(deadline)}),
+            ended_at=None,
+            end=OPEN,
+            close_reason="",
+            lead_seconds=None,
+        )
     except Exception:
         return None
 

@@ -12,11 +12,12 @@ stable key for the warehouse's upserts.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, time, timedelta
 
 from msgspec import Struct
 
 from schemas.agreements import Mailbox
+from schemas.calendar import Calendar
 from schemas.events import MailClosed, MailEvent, MailReceived, MailReplied
 from stream_jobs.core.ordering import ordered
 
@@ -37,12 +38,19 @@ class MailCase(Struct, frozen=True, gc=False):
     lead_seconds: float | None  # business time from opening to the reply
     priority: bool
     target_seconds: float
+    working_day_deadline: datetime | None  # KKiK: a reply before it is within one working day
     messages: int  # messages received while the case was open
     sender_ref: str | None
 
     @property
     def within_target(self) -> bool:
         return self.lead_seconds is not None and self.lead_seconds <= self.target_seconds
+
+    @property
+    def within_working_day(self) -> bool:
+        """Answered before the end of the first working day after the day it opened (KKiK)."""
+        d = self.working_day_deadline
+        return self.end == REPLIED and d is not None and self.ended_at is not None and self.ended_at < d
 
 
 def derive_thread(thread_id: str, events: Iterable[MailEvent], mailbox: Mailbox) -> list[MailCase]:
@@ -68,6 +76,7 @@ def derive_thread(thread_id: str, events: Iterable[MailEvent], mailbox: Mailbox)
                 target_seconds=(
                     mailbox.priority_response_target_seconds if priority else mailbox.response_target_seconds
                 ),
+                working_day_deadline=working_day_deadline(cal, opened.time),
                 messages=messages,
                 sender_ref=opened.data.sender_ref,
             )
@@ -78,7 +87,7 @@ def derive_thread(thread_id: str, events: Iterable[MailEvent], mailbox: Mailbox)
             if opened is None:
                 opened, messages, priority = ev, 0, False
             messages += 1
-            priority = priority or PRIORITY in ev.data.categories
+            priority = priority or any(c.casefold() == PRIORITY for c in ev.data.categories)
         elif opened is not None:
             if isinstance(ev, MailClosed):
                 finish(CLOSED, ev.time, ev.data.reason)
@@ -88,3 +97,18 @@ def derive_thread(thread_id: str, events: Iterable[MailEvent], mailbox: Mailbox)
     if opened is not None:
         finish(OPEN, None)
     return cases
+
+
+# A calendar with no opening hours for this long has no "next working day" (no deadline).
+_WORKING_DAY_SEARCH = 400
+
+
+def working_day_deadline(cal: Calendar, opened: datetime) -> datetime | None:
+    """The end (24:00, local) of the first working day after the local day `opened` falls on: the
+    KKiK yardstick's deadline (spec/metrics.md). A working day has opening hours in the calendar."""
+    day = opened.astimezone(cal.tz).date()
+    for _ in range(_WORKING_DAY_SEARCH):
+        day += timedelta(days=1)
+        if cal.intervals_on(day):
+            return datetime.combine(day + timedelta(days=1), time(), tzinfo=cal.tz)
+    return None

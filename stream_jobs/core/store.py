@@ -2,8 +2,8 @@
 
 The ClickHouse warehouse (stream_jobs/warehouse.py) is the store of every run; `MemoryStore`
 holds the same tables in dicts, with what the Deriver reads back behaving as the warehouse's
-(`stored_events` returns every event stored of a key; facts and cases are replaced by their
-key, as ReplacingMergeTree reads with FINAL), so the core is tested without any server.
+(`stored_events` returns every event stored of a key; a call's contacts and a thread's cases
+are replaced by their key, as ReplacingMergeTree reads with FINAL), so the core is tested without any server.
 
 Instants a store returns are timezone-aware UTC. A read's window `since`..`until` includes
 both ends.
@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from schemas.events import CALL_CLASSES, MAIL_CLASSES, Event, encode, event_key
 from stream_jobs.core.calls import WAITING, CallFact
 from stream_jobs.core.mail import OPEN, MailCase
+from stream_jobs.core.ordering import digest
 
 # The columns of an open case as `Store.open_cases` returns them: what `MailCase` needs besides
 # its end (an open case has none).
 OPEN_CASE_FIELDS = (
-    "mailbox", "thread_id", "seq", "opened_at", "opened_clock", "priority", "target_seconds", "messages", "sender_ref",
+    "mailbox", "thread_id", "seq", "opened_at", "opened_clock", "priority", "target_seconds", "working_day_deadline",
+    "messages", "sender_ref",
 )  # fmt: skip
 
 
@@ -38,11 +40,17 @@ class Store(Protocol):
     def insert_events(self, events: Sequence[Event]) -> None: ...
 
     def upsert_calls(self, facts: Iterable[CallFact]) -> None:
-        """Store the facts, each replacing the one stored of its call."""
+        """Store the facts' contacts, each replacing the one stored of its (call, seq). A call's
+        contacts never become fewer as its events grow (tests/unit/test_properties.py)."""
         ...
 
     def upsert_cases(self, cases: Iterable[MailCase]) -> None:
         """Store the cases, each replacing the one stored of its (mailbox, thread, seq)."""
+        ...
+
+    def record_conflicts(self, conflicts: Iterable[tuple[Event, Event]]) -> None:
+        """Record conflicting duplicates (kept, other): each distinct other version once, however
+        often it is met again (a redelivery, a restart, a reload)."""
         ...
 
     # -- what the stream sink adds --------------------------------------------------------------
@@ -72,7 +80,7 @@ class Store(Protocol):
     # -- what the live state restores from (LiveState.restore) --------------------------------
 
     def waiting_calls(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
-        """(call id, queue, first queued) of the calls still waiting, first queued in the window."""
+        """(call id, queue, first queued) of the contacts still waiting, first queued in the window."""
         ...
 
     def open_cases(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
@@ -108,6 +116,7 @@ class MemoryStore:
         self.events: dict[tuple[str, str], dict[tuple[str, str, date], Event]] = defaultdict(dict)
         self.calls: dict[str, CallFact] = {}
         self.cases: dict[tuple[str, str, int], MailCase] = {}
+        self.conflicts: set[tuple[str, str, str]] = set()  # (source, id, digest of the other version)
         self.positions: dict[tuple[str, int], int] = {}  # the highest next offset per partition
         self.flushes = 0
 
@@ -131,6 +140,9 @@ class MemoryStore:
         for case in cases:
             self.cases[(case.mailbox, case.thread_id, case.seq)] = case
 
+    def record_conflicts(self, conflicts: Iterable[tuple[Event, Event]]) -> None:
+        self.conflicts.update((other.source, other.id, digest(other)) for _, other in conflicts)
+
     def record_positions(self, positions: Iterable[tuple[str, int, int]]) -> None:
         for topic, partition, next_offset in positions:
             tp = (topic, partition)
@@ -150,9 +162,10 @@ class MemoryStore:
 
     def waiting_calls(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
         return [
-            (f.call_id, f.contact.queue, _utc(f.contact.queued_at))
+            (f.call_id, c.queue, _utc(c.queued_at))
             for f in self.calls.values()
-            if f.contact is not None and f.contact.outcome == WAITING and since <= f.contact.queued_at <= until
+            for c in f.contacts
+            if c.outcome == WAITING and since <= c.queued_at <= until
         ]
 
     def open_cases(self, since: datetime, until: datetime) -> list[dict[str, Any]]:

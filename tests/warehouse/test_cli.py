@@ -125,7 +125,9 @@ def test_user_mistakes_are_one_line_not_a_traceback(tmp_path, capsys):
 def test_personal_data_never_reaches_the_warehouse(tmp_path, capsys):
     assert process(tmp_path / "w", EXAMPLES / "events.jsonl") == 0
     with Warehouse.open(str(tmp_path / "w")) as wh:
-        stored = repr([wh.query(f"SELECT * FROM {t}") for t in ("events", "call_facts", "mail_cases")])
+        stored = repr(
+            [wh.query(f"SELECT * FROM {t}") for t in ("events", "call_contacts", "mail_cases", "event_conflicts")]
+        )
     assert "kundreskontra" in stored and "caller_ref" in stored  # the data is there, pseudonymised
     for raw in ("+46701234567", "x@example.se", "Avbetalningsplan", "Faktura", "Fråga"):
         assert raw not in stored

@@ -74,7 +74,7 @@ def answered_after(wait: int):
 def test_in_service_level_is_wait_at_most_the_threshold_everywhere(warehouse, agreements, wait, in_sl):
     events = answered_after(wait)
     fact = derive_call("c1", events, agreements)
-    assert (fact.contact.outcome, fact.contact.wait_seconds, fact.in_service_level) == ("answered", wait, in_sl)
+    assert (fact.contact.outcome, fact.contact.wait_seconds, fact.contact.in_service_level) == ("answered", wait, in_sl)
 
     live = live_samples(warehouse, agreements, events, LATER)
     outcome = "answered_in_sl" if in_sl else "answered_late"
@@ -98,7 +98,7 @@ def test_short_abandon_is_wait_under_the_threshold_everywhere(warehouse, agreeme
         ("abandoned", f"2026-04-14T10:00:{wait:02d}+02:00", K),
     )
     fact = derive_call("c1", events, agreements)
-    assert (fact.contact.outcome, fact.contact.wait_seconds, fact.short_abandon) == ("abandoned", wait, short)
+    assert (fact.contact.outcome, fact.contact.wait_seconds, fact.contact.short_abandon) == ("abandoned", wait, short)
 
     live = live_samples(warehouse, agreements, events, LATER)
     outcome = "abandoned_short" if short else "abandoned"
@@ -215,7 +215,7 @@ DEFINED = sorted(
 SQL = {
     **{
         f"report:{name}": getattr(report_sql, name)
-        for name in ("QUEUES_SQL", "TRANSFERS_SQL", "INTERNAL_SQL", "MAILBOXES_SQL")
+        for name in ("QUEUES_SQL", "TRANSFERS_SQL", "INTERNAL_SQL", "RECOVERED_SQL", "MAILBOXES_SQL", "CONFLICTS_SQL")
     },
     **{q.id: str(q.target["rawSql"]) for q in QUERIES},
 }

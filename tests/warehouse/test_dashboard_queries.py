@@ -355,7 +355,7 @@ def _first_contacts(raw: list[dict[str, Any]]) -> list[tuple[str, datetime, str,
 def test_daily_service_level_by_hand_for_one_queue(week, shipped):
     """The panel's number from the raw events, by metrics.md's definition, counted in Python.
 
-    Nothing here reads the derivation's facts (call_facts): the contacts come from the
+    Nothing here reads the derivation's facts (call_contacts): the contacts come from the
     simulated events themselves (_first_contacts), so a wrong flag in the derivation
     (in_service_level, short_abandon, queue_open) or a wrong sum in the panel's SQL both show."""
     query = find("Servicenivå per dag")

@@ -141,7 +141,9 @@ def test_an_entity_whose_derivation_raises_is_failed_and_the_others_stored(
     # Not stored: a raw event without its fact is what made every later run crash again.
     assert count(warehouse, "SELECT count() FROM events") == 3
     assert count(warehouse, "SELECT count() FROM events WHERE key LIKE '%poison%'") == 0
-    assert warehouse.query("SELECT call_id, outcome, wait_seconds FROM call_facts FINAL") == [("ok", "answered", 30.0)]
+    assert warehouse.query("SELECT call_id, outcome, wait_seconds FROM call_contacts FINAL") == [
+        ("ok", "answered", 30.0)
+    ]
     assert warehouse.query("SELECT thread_id FROM mail_cases FINAL") == [("t1",)]
     if track_changes:
         assert [after.call_id for _, after in result.call_changes] == ["ok"]
@@ -161,7 +163,7 @@ def test_a_failed_entity_leaves_nothing_in_memory(warehouse, agreements, poisone
     assert deriver.apply(ended).failed == []
     # The fact folds queued + ended only (the answer was rejected, never stored): 2 events, and
     # the caller hung up while waiting at 10:05 -> abandoned after 300 s.
-    assert warehouse.query("SELECT events, outcome, wait_seconds FROM call_facts FINAL") == [(2, "abandoned", 300.0)]
+    assert warehouse.query("SELECT events, outcome, wait_seconds FROM call_contacts FINAL") == [(2, "abandoned", 300.0)]
     assert count(warehouse, "SELECT count() FROM events") == 2
 
 
@@ -191,7 +193,7 @@ def test_an_event_outside_the_time_range_is_failed_with_a_reason(warehouse, agre
         assert reason.startswith(f"time {time[:4]}") and "2000-01-01" in reason and "2100-01-01" in reason, reason
     assert count(warehouse, "SELECT count() FROM events") == 1
     # The call is folded without the bad call.ended: still waiting.
-    assert warehouse.query("SELECT call_id, outcome FROM call_facts FINAL") == [("ok", "waiting")]
+    assert warehouse.query("SELECT call_id, outcome FROM call_contacts FINAL") == [("ok", "waiting")]
 
 
 # -- item 5: a late event reloads every stored event of its entity ------------------------------
@@ -215,7 +217,7 @@ def test_a_call_ended_five_days_later_in_a_second_run_keeps_its_contact(new_ware
     result = Deriver(warehouse, agreements).apply(second)
     assert (result.calls, result.failed) == (2, [])
     rows = warehouse.records(
-        "SELECT call_id, queue, outcome, wait_seconds, talk_seconds, events, queue_open FROM call_facts FINAL"
+        "SELECT call_id, queue, outcome, wait_seconds, talk_seconds, events, queue_open FROM call_contacts FINAL"
         " ORDER BY call_id"
     )
     assert rows == [
@@ -247,7 +249,7 @@ def test_a_late_event_after_eviction_in_the_same_run_reloads_the_call(warehouse,
     deriver.apply(ended)
     # wait 40 s as before; talk = 20 Apr 10:00:40 - 14 Apr 10:00:40 = 6 days.
     assert warehouse.query(
-        "SELECT outcome, wait_seconds, talk_seconds, events FROM call_facts FINAL WHERE call_id = 'late'"
+        "SELECT outcome, wait_seconds, talk_seconds, events FROM call_contacts FINAL WHERE call_id = 'late'"
     ) == [("answered", 40.0, 6 * 86400.0, 3)]
 
 

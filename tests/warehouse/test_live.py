@@ -15,7 +15,7 @@ from ingest.simulator import simulate
 from schemas.agreements import load_agreements
 from schemas.events import encode
 from stream_jobs.core.deriver import BatchResult, Deriver
-from stream_jobs.core.live import LiveState
+from stream_jobs.core.live import OUTCOMES, LiveState
 from stream_jobs.warehouse import EVENT_COLUMNS
 from tests.conftest import call, ev
 
@@ -124,16 +124,14 @@ def test_a_simulated_day_on_the_wall_equals_the_report(warehouse):
     report = monthly_report(warehouse, agreements, "2026-03", now=datetime(2027, 1, 1, tzinfo=UTC))
     s = samples(live)
     for qid, r in report["queues"].items():
-        n = {
-            o: s[("availability_queue_today_contacts", (qid, o))]
-            for o in ("answered_in_sl", "answered_late", "abandoned", "abandoned_short", "callback", "out_of_hours")
-        }
+        n = {o: s[("availability_queue_today_contacts", (qid, o))] for o in OUTCOMES}
         assert (
             n["answered_in_sl"] + n["answered_late"] + n["abandoned"] + n["abandoned_short"] + n["callback"]
-            == r["offered"]
-        ), qid
+            + n["flowed_out"] == r["offered"]
+        ), qid  # fmt: skip
         assert n["out_of_hours"] == r["out_of_hours"], qid
-        base = n["answered_in_sl"] + n["answered_late"] + n["abandoned"]
+        assert n["flowed_out"] == r["flowed_out"], qid
+        base = n["answered_in_sl"] + n["answered_late"] + n["abandoned"] + n["flowed_out"]
         assert (n["answered_in_sl"] / base if base else None) == pytest.approx(r["service_level"]), qid
         assert ((n["answered_in_sl"] + n["answered_late"]) / base if base else None) == pytest.approx(
             r["answer_rate"]

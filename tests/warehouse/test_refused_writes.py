@@ -52,6 +52,6 @@ def test_the_call_of_a_refused_event_gets_no_fact(agreements, refusing_warehouse
     assert "culprit" not in stored and len(stored) == 3
     # c1 has its fact; c2, whose only event the warehouse refused, has none (it had one, a
     # waiting contact, when the facts behind the refused insert were still written).
-    facts = {row[0]: row[1] for row in wh.query("SELECT call_id, outcome FROM call_facts FINAL")}
+    facts = {row[0]: row[1] for row in wh.query("SELECT call_id, outcome FROM call_contacts FINAL")}
     assert facts == {"c1": "answered"}
     assert wh.query("SELECT count() FROM mail_cases FINAL")[0][0] == 1  # the thread, its id a pseudonym
