@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from schemas.errors import AvailabilityError
@@ -19,8 +20,8 @@ def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: 
     Returns one line per topic saying what was done. A topic with other partitions is an
     error: Faust refuses it, and repartitioning would move calls between workers.
     """
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import KafkaError
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
 
     try:
         admin = KafkaAdminClient(
@@ -29,29 +30,44 @@ def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: 
     except KafkaError as exc:
         raise TopicsError(f"cannot reach Kafka at {bootstrap_servers} ({type(exc).__name__})") from None
     try:
-        wanted: list[Topic] = [with_prefix(t, prefix) for t in ALL]
-        present = set(admin.list_topics()) & {t.name for t in wanted}
-        existing = {m["name"]: len(m["partitions"]) for m in admin.describe_topics(sorted(present))} if present else {}
-        lines, missing = [], []
-        for t in wanted:
-            if t.name not in existing:
-                missing.append(t)
-            elif existing[t.name] != t.partitions:
-                raise TopicsError(
-                    f"topic {t.name} has {existing[t.name]} partitions, the definition says {t.partitions}"
-                )
-            else:
-                lines.append(f"{t.name}: exists, {t.partitions} partitions{_align_retention(admin, t)}")
-        if missing:
-            admin.create_topics(
-                [NewTopic(t.name, t.partitions, replication_factor, topic_configs=t.config()) for t in missing]
-            )
-            lines += [f"{t.name}: created, {t.partitions} partitions, key {t.key}" for t in missing]
-        return lines
+        for attempt in range(3):
+            try:
+                return _ensure(admin, prefix, replication_factor)
+            except TopicAlreadyExistsError:
+                # Listed as missing, yet there when created: another process (a second worker,
+                # `topics create` just before) made it, and the broker's metadata had not shown it
+                # yet. Look again: it is then checked like any existing topic.
+                if attempt == 2:
+                    raise
+                time.sleep(1.0)
+        raise AssertionError("unreachable")  # the loop returns or raises
     except KafkaError as exc:
         raise TopicsError(f"Kafka at {bootstrap_servers}: {type(exc).__name__}: {exc}") from None
     finally:
         admin.close()
+
+
+def _ensure(admin: Any, prefix: str, replication_factor: int) -> list[str]:
+    """One pass of ensure_topics: list, check, create what is missing."""
+    from kafka.admin import NewTopic
+
+    wanted: list[Topic] = [with_prefix(t, prefix) for t in ALL]
+    present = set(admin.list_topics()) & {t.name for t in wanted}
+    existing = {m["name"]: len(m["partitions"]) for m in admin.describe_topics(sorted(present))} if present else {}
+    lines, missing = [], []
+    for t in wanted:
+        if t.name not in existing:
+            missing.append(t)
+        elif existing[t.name] != t.partitions:
+            raise TopicsError(f"topic {t.name} has {existing[t.name]} partitions, the definition says {t.partitions}")
+        else:
+            lines.append(f"{t.name}: exists, {t.partitions} partitions{_align_retention(admin, t)}")
+    if missing:
+        admin.create_topics(
+            [NewTopic(t.name, t.partitions, replication_factor, topic_configs=t.config()) for t in missing]
+        )
+        lines += [f"{t.name}: created, {t.partitions} partitions, key {t.key}" for t in missing]
+    return lines
 
 
 def _align_retention(admin: Any, topic: Topic) -> str:

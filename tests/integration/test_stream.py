@@ -211,6 +211,22 @@ def test_topics_create_keeps_dead_letters_a_week_also_on_an_existing_topic(
         admin.close()
 
 
+def test_workers_creating_the_topics_at_once_all_succeed(kafka_bootstrap: str) -> None:
+    """Two workers (or `topics create` and a worker) starting together: one creates a topic the
+    other listed as missing a moment before, whose create then fails with TopicAlreadyExists; it
+    must look again and succeed (the alerting end-to-end test once saw the worker exit here)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ingest.kafka.admin import ensure_topics
+
+    for _ in range(3):  # a race: several fresh prefixes, four at once each
+        prefix = f"race-{uuid.uuid4().hex[:8]}."
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: ensure_topics(kafka_bootstrap, prefix), range(4)))
+        for lines in results:
+            assert len(lines) == 4 and all(f"{prefix}availability." in line for line in lines)
+
+
 def test_the_gap_check_names_what_the_warehouse_lacks(tmp_path: Path) -> None:
     """Issue #7, item 9, without a broker: the positions the sink records against the committed offsets."""
     from stream_jobs.warehouse import Warehouse
