@@ -292,6 +292,9 @@ def test_the_report_counts_the_mailbox_as_the_spec_defines(scenario: Scenario, t
         "within_target": 2,  # A, B
         "breached": 2,  # G (answered late), D (open past its target)
         "median_lead_seconds": 10800.0,  # of 5400, 10800, 34200
+        # KKiK, by the end of the first working day after the day opened: A (Fri -> Mon 20, by
+        # Tue 00:00), B (Tue -> the same day), G (Thu -> Fri 24 10:00, by Sat 00:00): all three.
+        "answered_within_1_working_day": 3,
         "priority_received": 2,  # B, D
         "priority_within_target": 1,  # B
     }
