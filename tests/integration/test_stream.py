@@ -222,7 +222,7 @@ def test_workers_creating_the_topics_at_once_all_succeed(kafka_bootstrap: str) -
     for _ in range(3):  # a race: several fresh prefixes, four at once each
         prefix = f"race-{uuid.uuid4().hex[:8]}."
         with ThreadPoolExecutor(4) as pool:
-            results = list(pool.map(lambda _: ensure_topics(kafka_bootstrap, prefix), range(4)))
+            results = list(pool.map(ensure_topics, [kafka_bootstrap] * 4, [prefix] * 4))
         for lines in results:
             assert len(lines) == 4 and all(f"{prefix}availability." in line for line in lines)
 
