@@ -237,6 +237,11 @@ class Warehouse:
     def upsert_calls(self, facts: Iterable[CallFact]) -> None:
         self._insert_rows("call_contacts", CONTACT_COLUMNS, [row for f in facts for row in _contact_rows(f)])
 
+    def drop_contacts(self, keys: Iterable[tuple[str, int]]) -> None:
+        """A row marked deleted per (call id, seq): ReplacingMergeTree(derived_at, deleted) leaves
+        the contact out of FINAL reads, and a later row of the same key brings it back."""
+        self._insert_rows("call_contacts", ["call_id", "seq", "deleted"], [[c, s, 1] for c, s in keys])
+
     def record_conflicts(self, conflicts: Iterable[tuple[Event, Event]]) -> None:
         rows = [
             [other.source, other.id, type_name(kept), kept.time, digest(other), encode(other).decode()]

@@ -2,9 +2,10 @@
 --
 -- One row per contact (stream_jobs/core/calls.py): a call re-queued after a callback or a
 -- flow-out holds several ordinary contacts, and an internal transfer is a contact of its own
--- (`internal`, in no KPI). Re-derived whenever an event of the call arrives; the last insert of a
--- (call_id, seq) wins (query with FINAL). A call's contacts never become fewer as events arrive,
--- so no stale row is left behind.
+-- (`internal`, in no KPI). Re-derived whenever an event of the call arrives; the latest row of a
+-- (call_id, seq) wins (query with FINAL). A late event can merge two contacts into one (events at
+-- one instant completed by a later batch): the Deriver then writes the contact it no longer has
+-- as `deleted`, which FINAL leaves out.
 CREATE TABLE IF NOT EXISTS call_contacts
 (
     call_id          String,
@@ -27,9 +28,10 @@ CREATE TABLE IF NOT EXISTS call_contacts
     entrance         LowCardinality(String),
     ended_at         Nullable(DateTime64(3, 'UTC')),
     events           UInt32,
+    deleted          UInt8 DEFAULT 0,            -- 1: the call no longer has this contact
     derived_at       DateTime64(3, 'UTC') DEFAULT now64(3)
 )
-ENGINE = ReplacingMergeTree
+ENGINE = ReplacingMergeTree(derived_at, deleted)
 ORDER BY (call_id, seq);
 
 -- A warehouse written by an earlier version keeps its calls: each row of call_facts becomes its

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+import msgspec
 from msgspec import Struct
 
 from schemas.agreements import Agreements
@@ -196,9 +197,10 @@ class _Fold:
             if w is not None:
                 w.leave(_OUTCOME[type(ev)], ev.time, ev.data.queue)  # type: ignore[union-attr]
 
-    def next_of(self, pending: Sequence[CallEvent]) -> int:
-        """Which of the events at one instant (in `_ORDER`) comes first, given the call's state:
-        the lifecycle of spec/metrics.md ("Events at the same instant")."""
+    def next_of(self, pending: Sequence[CallEvent], entered: set[str]) -> int:
+        """Which of the events at one instant (in `_ORDER`, ties by content) comes first, given the
+        call's state: the lifecycle of spec/metrics.md ("Events at the same instant"). `entered`
+        holds the queues transfers of this instant led into."""
         w = self.waiting()
         if w is None:
             # Waiting nowhere: the queued that starts the chain comes first, i.e. one that no
@@ -216,6 +218,19 @@ class _Fold:
                         best = (score, k)
             return best[1] if best is not None else 0
         here = w.queue
+        targets = {p.data.to_queue for p in pending if type(p) is CallTransferred}
+        requeue = transfer_out = False
+        for k, ev in enumerate(pending):
+            if type(ev) is CallQueued:
+                if ev.data.queue == here and here in entered:
+                    return k  # the switch echoing a transfer of this instant: nothing more
+                requeue = requeue or ev.data.queue not in targets  # (else the echo of a transfer to come)
+            elif type(ev) is CallTransferred and ev.data.queue == here:
+                transfer_out = True
+        if requeue and not transfer_out:  # a re-queue comes after a callback or flow-out of the instant
+            for k, ev in enumerate(pending):
+                if type(ev) in _HANDED_BACK and ev.data.queue == here:  # type: ignore[union-attr]
+                    return k
         leaving = any(type(p) in _FROM_QUEUE and p.data.queue == here for p in pending)  # type: ignore[union-attr]
         for k, ev in enumerate(pending):
             cls = type(ev)
@@ -231,6 +246,14 @@ class _Fold:
 
 # Events that leave the queue they name: a transfer out of it, or the end of the wait there.
 _FROM_QUEUE = frozenset({CallTransferred, *_LEAVING})
+_encode = msgspec.json.Encoder().encode
+_HANDED_BACK = frozenset({CallbackRequested, CallExited})  # the caller may be queued again at once
+
+
+def _tie_key(ev: CallEvent) -> tuple[int, bytes]:
+    """The order of one instant's events before the call's state refines it: the lifecycle rank,
+    then the content (never the ids, which a source may give in any order)."""
+    return _ORDER[type(ev)], _encode(ev.data)
 
 
 def derive_call(call_id: str, events: Iterable[CallEvent], agreements: Agreements) -> CallFact:
@@ -244,9 +267,13 @@ def derive_call(call_id: str, events: Iterable[CallEvent], agreements: Agreement
         if j == i + 1:
             fold.apply(evs[i])
         else:
-            pending = evs[i:j]
+            pending = sorted(evs[i:j], key=_tie_key)
+            entered: set[str] = set()
             while pending:
-                fold.apply(pending.pop(fold.next_of(pending)))
+                ev = pending.pop(fold.next_of(pending, entered))
+                if type(ev) is CallTransferred:
+                    entered.add(ev.data.to_queue)
+                fold.apply(ev)
         i = j
 
     offered = fold.offered

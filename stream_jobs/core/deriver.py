@@ -60,6 +60,7 @@ class _Entities(Generic[E]):
     events: dict[str, dict[tuple[str, str], E]] = field(default_factory=dict)
     last: dict[str, datetime] = field(default_factory=dict)
     derived: dict[str, Any] = field(default_factory=dict)  # the last fact(s), when changes are tracked
+    written: dict[str, int] = field(default_factory=dict)  # calls: how many contacts the store holds
 
     def add(self, key: str, events: Sequence[E], conflicts: list[tuple[Event, Event]]) -> None:
         """Hold the events; a conflicting duplicate (same source and id, other content) keeps the
@@ -86,6 +87,7 @@ class _Entities(Generic[E]):
         self.events.pop(key, None)
         self.last.pop(key, None)
         self.derived.pop(key, None)
+        self.written.pop(key, None)
 
 
 @dataclass
@@ -156,9 +158,11 @@ class Deriver:
         result = BatchResult()
         track = self.track_changes
         facts = []
+        stale: list[tuple[str, int]] = []  # (call id, seq) of contacts a call no longer has
         for key, call_events in calls.items():
             try:
-                before = self._call(key) if track else None
+                before = self._call(key) if track or key not in self.calls.written else None
+                written = self.calls.written.get(key, len(before.contacts) if before is not None else 0)
                 self.calls.add(key, call_events, conflicts)
                 fact = derive_call(key, self.calls.events[key].values(), self.agreements)
             except Exception as exc:  # a bug or an event the fold cannot take: this call only
@@ -166,6 +170,10 @@ class Deriver:
                 failed += [(ev, _not_derived(exc)) for ev in call_events]
                 continue
             facts.append(fact)
+            # A late event can merge what read as two contacts (same-instant events completed by a
+            # later batch): the store drops the contacts the call no longer has.
+            stale += [(key, seq) for seq in range(len(fact.contacts) + 1, written + 1)]
+            self.calls.written[key] = len(fact.contacts)
             if track:
                 self.calls.derived[key] = fact
                 result.call_changes.append((before, fact))
@@ -186,11 +194,16 @@ class Deriver:
                 result.case_changes.append((before_cases, after))
 
         stored: Sequence[Event] = events
-        if failed:
-            gone = {id(ev) for ev, _ in failed}
+        # The version of a conflict that is not kept is not stored either: it would replace the
+        # kept one in the events table (same source, id and day) and win after a restart. It is
+        # kept in the conflicts' record instead.
+        if failed or conflicts:
+            gone = {id(ev) for ev, _ in failed} | {id(other) for _, other in conflicts}
             stored = [ev for ev in events if id(ev) not in gone]
         self.store.insert_events(stored)
         self.store.upsert_calls(facts)
+        if stale:
+            self.store.drop_contacts(stale)
         self.store.upsert_cases(cases)
         if conflicts:
             self.store.record_conflicts(conflicts)
@@ -200,7 +213,8 @@ class Deriver:
             self.watermark = latest if self.watermark is None else max(self.watermark, latest)
             self.calls.evict(self.watermark)
             self.threads.evict(self.watermark)
-        result.events, result.calls, result.cases, result.failed = len(stored), len(facts), len(cases), failed
+        accepted = len(events) - len(failed)  # a conflict's other version is accepted, not stored
+        result.events, result.calls, result.cases, result.failed = accepted, len(facts), len(cases), failed
         result.conflicts = conflicts
         return result
 

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from schemas.events import CALL_CLASSES, MAIL_CLASSES, Event, encode, event_key
-from stream_jobs.core.calls import WAITING, CallFact
+from stream_jobs.core.calls import WAITING, CallFact, Contact
 from stream_jobs.core.mail import OPEN, MailCase
 from stream_jobs.core.ordering import digest
 
@@ -40,8 +40,12 @@ class Store(Protocol):
     def insert_events(self, events: Sequence[Event]) -> None: ...
 
     def upsert_calls(self, facts: Iterable[CallFact]) -> None:
-        """Store the facts' contacts, each replacing the one stored of its (call, seq). A call's
-        contacts never become fewer as its events grow (tests/unit/test_properties.py)."""
+        """Store the facts' contacts, each replacing the one stored of its (call, seq)."""
+        ...
+
+    def drop_contacts(self, keys: Iterable[tuple[str, int]]) -> None:
+        """Delete the contacts (call id, seq) a call no longer has: a late event can merge two
+        contacts into one (the Deriver knows how many the store holds)."""
         ...
 
     def upsert_cases(self, cases: Iterable[MailCase]) -> None:
@@ -117,6 +121,9 @@ class MemoryStore:
         self.calls: dict[str, CallFact] = {}
         self.cases: dict[tuple[str, str, int], MailCase] = {}
         self.conflicts: set[tuple[str, str, str]] = set()  # (source, id, digest of the other version)
+        # The rows of call_contacts: (call id, seq) -> contact, replaced and dropped by key as the
+        # warehouse's FINAL reads them (`calls` keeps each call's last fact whole, for tests).
+        self.contacts: dict[tuple[str, int], Contact] = {}
         self.positions: dict[tuple[str, int], int] = {}  # the highest next offset per partition
         self.flushes = 0
 
@@ -135,6 +142,12 @@ class MemoryStore:
     def upsert_calls(self, facts: Iterable[CallFact]) -> None:
         for fact in facts:
             self.calls[fact.call_id] = fact
+            for c in fact.contacts:
+                self.contacts[(fact.call_id, c.seq)] = c
+
+    def drop_contacts(self, keys: Iterable[tuple[str, int]]) -> None:
+        for key in keys:
+            self.contacts.pop(key, None)
 
     def upsert_cases(self, cases: Iterable[MailCase]) -> None:
         for case in cases:
@@ -162,9 +175,8 @@ class MemoryStore:
 
     def waiting_calls(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
         return [
-            (f.call_id, c.queue, _utc(c.queued_at))
-            for f in self.calls.values()
-            for c in f.contacts
+            (call_id, c.queue, _utc(c.queued_at))
+            for (call_id, _), c in self.contacts.items()
             if c.outcome == WAITING and since <= c.queued_at <= until
         ]
 

@@ -34,8 +34,8 @@ def test_service_level_threshold_is_inclusive(agreements, answered_at, wait, in_
     )
     assert f.contact.outcome == "answered"
     assert f.contact.wait_seconds == pytest.approx(wait)
-    assert f.in_service_level is in_sl
-    assert f.queue_open
+    assert f.contact.in_service_level is in_sl
+    assert f.contact.queue_open
 
 
 def test_transfer_before_answer_counts_once_in_last_queue_with_clock_from_first_queued(agreements):
@@ -53,8 +53,8 @@ def test_transfer_before_answer_counts_once_in_last_queue_with_clock_from_first_
     assert f.contact.queue == "avgifter"
     assert f.contact.wait_seconds == 90
     assert f.contact.transferred_from == ("kundreskontra",)
-    assert f.in_service_level  # 90 <= avgifter's 120
-    assert f.internal == ()
+    assert f.contact.in_service_level  # 90 <= avgifter's 120
+    assert f.contacts == (f.contact,) and f.internal == ()
 
 
 def test_transfer_followed_by_queued_in_the_new_queue_is_one_transfer(agreements):
@@ -71,6 +71,7 @@ def test_transfer_followed_by_queued_in_the_new_queue_is_one_transfer(agreements
     )
     assert (f.contact.queue, f.contact.outcome, f.contact.wait_seconds) == ("avgifter", "abandoned", 120)
     assert f.contact.transferred_from == ("kundreskontra",)
+    assert f.contacts == (f.contact,)  # the echoing call.queued is no second contact
 
 
 def test_queued_after_answer_is_an_internal_transfer_reported_apart(agreements):
@@ -88,8 +89,10 @@ def test_queued_after_answer_is_an_internal_transfer_reported_apart(agreements):
     assert (f.contact.queue, f.contact.wait_seconds, f.contact.agent) == ("kundreskontra", 20, "a1")
     assert f.contact.transferred_from == ()
     [internal] = f.internal
-    assert (internal.queue, internal.outcome, internal.wait_seconds) == ("avgifter", "answered", 40)
-    assert f.talk_seconds == 580  # ended 09:10:00 - answered 09:00:20 (talk = ended - answered)
+    assert (internal.queue, internal.outcome, internal.wait_seconds, internal.seq) == ("avgifter", "answered", 40, 2)
+    assert f.ordinary == (f.contact,)
+    assert f.talk_seconds(f.contact) == 580  # ended 09:10:00 - answered 09:00:20 (talk = ended - answered)
+    assert f.talk_seconds(internal) == 260  # ended 09:10:00 - answered 09:05:40
 
 
 @pytest.mark.parametrize(
@@ -111,7 +114,7 @@ def test_queued_after_answer_is_an_internal_transfer_reported_apart(agreements):
 )
 def test_open_or_closed_when_first_queued(agreements, queued_at, is_open):
     f = fact(agreements, call("c1", ("queued", queued_at, K), ("ended", "2026-12-31T23:00:00+01:00", {})))
-    assert f.queue_open is is_open
+    assert f.contact.queue_open is is_open
 
 
 def test_open_or_closed_is_decided_at_first_queued_even_if_answered_after_closing(agreements):
@@ -123,7 +126,7 @@ def test_open_or_closed_is_decided_at_first_queued_even_if_answered_after_closin
             ("answered", "2026-04-07T16:31:00+02:00", K | {"agent": "a"}),
         ),
     )
-    assert f.queue_open and f.contact.wait_seconds == 65 and not f.in_service_level
+    assert f.contact.queue_open and f.contact.wait_seconds == 65 and not f.contact.in_service_level
 
 
 @pytest.mark.parametrize(
@@ -139,7 +142,7 @@ def test_open_or_closed_is_decided_at_first_queued_even_if_answered_after_closin
     ],
 )
 def test_dst_change_weeks_use_the_local_wall_clock(agreements, queued_at, is_open):
-    assert fact(agreements, call("c1", ("queued", queued_at, K))).queue_open is is_open
+    assert fact(agreements, call("c1", ("queued", queued_at, K))).contact.queue_open is is_open
 
 
 def test_same_instant_with_different_offsets_gives_the_same_wait(agreements):
@@ -151,7 +154,7 @@ def test_same_instant_with_different_offsets_gives_the_same_wait(agreements):
             ("answered", "2026-04-01T07:00:45Z", K | {"agent": "a"}),
         ),
     )
-    assert a.contact.wait_seconds == 45 and a.queue_open
+    assert a.contact.wait_seconds == 45 and a.contact.queue_open
 
 
 @pytest.mark.parametrize(
@@ -167,7 +170,7 @@ def test_short_abandon_threshold(agreements, abandon_after, short):
             ("abandoned", f"2026-04-01T09:00:{abandon_after}+02:00", K),
         ),
     )
-    assert f.contact.outcome == "abandoned" and f.short_abandon is short
+    assert f.contact.outcome == "abandoned" and f.contact.short_abandon is short
 
 
 def test_ended_while_waiting_is_an_abandon_at_the_end_time(agreements):
@@ -187,7 +190,8 @@ def test_callback_request_ends_the_wait(agreements):
             ("ended", "2026-04-01T09:01:31+02:00", {}),
         ),
     )
-    assert (f.contact.outcome, f.contact.wait_seconds, f.short_abandon) == ("callback", 90, False)
+    assert (f.contact.outcome, f.contact.wait_seconds, f.contact.short_abandon) == ("callback", 90, False)
+    assert f.talk_seconds(f.contact) is None  # not answered: no talk, though the call ended
 
 
 def test_call_that_never_leaves_the_menu_has_no_contact(agreements):
@@ -198,12 +202,25 @@ def test_call_that_never_leaves_the_menu_has_no_contact(agreements):
             ev("call.ended", "2026-04-01T09:00:20+02:00", call_id="c1"),
         ],
     )
-    assert f.contact is None and f.offered_at is not None and f.caller_ref == "r"
+    assert f.contacts == () and f.contact is None and f.offered_at is not None and f.caller_ref == "r"
 
 
-def test_answer_without_queued_event_is_still_a_contact(agreements):
-    f = fact(agreements, call("c1", ("answered", "2026-04-01T09:00:00+02:00", K | {"agent": "a"})))
-    assert (f.contact.queue, f.contact.outcome, f.contact.wait_seconds) == ("kundreskontra", "answered", 0)
+def test_an_answer_without_ever_being_queued_is_no_contact(agreements):
+    """Spec v2 (metrics.md, "Phone queues"): "A call that is answered, abandoned or ends without ever
+    being queued is no contact (a direct call to an agent, or a hang-up in the menu)". Spec v1 read
+    such an answer as a contact in the queue it names, with a wait of 0 s; that rule is gone."""
+    # guards: calls.py opening a contact at a call.answered that found the call waiting nowhere: a
+    # direct call to an agent would be offered and answered in kundreskontra, in service level
+    f = fact(
+        agreements,
+        call(
+            "c1",
+            ("answered", "2026-04-01T09:00:00+02:00", K | {"agent": "a"}),
+            ("ended", "2026-04-01T09:03:00+02:00", {}),
+        ),
+    )
+    assert (f.contacts, f.ordinary, f.internal, f.contact) == ((), (), (), None)
+    assert f.ended_at is not None and f.events == 2  # the call is still a fact, just without a contact
 
 
 def test_order_and_duplicates_do_not_matter(agreements):

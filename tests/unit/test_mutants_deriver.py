@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from stream_jobs.core.deriver import Deriver, _not_derived
+from stream_jobs.core.ordering import digest
 from stream_jobs.core.store import MemoryStore
 from tests.conftest import call, ev
 
@@ -111,3 +112,18 @@ def test_the_reason_names_the_exception_and_the_first_200_characters_of_its_firs
     # _not_derived mutants 6 ([:201]) and 7 (no message: the type of None).
     assert _not_derived(ValueError("x" * 300 + "\nmore")) == f"could not be derived (ValueError: {'x' * 200})"
     assert _not_derived(ValueError()) == "could not be derived (ValueError)"
+
+
+def test_a_conflict_between_a_stored_event_and_the_batch_is_reported(agreements):
+    # apply: the conflicts met while loading what the store holds (a new process, nothing in
+    # memory) are reported and recorded like those within a batch. The stored answer (10:00:45) and
+    # the redelivered one (10:00:50) share source and id; "…10:00:45…" sorts first and is kept.
+    queued = ev("call.queued", T0, id="q", call_id="c1", **K)
+    stored = ev("call.answered", T1, id="dup", call_id="c1", **K, agent="a1")
+    other = ev("call.answered", "2026-04-14T10:00:50+02:00", id="dup", call_id="c1", **K, agent="a1")
+    store = MemoryStore()
+    Deriver(store, agreements).apply([queued, stored])
+    result = Deriver(store, agreements).apply([other])  # restarted: loads queued and stored first
+    assert result.conflicts == [(stored, other)]
+    assert store.conflicts == {("callguide", "dup", digest(other))}
+    assert store.calls["c1"].contact.wait_seconds == 45  # 10:00:00 -> 10:00:45, the kept version

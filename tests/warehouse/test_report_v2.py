@@ -284,3 +284,33 @@ def test_the_worked_example_gives_the_expected_report_and_the_v2_keys(warehouse)
     assert (a["flowed_out"], a["callers"], a["callers_reached"], a["abandoned_recovered"]) == (0, 1, 1, 0)
     assert r["mailboxes"]["kundreskontra"]["answered_within_1_working_day"] == 2
     assert set(QUEUE_KEYS) <= set(k) and r["conflicting_duplicates"] == 0
+
+
+# -- a late event that leaves a call fewer contacts ------------------------------------------------------
+
+
+def test_a_contact_a_late_event_merges_away_leaves_no_row(new_warehouse, agreements):
+    """queued K 10:00:30, ended 10:01:00, queued K 10:01:30: an abandon after 30 s and a new contact
+    still waiting (2 rows). A `call.ended` at 10:00:00 arriving late ends the call before anything
+    was queued, so the later end ends no wait and the second call.queued is the same queue: one
+    contact, waiting since 10:00:30. The warehouse must then hold one row (seq 2 deleted), in the
+    same worker and after a restart."""
+    for restart in (False, True):
+        wh = new_warehouse()
+        first = call(
+            "m",
+            ("queued", "2026-04-14T10:00:30+02:00", K),
+            ("ended", "2026-04-14T10:01:00+02:00", {}),
+            ("queued", "2026-04-14T10:01:30+02:00", K),
+        )
+        deriver = Deriver(wh, agreements)
+        deriver.apply(first)
+        assert wh.query("SELECT seq, outcome FROM call_contacts FINAL ORDER BY seq") == [
+            (1, "abandoned"),
+            (2, "waiting"),
+        ]
+        late = call("m", ("ended", "2026-04-14T10:00:00+02:00", {}))
+        (Deriver(wh, agreements) if restart else deriver).apply(late)
+        assert wh.query("SELECT seq, outcome FROM call_contacts FINAL ORDER BY seq") == [(1, "waiting")]
+        q = monthly_report(wh, agreements, "2026-04", now=LATER)["queues"]["kundreskontra"]
+        assert (q["offered"], q["abandoned"]) == (1, 0)
