@@ -13,8 +13,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from ingest.boundary import Boundary
+from ingest.pseudonymise import Pseudonymiser
 from schemas.agreements import Agreements, parse_agreements
-from schemas.events import Event
+from schemas.events import Event, MailReceived
 from stream_jobs.core.calls import ABANDONED, ANSWERED, CALLBACK, FLOWED_OUT, WAITING, CallFact, derive_call
 from stream_jobs.core.deriver import Deriver
 from stream_jobs.core.live import OUTCOMES, LiveState
@@ -411,4 +413,22 @@ def test_the_priority_category_in_any_letter_case(v2, flag):
     box = {"mailbox": "kundreskontra", "thread_id": "t"}
     received = ev("mail.received", f"{DAY}10:00:00+02:00", id="r", message_id="<m@x>", categories=[flag], **box)
     (case,) = derive_thread("t", [received], v2.mailboxes["kundreskontra"])
+    assert (case.priority, case.target_seconds) == (True, 4 * 3600)
+
+
+def test_a_multi_word_keyword_makes_a_priority_case_through_the_boundary():
+    """Issue case 3: keyword `faktura 123`, subject "Om faktura 123": a priority case (4 h target).
+    The subject is classified at the boundary and dropped; the case is priority by its category."""
+    raw = copy.deepcopy(AGREEMENTS)
+    raw["mailboxes"]["kundreskontra"]["priority_keywords"] = ["faktura 123"]
+    agreements = parse_agreements(raw)
+    boundary = Boundary(agreements, Pseudonymiser(b"k" * 32, agreements))
+    line = (
+        '{"specversion": "1.0", "id": "r1", "source": "imap/kundreskontra", "type": "mail.received",'
+        ' "time": "2026-04-01T10:00:00+02:00", "data": {"mailbox": "kundreskontra", "message_id": "<m@x>",'
+        ' "thread_id": "<m@x>", "sender": "a@example.se", "subject": "Om faktura 123"}}'
+    )
+    received = boundary.accept(line)
+    assert isinstance(received, MailReceived) and received.data.subject is None
+    (case,) = derive_thread("t", [received], agreements.mailboxes["kundreskontra"])
     assert (case.priority, case.target_seconds) == (True, 4 * 3600)
