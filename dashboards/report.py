@@ -37,8 +37,8 @@ DEFINITIONS = {
     "opened (KKiK)",
     "internal_transfers": "contacts queued again after an answer; reported apart, in none of the KPIs",
     "evaluation_time": "open cases are judged at the end of the month, or now if that is earlier",
-    "conflicting_duplicates": "events sharing source and id with another of different content, first met in the "
-    "month; one of each is kept",
+    "conflicting_duplicates": "events sharing source and id with another of different content (within one call or "
+    "thread), counted in the month of the version kept, which is the one used",
 }
 
 _PERIOD = (

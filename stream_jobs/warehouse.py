@@ -311,6 +311,21 @@ class Warehouse:
                     log.warning("a stored %s event of %s no longer decodes and is left out (%s)", kind, key, exc)
         return out
 
+    def contact_counts(self, call_ids: Iterable[str]) -> dict[str, int]:
+        """How many contacts the warehouse holds of each call (its highest seq not deleted)."""
+        ids = list(call_ids)
+        counts: dict[str, int] = {}
+        if not ids:
+            return counts
+        self.flush()
+        for literal in key_literals(ids, MAX_KEYS_LITERAL_BYTES):
+            result = self.client.query(
+                f"SELECT call_id, max(seq) FROM call_contacts FINAL"
+                f" WHERE call_id IN JSONExtract({literal}, 'Array(String)') GROUP BY call_id"
+            )
+            counts.update((str(call_id), int(seq)) for call_id, seq in result.result_rows)
+        return counts
+
     def waiting_calls(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
         """(call id, queue, first queued) of the calls still waiting, first queued in the window."""
         rows = self.query(WAITING_SQL.format(lo=ms(since), hi=ms(until)))

@@ -216,7 +216,15 @@ class _Fold:
                     score = (into, not leaves)
                     if best is None or score < best[0]:
                         best = (score, k)
-            return best[1] if best is not None else 0
+            if best is not None:
+                return best[1]
+            # No call.queued (lost, or a transfer after a callback): the transfer chain from its start.
+            for k, ev in enumerate(pending):
+                if type(ev) is CallTransferred and not any(
+                    type(p) is CallTransferred and p.data.to_queue == ev.data.queue for p in pending
+                ):
+                    return k
+            return 0
         here = w.queue
         targets = {p.data.to_queue for p in pending if type(p) is CallTransferred}
         requeue = transfer_out = False

@@ -60,7 +60,8 @@ class _Entities(Generic[E]):
     events: dict[str, dict[tuple[str, str], E]] = field(default_factory=dict)
     last: dict[str, datetime] = field(default_factory=dict)
     derived: dict[str, Any] = field(default_factory=dict)  # the last fact(s), when changes are tracked
-    written: dict[str, int] = field(default_factory=dict)  # calls: how many contacts the store holds
+    # Calls: the most contacts the store may hold (read from it on reload, then the largest written).
+    written: dict[str, int] = field(default_factory=dict)
 
     def add(self, key: str, events: Sequence[E], conflicts: list[tuple[Event, Event]]) -> None:
         """Hold the events; a conflicting duplicate (same source and id, other content) keeps the
@@ -147,8 +148,11 @@ class Deriver:
         # stored by an earlier version with a time out of range (mail from 1999) is left out:
         # it can never be derived, and would fail every later event of its thread.
         new_calls = [k for k in calls if k not in self.calls.events]
-        for key, known in self.store.stored_events("call", new_calls).items():
+        reloaded = self.store.stored_events("call", new_calls)
+        for key, known in reloaded.items():
             self.calls.add(key, [ev for ev in known if isinstance(ev, CallEvent) and in_time_range(ev.time)], conflicts)
+        if reloaded:  # how many contacts the store holds of them (a call with no stored event has none)
+            self.calls.written.update(self.store.contact_counts(list(reloaded)))
         new_threads = [k for k in threads if k not in self.threads.events]
         for key, known in self.store.stored_events("mail", new_threads).items():
             self.threads.add(
@@ -161,8 +165,8 @@ class Deriver:
         stale: list[tuple[str, int]] = []  # (call id, seq) of contacts a call no longer has
         for key, call_events in calls.items():
             try:
-                before = self._call(key) if track or key not in self.calls.written else None
-                written = self.calls.written.get(key, len(before.contacts) if before is not None else 0)
+                before = self._call(key) if track else None
+                written = self.calls.written.get(key, 0)
                 self.calls.add(key, call_events, conflicts)
                 fact = derive_call(key, self.calls.events[key].values(), self.agreements)
             except Exception as exc:  # a bug or an event the fold cannot take: this call only
@@ -171,9 +175,10 @@ class Deriver:
                 continue
             facts.append(fact)
             # A late event can merge what read as two contacts (same-instant events completed by a
-            # later batch): the store drops the contacts the call no longer has.
+            # later batch): the store drops the contacts the call no longer has. `written` only
+            # grows while the call is in memory, so a drop whose write failed is written again.
             stale += [(key, seq) for seq in range(len(fact.contacts) + 1, written + 1)]
-            self.calls.written[key] = len(fact.contacts)
+            self.calls.written[key] = max(written, len(fact.contacts))
             if track:
                 self.calls.derived[key] = fact
                 result.call_changes.append((before, fact))

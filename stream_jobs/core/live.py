@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -128,18 +129,23 @@ class LiveState(Collector):
             self._cases_changed(before_cases, after_cases)
 
     def _call_changed(self, before: CallFact | None, after: CallFact) -> None:
-        earlier = {c.seq: c for c in before.contacts} if before is not None else {}
-        for c in after.contacts:
-            was = earlier.get(c.seq)
-            now = outcome_of(c)
-            if now is not None and outcome_of(was) is None:
-                self.contacts[(c.queue, now)] += 1
-                self.by_day[(c.queued_at.astimezone(self.agreements.timezone).date(), c.queue, now)] += 1
-            if not c.internal:
-                left_before = set(was.transferred_from) if was is not None and not was.internal else set()
-                for queue in c.transferred_from:
-                    if queue not in left_before:
-                        self.transferred[queue] += 1
+        """Count what the batch settled: the outcomes and transfers out that `after` has and
+        `before` had not, compared as multisets of (local day, queue, outcome) and queues left, not
+        contact by contact (a late event can add a contact before the others and renumber them).
+        A contact whose outcome changes (a late event turns an abandon into an answer) is not
+        counted again: at most as many outcomes are added as contacts became final."""
+        tz = self.agreements.timezone
+        was, now = _settled(before, tz), _settled(after, tz)
+        room = sum(now.values()) - sum(was.values())
+        for key, n in (now - was).items():
+            n = min(n, room)
+            if n <= 0:
+                break
+            _, queue, outcome = key
+            self.contacts[(queue, outcome)] += n
+            self.by_day[key] += n
+            room -= n
+        self.transferred.update(_left(after) - _left(before))
         last = after.contacts[-1] if after.contacts else None
         if last is not None and last.outcome == WAITING:  # physically in the queue, internal or not
             self.waiting[after.call_id] = (last.queue, last.queued_at)
@@ -357,6 +363,26 @@ class LiveState(Collector):
     def _forget_stale_waits(self, now: datetime) -> None:
         for call_id in [k for k, (_, since) in self.waiting.items() if now - since > STALE_WAIT]:
             del self.waiting[call_id]
+
+
+def _settled(fact: CallFact | None, tz: ZoneInfo) -> Counter[tuple[date, str, str]]:
+    """(local day first queued, queue, outcome category) of a call's contacts with a final outcome."""
+    out: Counter[tuple[date, str, str]] = Counter()
+    for c in fact.contacts if fact is not None else ():
+        outcome = outcome_of(c)
+        if outcome is not None:
+            out[(c.queued_at.astimezone(tz).date(), c.queue, outcome)] += 1
+    return out
+
+
+def _left(fact: CallFact | None) -> Counter[str]:
+    """The queues a call's offered contacts left before answer (the report's transferred_out)."""
+    return Counter(
+        q
+        for c in (fact.contacts if fact is not None else ())
+        if not c.internal and c.queue_open
+        for q in c.transferred_from
+    )
 
 
 def _case(row: dict[str, Any]) -> MailCase | None:

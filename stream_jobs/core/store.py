@@ -43,6 +43,11 @@ class Store(Protocol):
         """Store the facts' contacts, each replacing the one stored of its (call, seq)."""
         ...
 
+    def contact_counts(self, call_ids: Iterable[str]) -> dict[str, int]:
+        """How many contacts the store holds of each call (its highest seq; a call without any is
+        left out)."""
+        ...
+
     def drop_contacts(self, keys: Iterable[tuple[str, int]]) -> None:
         """Delete the contacts (call id, seq) a call no longer has: a late event can merge two
         contacts into one (the Deriver knows how many the store holds)."""
@@ -144,6 +149,14 @@ class MemoryStore:
             self.calls[fact.call_id] = fact
             for c in fact.contacts:
                 self.contacts[(fact.call_id, c.seq)] = c
+
+    def contact_counts(self, call_ids: Iterable[str]) -> dict[str, int]:
+        wanted = set(call_ids)
+        counts: dict[str, int] = {}
+        for call_id, seq in self.contacts:
+            if call_id in wanted:
+                counts[call_id] = max(seq, counts.get(call_id, 0))
+        return counts
 
     def drop_contacts(self, keys: Iterable[tuple[str, int]]) -> None:
         for key in keys:

@@ -285,13 +285,15 @@ class WarehouseSink:
         (store it in halves until the one event it refuses is found, and dead-letter that)."""
         store = self.store
         problem = store.describe(exc)[:MAX_REASON_CHARS]
+        # Memory may hold events (and contact counts) of writes that did not land: whatever comes
+        # next, a retry or the halves, reloads what the store really holds when touched again.
+        self.deriver.forget()
         if not store.answers():
             raise SinkUnavailable(f"the warehouse does not answer ({problem})") from None
         if not store.refused_for_data(exc):
             # Refusing for its own state (too many parts, memory, a read-only replica): the batch
             # waits, uncommitted; valid events must never become dead letters for that.
             raise SinkUnavailable(f"the warehouse does not take the batch now ({problem})") from None
-        self.deriver.forget()  # memory may hold events that were not stored; reload them when touched
         if len(pairs) == 1:
             self.isolated += 1
             return [], [(pairs[0][1], f"the warehouse refused it ({problem})")]

@@ -9,6 +9,7 @@ them by the call's lifecycle, never by their ids, so the result must not move.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import pytest
@@ -432,3 +433,91 @@ def test_a_multi_word_keyword_makes_a_priority_case_through_the_boundary():
     assert isinstance(received, MailReceived) and received.data.subject is None
     (case,) = derive_thread("t", [received], agreements.mailboxes["kundreskontra"])
     assert (case.priority, case.target_seconds) == (True, 4 * 3600)
+
+
+def test_an_earlier_contact_arriving_late_is_counted_and_the_later_not_again(v2):
+    """Batch 1: queued A 10:05:00, answered 10:05:30. Batch 2 (late): queued K 10:00, callback
+    10:01. The call's contacts become K (callback, seq 1) and A (answer, seq 2): the wall counts
+    one callback and still one answer (matching contacts by seq would count the answer twice and
+    the callback never)."""
+    store, live = MemoryStore(), LiveState(v2, clock=at(f"{DAY}10:30:00+02:00"))
+    deriver = Deriver(store, v2, track_changes=True)
+    first = [step("queued", "10:05:00", "q2", queue=A), step("answered", "10:05:30", "a", queue=A, agent="ag1")]
+    late = [step("queued", "10:00:00", "q1", queue=K), step("callback_requested", "10:01:00", "cb", queue=K)]
+    for batch in (first, late):
+        live.observe(batch, deriver.apply(batch))
+    s = samples(live)
+    counted = {(q, o): s[("availability_queue_contacts_total", (q, o))] for q in (K, A) for o in OUTCOMES}
+    assert {k: v for k, v in counted.items() if v} == {(K, "callback"): 1, (A, "answered_in_sl"): 1}
+    today = {(q, o): s[("availability_queue_today_contacts", (q, o))] for q in (K, A) for o in OUTCOMES}
+    assert {k: v for k, v in today.items() if v} == {(K, "callback"): 1, (A, "answered_in_sl"): 1}
+
+
+def test_an_outcome_changed_by_a_late_event_is_not_counted_twice(v2):
+    """Batch 1: queued K 10:00, ended 10:02 (an abandon). Batch 2 (late): answered K 10:01. The one
+    contact is now answered; the counter keeps its first outcome (a counter cannot go down) and
+    adds nothing: one contact, one count."""
+    store, live = MemoryStore(), LiveState(v2, clock=at(f"{DAY}10:30:00+02:00"))
+    deriver = Deriver(store, v2, track_changes=True)
+    first = [step("queued", "10:00:00", "q", queue=K), step("ended", "10:02:00", "e")]
+    late = [step("answered", "10:01:00", "a", queue=K, agent="ag1")]
+    for batch in (first, late):
+        live.observe(batch, deriver.apply(batch))
+    s = samples(live)
+    assert sum(s[("availability_queue_contacts_total", (K, o))] for o in OUTCOMES) == 1
+
+
+class _DropFailsOnce(MemoryStore):
+    """A store whose first drop of contacts fails, as a write the warehouse refused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    def drop_contacts(self, keys: Iterable[tuple[str, int]]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("the warehouse went away")
+        super().drop_contacts(keys)
+
+
+@pytest.mark.parametrize("forget", [False, True], ids=["retried-as-is", "forgotten-then-retried"])
+def test_a_drop_whose_write_failed_is_written_on_the_retry(v2, forget):
+    """queued K 10:00:30, ended 10:01:00, queued K 10:01:30 (2 contacts); then a late call.ended at
+    10:00:00 leaves one. The drop of contact 2 fails; the batch is retried (the sink forgets what
+    memory holds first; either way) and contact 2 must be gone."""
+    store = _DropFailsOnce()
+    deriver = Deriver(store, v2)
+    deriver.apply(
+        [
+            step("queued", "10:00:30", "q1", queue=K),
+            step("ended", "10:01:00", "e1"),
+            step("queued", "10:01:30", "q2", queue=K),
+        ]
+    )
+    late = [step("ended", "10:00:00", "e0")]
+    with pytest.raises(ConnectionError):
+        deriver.apply(late)
+    if forget:
+        deriver.forget()
+    deriver.apply(late)
+    assert sorted(store.contacts) == [("c1", 1)] and store.contacts[("c1", 1)].outcome == WAITING
+
+
+def test_a_transfer_chain_while_waiting_nowhere_follows_the_chain(v2):
+    """queued K 09:59:00, callback K 09:59:30; at 10:00:00 transferred K→A and A→D (their call.queued
+    lost), answered D 10:00:10. The chain enters A (a new ordinary contact, waiting nowhere before:
+    docs/decisions.md) then moves it to D: contact 2 left A once and counts in D, whatever the ids."""
+
+    def make(ids: list[str]) -> list[Event]:
+        return [
+            step("queued", "09:59:00", ids[0], queue=K),
+            step("callback_requested", "09:59:30", ids[1], queue=K),
+            step("transferred", "10:00:00", ids[2], queue=K, to_queue=A),
+            step("transferred", "10:00:00", ids[3], queue=A, to_queue=D),
+            step("answered", "10:00:10", ids[4], queue=D, agent="ag1"),
+        ]
+
+    k, d = every_order(v2, make).contacts
+    assert (k.queue, k.outcome, k.transferred_from) == (K, CALLBACK, ())
+    assert (d.queue, d.outcome, d.wait_seconds, d.transferred_from, d.internal) == (D, ANSWERED, 10, (A,), False)

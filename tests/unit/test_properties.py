@@ -462,7 +462,7 @@ def test_a_conflicting_duplicate_gives_the_same_facts_whichever_version_arrives_
     assert store.conflicts == {(loser.source, loser.id, digest(loser))}
 
 
-# -- adding events never lowers a call's number of contacts ----------------------------------------
+# -- events arriving later, even those that leave a call fewer contacts -----------------------------
 
 
 def _steps(*spec: tuple[str, int, str] | tuple[str, int, str, str]) -> list[Step]:

@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from importlib import resources
 
 from dashboards.report import monthly_report
+from stream_jobs.core.deriver import Deriver
 from stream_jobs.warehouse import Warehouse, ddl_statements
+from tests.conftest import ev
 
 OLD_ROW = """
 INSERT INTO call_facts
@@ -23,7 +25,9 @@ VALUES
     ('c1', '2026-04-14 08:00:00', 'e', 'x', 'avgifter', '2026-04-14 08:00:00', 'answered', true, 30, false, true,
      'a1', 100, ['kundreskontra', 'kundreskontra'], '2026-04-14 08:02:10',
      ['kundreskontra'], ['2026-04-14 08:01:00'], ['answered'], [20], 7),
-    ('c2', NULL, '', '', '', NULL, '', false, NULL, false, false, '', NULL, [], NULL, [], [], [], [], 1)
+    ('c2', NULL, '', '', '', NULL, '', false, NULL, false, false, '', NULL, [], NULL, [], [], [], [], 1),
+    ('c3', NULL, '', '', 'kundreskontra', '2026-04-14 09:00:00', 'answered', true, 0, false, true, 'a1', NULL, [],
+     NULL, [], [], [], [], 1)
 """
 
 
@@ -40,6 +44,11 @@ def test_the_calls_of_an_older_warehouse_become_contacts(chdb_dir, agreements):
         for statement in ddl_statements(ddl):
             wh.client.command(statement)
         wh.client.command(OLD_ROW)
+        # c3: v1 made a contact of an answer without call.queued (a direct call); v2 makes none.
+        direct = ev(
+            "call.answered", "2026-04-14T11:00:00+02:00", id="a3", call_id="c3", queue="kundreskontra", agent="a1"
+        )
+        wh.insert_events([direct])
 
         assert wh.migrate() == ["006_contract_v2.sql"]
         rows = wh.records(
@@ -47,8 +56,8 @@ def test_the_calls_of_an_older_warehouse_become_contacts(chdb_dir, agreements):
             " talk_seconds FROM call_contacts FINAL ORDER BY call_id, seq"
         )
         # c1: its contact (transferred_from made distinct, left_at = first queued + wait) and its
-        # internal transfer; c2 never reached a queue: no contact.
-        assert [{k: (v.replace(tzinfo=UTC) if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows] == [
+        # internal transfer; c2 never reached a queue: no contact; c3 as v1 derived it, until touched.
+        assert [{k: (v.replace(tzinfo=UTC) if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows[:-1]] == [
             {"call_id": "c1", "seq": 1, "internal": False, "queue": "avgifter", "outcome": "answered",
              "wait_seconds": 30.0, "left_at": datetime(2026, 4, 14, 8, 0, 30, tzinfo=UTC),
              "transferred_from": ["kundreskontra"], "caller_ref": "x", "talk_seconds": 100.0},
@@ -56,7 +65,12 @@ def test_the_calls_of_an_older_warehouse_become_contacts(chdb_dir, agreements):
              "wait_seconds": 20.0, "left_at": datetime(2026, 4, 14, 8, 1, 20, tzinfo=UTC),
              "transferred_from": [], "caller_ref": "x", "talk_seconds": None},
         ]  # fmt: skip
+        assert (rows[-1]["call_id"], rows[-1]["seq"]) == ("c3", 1)
         assert wh.query("EXISTS TABLE call_facts") == [(0,)]
+        # Touched again (its call.ended arrives), c3 is derived under v2: no contact, so the row the
+        # migration carried over is dropped (the Deriver asks the store how many contacts it holds).
+        Deriver(wh, agreements).apply([ev("call.ended", "2026-04-14T11:05:00+02:00", id="e3", call_id="c3")])
+        assert wh.query("SELECT count() FROM call_contacts FINAL WHERE call_id = 'c3'") == [(0,)]
         q = monthly_report(wh, agreements, "2026-04", now=datetime(2027, 1, 1, tzinfo=UTC))["queues"]
         assert (q["avgifter"]["offered"], q["avgifter"]["answered"], q["avgifter"]["asa_seconds"]) == (1, 1, 30)
         assert (q["kundreskontra"]["transferred_out"], q["kundreskontra"]["internal_transfers"]) == (1, 1)

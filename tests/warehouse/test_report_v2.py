@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -161,9 +161,9 @@ def test_callers_reached_and_abandoned_recovered(warehouse, agreements):
     ],
 )
 def test_abandoned_recovered_is_strictly_after_and_within_24_hours(warehouse, agreements, answered_at, recovered):
-    """Abandon at Tue 14 April 10:01 (after 60 s); the same caller answered (queued a second before)."""
+    """Abandon at Tue 14 April 10:01 (after 60 s); the same caller answered (queued 10 s before)."""
     events = abandoned("x1", "2026-04-14T10:00:00+02:00", "2026-04-14T10:01:00+02:00", caller=X)
-    queued = datetime.fromisoformat(answered_at).replace(second=0).isoformat()
+    queued = (datetime.fromisoformat(answered_at) - timedelta(seconds=10)).isoformat()
     events += answered("x2", queued, answered_at, q=A, caller=X)
     assert report(warehouse, agreements, events)["queues"]["kundreskontra"]["abandoned_recovered"] == recovered
 
