@@ -205,10 +205,9 @@ class _Fold:
         if w is None:
             # Waiting nowhere: the queued that starts the chain comes first, i.e. one that no
             # transfer of this instant leads into and that something of this instant leaves from.
+            # (A call.offered may come at any point: only the first offered's data is kept.)
             best: tuple[tuple[bool, bool], int] | None = None
             for k, ev in enumerate(pending):
-                if type(ev) is CallOffered:
-                    return k
                 if type(ev) is CallQueued:
                     q = ev.data.queue
                     into = any(type(p) is CallTransferred and p.data.to_queue == q for p in pending)
@@ -226,16 +225,17 @@ class _Fold:
                     return k
             return 0
         here = w.queue
-        targets = {p.data.to_queue for p in pending if type(p) is CallTransferred}
         requeue = transfer_out = False
         for k, ev in enumerate(pending):
             if type(ev) is CallQueued:
                 if ev.data.queue == here and here in entered:
                     return k  # the switch echoing a transfer of this instant: nothing more
-                requeue = requeue or ev.data.queue not in targets  # (else the echo of a transfer to come)
+                requeue = True
             elif type(ev) is CallTransferred and ev.data.queue == here:
                 transfer_out = True
-        if requeue and not transfer_out:  # a re-queue comes after a callback or flow-out of the instant
+        # A re-queue comes after a callback or flow-out of the instant; while a transfer leaves the
+        # queue, the chain comes first (a call.queued then is its echo, or a transfer's).
+        if requeue and not transfer_out:
             for k, ev in enumerate(pending):
                 if type(ev) in _HANDED_BACK and ev.data.queue == here:  # type: ignore[union-attr]
                     return k

@@ -240,3 +240,9 @@ def test_two_stays_queued_and_answered_in_one_second_do_not_depend_on_the_ids(ag
     assert sorted((c.internal, c.outcome, c.wait_seconds) for c in one.contacts) == [
         (False, "answered", 0), (True, "answered", 0)
     ]  # fmt: skip
+    # The tie goes by content, the first in it (avgifter's call.queued sorts before kundreskontra's):
+    # avgifter is the ordinary stay, kundreskontra the internal transfer after its answer.
+    assert [(c.queue, c.internal, c.agent) for c in one.contacts] == [
+        ("avgifter", False, "a2"),
+        ("kundreskontra", True, "a1"),
+    ]

@@ -22,6 +22,7 @@ from stream_jobs.core.calls import ABANDONED, ANSWERED, CALLBACK, FLOWED_OUT, WA
 from stream_jobs.core.deriver import Deriver
 from stream_jobs.core.live import OUTCOMES, LiveState
 from stream_jobs.core.mail import derive_thread, working_day_deadline
+from stream_jobs.core.ordering import preferred
 from stream_jobs.core.store import MemoryStore
 from tests.conftest import AGREEMENTS, ev
 from tests.unit.test_live_state import at, feed, samples
@@ -521,3 +522,89 @@ def test_a_transfer_chain_while_waiting_nowhere_follows_the_chain(v2):
     k, d = every_order(v2, make).contacts
     assert (k.queue, k.outcome, k.transferred_from) == (K, CALLBACK, ())
     assert (d.queue, d.outcome, d.wait_seconds, d.transferred_from, d.internal) == (D, ANSWERED, 10, (A,), False)
+
+
+def test_a_round_trip_with_echoes_and_a_callback_in_one_second_is_one_contact(v2):
+    """All at 10:00:00: queued K, K→A, A→K, the switch's call.queued K echoing the last hop, and a
+    callback in K. The chain comes first (a transfer leaves the queue, so the call.queued is no
+    re-queue to put after the callback): one contact, left K and A, called back in K, wait 0."""
+
+    def make(ids: list[str]) -> list[Event]:
+        return [
+            step("queued", "10:00:00", ids[0], queue=K),
+            step("transferred", "10:00:00", ids[1], queue=K, to_queue=A),
+            step("transferred", "10:00:00", ids[2], queue=A, to_queue=K),
+            step("queued", "10:00:00", ids[3], queue=K),
+            step("callback_requested", "10:00:00", ids[4], queue=K),
+        ]
+
+    (c,) = every_order(v2, make).contacts
+    assert (c.queue, c.outcome, c.wait_seconds, c.transferred_from) == (K, CALLBACK, 0, (K, A))
+
+
+def test_an_answer_and_a_callback_in_one_second_is_an_answer(v2):
+    """queued K 10:00, then answered K and a callback K both at 10:00:40 (a source contradicting
+    itself): with no re-queue at that instant, the lifecycle's rank puts the answer first."""
+
+    def make(ids: list[str]) -> list[Event]:
+        return [
+            step("queued", "10:00:00", ids[0], queue=K),
+            step("answered", "10:00:40", ids[1], queue=K, agent="ag1"),
+            step("callback_requested", "10:00:40", ids[2], queue=K),
+        ]
+
+    (c,) = every_order(v2, make).contacts
+    assert (c.outcome, c.wait_seconds) == (ANSWERED, 40)
+
+
+class _Recording(MemoryStore):
+    """A memory store that records each drop of contacts it is asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drops: list[tuple[str, int]] = []
+
+    def drop_contacts(self, keys: Iterable[tuple[str, int]]) -> None:
+        keys = list(keys)
+        self.drops += keys
+        super().drop_contacts(keys)
+
+
+def test_exactly_the_contacts_a_call_no_longer_has_are_dropped(v2):
+    """Two calls that each lose their second contact in one batch (a late call.ended before their
+    first call.queued), and a call with no contact at all: the drops are (m1, 2) and (m2, 2),
+    nothing else (no contact 3, no contact of the call that never had one)."""
+    store = _Recording()
+    deriver = Deriver(store, v2)
+    for cid in ("m1", "m2"):
+        deriver.apply(
+            [
+                ev("call.queued", f"{DAY}10:00:30+02:00", id=f"{cid}q1", call_id=cid, queue=K),
+                ev("call.ended", f"{DAY}10:01:00+02:00", id=f"{cid}e1", call_id=cid),
+                ev("call.queued", f"{DAY}10:01:30+02:00", id=f"{cid}q2", call_id=cid, queue=K),
+            ]
+        )
+    deriver.apply(
+        [ev("call.ended", f"{DAY}10:00:00+02:00", id=f"{cid}e0", call_id=cid) for cid in ("m1", "m2")]
+        + [ev("call.offered", f"{DAY}10:00:00+02:00", id="o3", call_id="m3", entrance="x")]
+    )
+    assert sorted(store.drops) == [("m1", 2), ("m2", 2)]
+    assert sorted(store.contacts) == [("m1", 1), ("m2", 1)]
+
+
+def test_conflicts_are_found_in_threads_and_among_reloaded_events(v2):
+    """A mail.received repeated with other categories (in memory, then after a restart against the
+    stored version), and two versions of a call event an earlier version stored both of: each is a
+    conflict, counted once per other version."""
+    box = {"mailbox": "kundreskontra", "thread_id": "t"}
+    one = ev("mail.received", f"{DAY}10:00:00+02:00", id="r", message_id="<m@x>", categories=[], **box)
+    two = ev("mail.received", f"{DAY}10:00:00+02:00", id="r", message_id="<m@x>", categories=["priority"], **box)
+    store = MemoryStore()
+    assert len(Deriver(store, v2).apply([one, two]).conflicts) == 1  # in one batch, in memory
+    loser = two if preferred(one, two) is one else one
+    assert len(Deriver(store, v2).apply([loser]).conflicts) == 1  # after a restart, against the kept one
+    a = step("answered", "10:00:30", "dup", queue=K, agent="ag1")
+    b = ev("call.answered", "2026-04-02T10:00:30+02:00", id="dup", call_id="c1", queue=K, agent="ag2")
+    store.insert_events([a, b])  # another day: both rows, as an earlier version could leave them
+    result = Deriver(store, v2).apply([step("queued", "10:00:00", "q", queue=K)])
+    assert len(result.conflicts) == 1 and len(store.conflicts) == 2
