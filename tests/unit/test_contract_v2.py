@@ -608,3 +608,19 @@ def test_conflicts_are_found_in_threads_and_among_reloaded_events(v2):
     store.insert_events([a, b])  # another day: both rows, as an earlier version could leave them
     result = Deriver(store, v2).apply([step("queued", "10:00:00", "q", queue=K)])
     assert len(result.conflicts) == 1 and len(store.conflicts) == 2
+
+
+def test_each_other_version_of_a_conflict_is_counted_and_stored_versions_of_a_thread_too(v2):
+    """Three versions of one call.answered (agents ag1, ag2, ag3): one kept, two others, each
+    recorded once (their fingerprints differ). And two versions of a mail.received that an earlier
+    version stored on two days are a conflict when the thread is reloaded."""
+    store = MemoryStore()
+    versions = [step("answered", "10:00:30", "dup", queue=K, agent=f"ag{i}") for i in (1, 2, 3)]
+    Deriver(store, v2).apply([step("queued", "10:00:00", "q", queue=K), *versions])
+    assert len(store.conflicts) == 2
+    box = {"mailbox": "kundreskontra", "thread_id": "t"}
+    one = ev("mail.received", f"{DAY}10:00:00+02:00", id="r", message_id="<m@x>", categories=[], **box)
+    two = ev("mail.received", "2026-04-02T10:00:00+02:00", id="r", message_id="<m@x>", **box)
+    store.insert_events([one, two])
+    reply = ev("mail.replied", f"{DAY}11:00:00+02:00", id="p", message_id="<p@x>", **box)
+    assert len(Deriver(store, v2).apply([reply]).conflicts) == 1
