@@ -93,7 +93,8 @@ GROUP BY queue
 
 # Abandoned contacts of the month (not short, known caller) whose caller was answered (a contact
 # counted in `answered`, of any queue and any period) strictly after the abandon and at most 24 h
-# later; the answer may fall after the month's end.
+# later; the answer may fall after the month's end, and so may the abandon (a contact first queued
+# in the month is the month's however late it ends), so the answers have no upper bound here.
 RECOVERED_SQL = f"""
 SELECT a.queue AS queue, uniqExact(a.call_id, a.seq) AS abandoned_recovered
 FROM (
@@ -106,8 +107,7 @@ INNER JOIN (
     SELECT caller_ref, assumeNotNull(left_at) AS answered_at
     FROM {kpi_sql.CONTACTS}
     WHERE {kpi_sql.ORDINARY} AND queue_open AND outcome = 'answered' AND caller_ref != '' AND left_at IS NOT NULL
-      AND left_at > fromUnixTimestamp64Milli({{start:Int64}}, 'UTC')
-      AND left_at <= fromUnixTimestamp64Milli({{end:Int64}}, 'UTC') + INTERVAL 24 HOUR
+      AND left_at > fromUnixTimestamp64Milli({{start:Int64}}, 'UTC')  -- after any abandon of the month
 ) AS b ON a.caller_ref = b.caller_ref
 WHERE b.answered_at > a.abandoned_at AND b.answered_at <= a.abandoned_at + INTERVAL 24 HOUR
 GROUP BY a.queue

@@ -38,6 +38,7 @@ NOT_SQL = {"DEFINITIONS", "QUEUE_KEYS", "MAILBOX_KEYS", "_RATIOS"}  # module nam
 TESTS = [
     "tests/warehouse/test_report.py",
     "tests/warehouse/test_report_boundaries.py",
+    "tests/warehouse/test_report_v2.py",
     "tests/warehouse/test_comparisons.py",
     "tests/warehouse/test_mutants_report.py",
     "tests/warehouse/test_cli.py::test_the_worked_example_gives_the_expected_report",

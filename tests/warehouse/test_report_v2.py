@@ -179,6 +179,17 @@ def test_abandoned_recovered_counts_an_answer_after_the_month_end(warehouse, agr
     assert (july["callers"], july["callers_reached"], july["abandoned_recovered"]) == (1, 1, 0)
 
 
+def test_an_abandon_after_the_month_end_is_recovered_by_an_answer_within_its_24_hours(warehouse, agreements):
+    """A contact first queued on the month's last open minute (Tue 30 June 16:29, June's) waits
+    overnight and is abandoned Wed 1 July 00:30; the caller is answered Thu 2 July 00:20 (queued
+    Wed 16:20, a long wait): 23 h 50 min after the abandon, so June counts it recovered, though
+    the answer comes more than 24 h after June's end."""
+    events = abandoned("x1", "2026-06-30T16:29:00+02:00", "2026-07-01T00:30:00+02:00", caller=X)
+    events += answered("x2", "2026-07-01T16:20:00+02:00", "2026-07-02T00:20:00+02:00", caller=X)
+    june = report(warehouse, agreements, events, month="2026-06")["queues"]["kundreskontra"]
+    assert (june["abandoned"], june["abandoned_recovered"]) == (1, 1)
+
+
 def test_only_answers_counted_in_answered_recover_and_short_abandons_never_need_to(warehouse, agreements):
     """A short abandon (3 s) answered later is not counted (short abandons are not against us); an
     abandon followed only by an answer out of hours (Saturday) or by an internal transfer's answer
