@@ -287,44 +287,35 @@ class Warehouse:
     # -- reads ------------------------------------------------------------------------------
 
     def stored_events(self, kind: str, keys: Iterable[str]) -> dict[str, list[Event]]:
-        """Every stored event of these keys, however old, decoded.
-
-        However many and long the keys, no query exceeds ClickHouse's max_query_size: the keys
-        go in chunks of at most MAX_KEYS_LITERAL_BYTES."""
-        keys = list(keys)
+        """Every stored event of these keys, however old, decoded (in chunks: `_rows_by_keys`)."""
         out: dict[str, list[Event]] = defaultdict(list)
-        if not keys:
-            return out
-        self.flush()
-        # The keys travel as a JSON string literal, with no driver-side binding: binding
-        # thousands of strings costs more in the driver than the query in ClickHouse, and a
-        # key could hold a brace that binding would mistake for a placeholder.
-        for literal in key_literals(keys, MAX_KEYS_LITERAL_BYTES):
-            result = self.client.query(
-                f"SELECT key, payload FROM events WHERE kind = {_sql_string(kind.encode())}"
-                f" AND key IN JSONExtract({literal}, 'Array(String)')"
-            )
-            for key, payload in result.result_rows:
-                try:
-                    out[key].append(decode(payload))
-                except Exception as exc:  # stored by an older version under a looser contract
-                    log.warning("a stored %s event of %s no longer decodes and is left out (%s)", kind, key, exc)
+        sql = f"SELECT key, payload FROM events WHERE kind = {_sql_string(kind.encode())} AND key IN {{keys}}"
+        for key, payload in self._rows_by_keys(sql, keys):
+            try:
+                out[key].append(decode(payload))
+            except Exception as exc:  # stored by an older version under a looser contract
+                log.warning("a stored %s event of %s no longer decodes and is left out (%s)", kind, key, exc)
         return out
 
     def contact_counts(self, call_ids: Iterable[str]) -> dict[str, int]:
         """How many contacts the warehouse holds of each call (its highest seq not deleted)."""
-        ids = list(call_ids)
-        counts: dict[str, int] = {}
-        if not ids:
-            return counts
+        sql = "SELECT call_id, max(seq) FROM call_contacts FINAL WHERE call_id IN {keys} GROUP BY call_id"
+        return {str(call_id): int(seq) for call_id, seq in self._rows_by_keys(sql, call_ids)}
+
+    def _rows_by_keys(self, sql: str, keys: Iterable[str]) -> Iterator[tuple[Any, ...]]:
+        """The rows of `sql` for all the keys, its `{keys}` standing for them as Array(String).
+
+        The keys travel as a JSON string literal, with no driver-side binding: binding thousands
+        of strings costs more in the driver than the query in ClickHouse, and a key could hold a
+        brace that binding would mistake for a placeholder. However many and long they are, they
+        go in chunks of at most MAX_KEYS_LITERAL_BYTES, so no query exceeds max_query_size."""
+        keys = list(keys)
+        if not keys:
+            return
         self.flush()
-        for literal in key_literals(ids, MAX_KEYS_LITERAL_BYTES):
-            result = self.client.query(
-                f"SELECT call_id, max(seq) FROM call_contacts FINAL"
-                f" WHERE call_id IN JSONExtract({literal}, 'Array(String)') GROUP BY call_id"
-            )
-            counts.update((str(call_id), int(seq)) for call_id, seq in result.result_rows)
-        return counts
+        for literal in key_literals(keys, MAX_KEYS_LITERAL_BYTES):
+            query = sql.replace("{keys}", f"JSONExtract({literal}, 'Array(String)')")
+            yield from self.client.query(query).result_rows
 
     def waiting_calls(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
         """(call id, queue, first queued) of the calls still waiting, first queued in the window."""
