@@ -46,12 +46,6 @@ class MailCase(Struct, frozen=True, gc=False):
     def within_target(self) -> bool:
         return self.lead_seconds is not None and self.lead_seconds <= self.target_seconds
 
-    @property
-    def within_working_day(self) -> bool:
-        """Answered before the end of the first working day after the day it opened (KKiK)."""
-        d = self.working_day_deadline
-        return self.end == REPLIED and d is not None and self.ended_at is not None and self.ended_at < d
-
 
 def derive_thread(thread_id: str, events: Iterable[MailEvent], mailbox: Mailbox) -> list[MailCase]:
     cal = mailbox.calendar
