@@ -29,7 +29,7 @@ from schemas.events import EARLIEST_TIME, MAX_FUTURE, AgentStateChanged, Event, 
 from stream_jobs.core.calls import ABANDONED, ANSWERED, CALLBACK, FLOWED_OUT, WAITING, CallFact, Contact
 from stream_jobs.core.deriver import BatchResult
 from stream_jobs.core.mail import OPEN, REPLIED, MailCase
-from stream_jobs.core.ordering import digest
+from stream_jobs.core.ordering import conflict_key
 from stream_jobs.core.store import Store
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class LiveState(Collector):
                 if held is None or (ev.time, ev.id) > (held.time, held.id):
                     self.agents[ev.data.agent] = ev
         for _, other in result.conflicts:
-            seen = (other.source, other.id, digest(other))
+            seen = conflict_key(other)
             if seen not in self._conflicts_seen:
                 if len(self._conflicts_seen) < MAX_CONFLICTS_REMEMBERED:
                     self._conflicts_seen.add(seen)

@@ -26,6 +26,12 @@ def digest(event: Event) -> str:
     return hashlib.blake2b(encode(event), digest_size=8).hexdigest()
 
 
+def conflict_key(other: Event) -> tuple[str, str, str]:
+    """What identifies a conflict's other version: (source, id, its digest). Each is counted once
+    (the event_conflicts table's sort key, the memory store's and the live state's sets)."""
+    return other.source, other.id, digest(other)
+
+
 def ordered(events: Iterable[E], tie_order: Mapping[type, int]) -> list[E]:
     """Sort by time (ties by `tie_order` of the event class), keep one event of each (source, id)
     (`preferred`).

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from schemas.events import CALL_CLASSES, MAIL_CLASSES, Event, encode, event_key
 from stream_jobs.core.calls import WAITING, CallFact, Contact
 from stream_jobs.core.mail import OPEN, MailCase
-from stream_jobs.core.ordering import digest
+from stream_jobs.core.ordering import conflict_key
 
 # The columns of an open case as `Store.open_cases` returns them: what `MailCase` needs besides
 # its end (an open case has none).
@@ -167,7 +167,7 @@ class MemoryStore:
             self.cases[(case.mailbox, case.thread_id, case.seq)] = case
 
     def record_conflicts(self, conflicts: Iterable[tuple[Event, Event]]) -> None:
-        self.conflicts.update((other.source, other.id, digest(other)) for _, other in conflicts)
+        self.conflicts.update(conflict_key(other) for _, other in conflicts)
 
     def record_positions(self, positions: Iterable[tuple[str, int, int]]) -> None:
         for topic, partition, next_offset in positions:
