@@ -163,7 +163,7 @@ def monthly_report(
 
     queues: dict[str, dict[str, Any]] = {
         q: {k: None if k in _RATIOS else 0 for k in QUEUE_KEYS}
-        | {"service_levels": {level_key(x): None for x in agreement.extra_service_levels}, "internal_transfers": 0}
+        | {"service_levels": _service_levels(agreement.extra_service_levels, {}, 0), "internal_transfers": 0}
         for q, agreement in agreements.queues.items()
     }
     for row in warehouse.records(QUEUES_SQL, period):
@@ -172,8 +172,7 @@ def monthly_report(
             entry.update({k: _number(row[k]) for k in QUEUE_KEYS if k in row})
             met = dict(zip(*row["levels_met_count"], strict=True))
             extra = agreements.queues[row["queue"]].extra_service_levels
-            base = row["base"]
-            entry["service_levels"] = {level_key(x): met.get(x, 0) / base if base else None for x in extra}
+            entry["service_levels"] = _service_levels(extra, met, row["base"])
     for left, count in warehouse.query(TRANSFERS_SQL, period):
         if left in queues:
             queues[left]["transferred_out"] = count
@@ -207,6 +206,11 @@ def monthly_report(
             {"started_at": utc_z(load["started_at"]), "files": load["files"]} for load in warehouse.incomplete_loads()
         ],
     }
+
+
+def _service_levels(thresholds: tuple[float, ...], met: dict[float, int], base: int) -> dict[str, float | None]:
+    """Each extra threshold's share of the base (keyed as written), null when the base is 0."""
+    return {level_key(x): met.get(x, 0) / base if base else None for x in thresholds}
 
 
 def _number(value: Any) -> Any:
