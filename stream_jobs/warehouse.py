@@ -53,7 +53,7 @@ _json = msgspec.json.Encoder()
 CONTACT_COLUMNS = [
     "call_id", "seq", "internal", "queue", "first_queued_at", "outcome", "left_at", "queue_open", "wait_seconds",
     "short_abandon", "in_service_level", "levels_met", "agent", "talk_seconds", "transferred_from", "caller_ref",
-    "offered_at", "entrance", "ended_at", "events",
+    "offered_at", "entrance", "ended_at", "events", "derived_with",
 ]  # fmt: skip
 CONFLICT_COLUMNS = ["source", "id", "type", "time", "other_digest", "other"]
 POSITION_COLUMNS = ["topic", "partition", "next_offset"]
@@ -87,7 +87,7 @@ GROUP BY key
 """
 CASE_COLUMNS = [
     "mailbox", "thread_id", "seq", "opened_at", "opened_clock", "ended_at", "end", "close_reason",
-    "lead_seconds", "priority", "target_seconds", "working_day_deadline", "messages", "sender_ref",
+    "lead_seconds", "priority", "target_seconds", "working_day_deadline", "messages", "sender_ref", "derived_with",
 ]  # fmt: skip
 
 
@@ -234,8 +234,9 @@ class Warehouse:
             payload.append(encode(ev).decode())
         self._insert_columns("events", EVENT_COLUMNS, cols)
 
-    def upsert_calls(self, facts: Iterable[CallFact]) -> None:
-        self._insert_rows("call_contacts", CONTACT_COLUMNS, [row for f in facts for row in _contact_rows(f)])
+    def upsert_calls(self, facts: Iterable[CallFact], *, derived_with: str) -> None:
+        rows = [row for f in facts for row in _contact_rows(f, derived_with)]
+        self._insert_rows("call_contacts", CONTACT_COLUMNS, rows)
 
     def drop_contacts(self, keys: Iterable[tuple[str, int]]) -> None:
         """A row marked deleted per (call id, seq): ReplacingMergeTree(derived_at, deleted) leaves
@@ -249,8 +250,23 @@ class Warehouse:
         ]
         self._insert_rows("event_conflicts", CONFLICT_COLUMNS, rows)
 
-    def upsert_cases(self, cases: Iterable[MailCase]) -> None:
-        self._insert_rows("mail_cases", CASE_COLUMNS, [_case_row(c) for c in cases])
+    def upsert_cases(self, cases: Iterable[MailCase], *, derived_with: str) -> None:
+        self._insert_rows("mail_cases", CASE_COLUMNS, [_case_row(c, derived_with) for c in cases])
+
+    def record_agreements(self, fingerprint: str, inputs: dict[str, Any]) -> None:
+        self._insert_rows("agreements_seen", ["fingerprint", "inputs"], [[fingerprint, _json.encode(inputs).decode()]])
+
+    def agreements_inputs(self, fingerprints: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The derivation inputs recorded under each fingerprint (those never recorded are left out)."""
+        wanted = sorted(set(fingerprints))
+        if not wanted:
+            return {}
+        rows = self.query(
+            "SELECT fingerprint, any(inputs) FROM agreements_seen WHERE fingerprint IN {f:Array(String)} "
+            "GROUP BY fingerprint",
+            {"f": wanted},
+        )
+        return {f: msgspec.json.decode(text) for f, text in rows}
 
     def record_positions(self, positions: Iterable[tuple[str, int, int]]) -> None:
         """(topic, partition, next offset) whose messages the warehouse now holds
@@ -408,22 +424,23 @@ def key_literals(keys: Sequence[str], limit: int) -> Iterator[str]:
         yield _sql_string(_json.encode(chunk))
 
 
-def _contact_rows(f: CallFact) -> list[list[Any]]:
+def _contact_rows(f: CallFact, derived_with: str) -> list[list[Any]]:
     return [
         [
             f.call_id, c.seq, c.internal, c.queue, c.queued_at, c.outcome, c.left_at, c.queue_open, c.wait_seconds,
             c.short_abandon, c.in_service_level, list(c.levels_met), c.agent or "", f.talk_seconds(c),
             list(c.transferred_from), f.caller_ref or "", f.offered_at, f.entrance or "", f.ended_at, f.events,
+            derived_with,
         ]
         for c in f.contacts
     ]  # fmt: skip
 
 
-def _case_row(c: MailCase) -> list[Any]:
+def _case_row(c: MailCase, derived_with: str) -> list[Any]:
     return [
         c.mailbox, c.thread_id, c.seq, c.opened_at, c.opened_clock, c.ended_at, c.end,
         c.close_reason, c.lead_seconds, c.priority, c.target_seconds, c.working_day_deadline, c.messages,
-        c.sender_ref or "",
+        c.sender_ref or "", derived_with,
     ]  # fmt: skip
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from schemas.agreements import Agreements
+from schemas.agreements import Agreements, derivation_inputs, fingerprint
 from schemas.events import (
     CALL_CLASSES,
     MAIL_CLASSES,
@@ -116,12 +116,18 @@ class Deriver:
         self.calls: _Entities[CallEvent] = _Entities(CALL_GRACE)
         self.threads: _Entities[MailEvent] = _Entities(THREAD_GRACE)
         self.watermark: datetime | None = None
+        # Every fact written is marked with the agreements that derived it, so a report run with
+        # other agreements can say which measures they change (dashboards/report.py).
+        self.inputs = derivation_inputs(agreements)
+        self.fingerprint = fingerprint(self.inputs)
+        self._recorded = False
 
     def forget(self) -> None:
         """Drop what memory holds. After a Kafka rebalance another worker may have written
         events of our entities; they are reloaded from the store when touched again."""
         self.calls = _Entities(CALL_GRACE)
         self.threads = _Entities(THREAD_GRACE)
+        self._recorded = False  # the record may have been lost with the refused batch
 
     def apply(self, events: Sequence[Event]) -> BatchResult:
         """Derive every call and thread the batch touches, then store the batch and the facts.
@@ -205,11 +211,14 @@ class Deriver:
         if failed or conflicts:
             gone = {id(ev) for ev, _ in failed} | {id(other) for _, other in conflicts}
             stored = [ev for ev in events if id(ev) not in gone]
+        if not self._recorded:
+            self.store.record_agreements(self.fingerprint, self.inputs)
+            self._recorded = True
         self.store.insert_events(stored)
-        self.store.upsert_calls(facts)
+        self.store.upsert_calls(facts, derived_with=self.fingerprint)
         if stale:
             self.store.drop_contacts(stale)
-        self.store.upsert_cases(cases)
+        self.store.upsert_cases(cases, derived_with=self.fingerprint)
         if conflicts:
             self.store.record_conflicts(conflicts)
 

@@ -39,8 +39,9 @@ class Store(Protocol):
 
     def insert_events(self, events: Sequence[Event]) -> None: ...
 
-    def upsert_calls(self, facts: Iterable[CallFact]) -> None:
-        """Store the facts' contacts, each replacing the one stored of its (call, seq)."""
+    def upsert_calls(self, facts: Iterable[CallFact], *, derived_with: str) -> None:
+        """Store the facts' contacts, each replacing the one stored of its (call, seq), marked as
+        derived with the agreements of fingerprint `derived_with` (`record_agreements`)."""
         ...
 
     def contact_counts(self, call_ids: Iterable[str]) -> dict[str, int]:
@@ -53,8 +54,13 @@ class Store(Protocol):
         contacts into one (the Deriver knows how many the store holds)."""
         ...
 
-    def upsert_cases(self, cases: Iterable[MailCase]) -> None:
-        """Store the cases, each replacing the one stored of its (mailbox, thread, seq)."""
+    def upsert_cases(self, cases: Iterable[MailCase], *, derived_with: str) -> None:
+        """Store the cases, each replacing the one stored of its (mailbox, thread, seq), marked as
+        for `upsert_calls`."""
+        ...
+
+    def record_agreements(self, fingerprint: str, inputs: dict[str, Any]) -> None:
+        """Keep the derivation inputs (schemas/agreements.py) that facts are marked with."""
         ...
 
     def record_conflicts(self, conflicts: Iterable[tuple[Event, Event]]) -> None:
@@ -130,6 +136,8 @@ class MemoryStore:
         # warehouse's FINAL reads them (`calls` keeps each call's last fact whole, for tests).
         self.contacts: dict[tuple[str, int], Contact] = {}
         self.positions: dict[tuple[str, int], int] = {}  # the highest next offset per partition
+        self.derived_with: dict[str, str] = {}  # call id or `mailbox/thread` -> agreements fingerprint
+        self.agreements: dict[str, dict[str, Any]] = {}  # fingerprint -> derivation inputs
         self.flushes = 0
 
     def stored_events(self, kind: str, keys: Iterable[str]) -> dict[str, list[Event]]:
@@ -144,9 +152,10 @@ class MemoryStore:
         for ev in events:
             self.events[(_kind(ev), event_key(ev))][(ev.source, ev.id, _utc(ev.time).date())] = ev
 
-    def upsert_calls(self, facts: Iterable[CallFact]) -> None:
+    def upsert_calls(self, facts: Iterable[CallFact], *, derived_with: str) -> None:
         for fact in facts:
             self.calls[fact.call_id] = fact
+            self.derived_with[fact.call_id] = derived_with
             for c in fact.contacts:
                 self.contacts[(fact.call_id, c.seq)] = c
 
@@ -162,9 +171,13 @@ class MemoryStore:
         for key in keys:
             self.contacts.pop(key, None)
 
-    def upsert_cases(self, cases: Iterable[MailCase]) -> None:
+    def upsert_cases(self, cases: Iterable[MailCase], *, derived_with: str) -> None:
         for case in cases:
             self.cases[(case.mailbox, case.thread_id, case.seq)] = case
+            self.derived_with[f"{case.mailbox}/{case.thread_id}"] = derived_with
+
+    def record_agreements(self, fingerprint: str, inputs: dict[str, Any]) -> None:
+        self.agreements[fingerprint] = inputs
 
     def record_conflicts(self, conflicts: Iterable[tuple[Event, Event]]) -> None:
         self.conflicts.update(conflict_key(other) for _, other in conflicts)

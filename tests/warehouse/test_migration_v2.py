@@ -35,11 +35,12 @@ def test_the_calls_of_an_older_warehouse_become_contacts(chdb_dir, agreements):
     database = f"test_{uuid.uuid4().hex[:12]}"
     wh = Warehouse.open(chdb_dir, database=database)
     try:
-        # Back to the schema of the version before: 006 undone, the old table filled.
-        for table in ("call_contacts", "event_conflicts"):
+        # Back to the schema of the version before: 006 and later undone, the old table filled.
+        for table in ("call_contacts", "event_conflicts", "agreements_seen"):
             wh.client.command(f"DROP TABLE {table}")
         wh.client.command("ALTER TABLE mail_cases DROP COLUMN working_day_deadline")
-        wh.client.command("DELETE FROM schema_migrations WHERE name = '006_contract_v2.sql'")
+        wh.client.command("ALTER TABLE mail_cases DROP COLUMN derived_with")
+        wh.client.command("DELETE FROM schema_migrations WHERE name >= '006'")
         ddl = (resources.files("schemas") / "ddl" / "002_call_facts.sql").read_text(encoding="utf-8")
         for statement in ddl_statements(ddl):
             wh.client.command(statement)
@@ -50,7 +51,7 @@ def test_the_calls_of_an_older_warehouse_become_contacts(chdb_dir, agreements):
         )
         wh.insert_events([direct])
 
-        assert wh.migrate() == ["006_contract_v2.sql"]
+        assert wh.migrate() == ["006_contract_v2.sql", "007_derived_with.sql"]
         rows = wh.records(
             "SELECT call_id, seq, internal, queue, outcome, wait_seconds, left_at, transferred_from, caller_ref,"
             " talk_seconds FROM call_contacts FINAL ORDER BY call_id, seq"
