@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dashboards import kpi_sql
-from schemas.agreements import Agreements, level_key
+from schemas.agreements import Agreements, derivation_inputs, fingerprint, level_key
 from schemas.calendar import local_month_bounds
-from schemas.events import utc_z
+from schemas.events import EARLIEST_TIME, utc_z
 from stream_jobs.warehouse import Warehouse, ms
 
 DEFINITIONS = {
@@ -47,13 +47,9 @@ _PERIOD = (
 )
 _ORDINARY_IN_PERIOD = f"{kpi_sql.ORDINARY} AND {_PERIOD.format(col='first_queued_at')}"
 
-QUEUES_SQL = f"""
-WITH reached AS (  -- the callers answered in the month, in any queue (callers_reached)
-    SELECT DISTINCT caller_ref FROM {kpi_sql.CONTACTS}
-    WHERE {_ORDINARY_IN_PERIOD} AND queue_open AND outcome = 'answered' AND caller_ref != ''
-)
-SELECT
-    queue,
+# The measures of a queue over a period, or over each bucket of one (the views); the month's SQL
+# and the views' SQL share them, so a day and the month are the same formula.
+_QUEUE_MEASURES = f"""
     {kpi_sql.OFFERED} AS offered,
     {kpi_sql.ANSWERED} AS answered,
     {kpi_sql.ABANDONED} AS abandoned,
@@ -68,13 +64,39 @@ SELECT
     maxIf(wait_seconds, queue_open AND outcome IN ('answered', 'abandoned')) AS max_wait_seconds,
     {kpi_sql.ANSWERED_WAITS} AS waits,
     {kpi_sql.wait_p90("waits")} AS wait_p90_seconds,
-    {kpi_sql.LEVELS_MET} AS levels_met_count,
+    {kpi_sql.LEVELS_MET} AS levels_met_count"""
+
+QUEUES_SQL = f"""
+WITH reached AS (  -- the callers answered in the month, in any queue (callers_reached)
+    SELECT DISTINCT caller_ref FROM {kpi_sql.CONTACTS}
+    WHERE {_ORDINARY_IN_PERIOD} AND queue_open AND outcome = 'answered' AND caller_ref != ''
+)
+SELECT
+    queue,{_QUEUE_MEASURES},
     {kpi_sql.CALLERS} AS callers,
     uniqExactIf(caller_ref, queue_open AND caller_ref != '' AND caller_ref IN reached) AS callers_reached
 FROM {kpi_sql.CONTACTS}
 WHERE {_ORDINARY_IN_PERIOD}
 GROUP BY queue
 """
+
+# A bucket of the views: the local day, hour of the day or month of an instant (agreements' zone).
+BUCKETS = {"days": "%Y-%m-%d", "hours": "%H", "months": "%Y-%m"}
+
+
+def _bucket(col: str, view: str) -> str:
+    return f"formatDateTime({col}, '{BUCKETS[view]}', {{tz:String}})"
+
+
+def queue_view_sql(view: str) -> str:
+    """The queue measures per queue and bucket (a local day, hour of day or month) of the period."""
+    return f"""
+SELECT queue, {_bucket("first_queued_at", view)} AS bucket,{_QUEUE_MEASURES}
+FROM {kpi_sql.CONTACTS}
+WHERE {_ORDINARY_IN_PERIOD}
+GROUP BY queue, bucket
+"""
+
 
 TRANSFERS_SQL = f"""
 SELECT left_queue, count() AS transferred_out
@@ -113,14 +135,13 @@ WHERE b.answered_at > a.abandoned_at AND b.answered_at <= a.abandoned_at + INTER
 GROUP BY a.queue
 """
 
-MAILBOXES_SQL = f"""
+_MAILBOX_WITH = f"""
 WITH
     fromUnixTimestamp64Milli({{eval:Int64}}, 'UTC') AS eval_at,
     end != '' AND ended_at <= eval_at AS ended,
     ended AND {kpi_sql.REPLIED} AS answered_case,
-    transform(mailbox, {{mailboxes:Array(String)}}, {{clocks:Array(Float64)}}, 0.) - opened_clock AS age
-SELECT
-    mailbox,
+    transform(mailbox, {{mailboxes:Array(String)}}, {{clocks:Array(Float64)}}, 0.) - opened_clock AS age"""
+_MAILBOX_MEASURES = f"""
     count() AS received,
     countIf(answered_case) AS answered,
     countIf(ended AND {kpi_sql.CLOSED}) AS closed_without_reply,
@@ -130,11 +151,24 @@ SELECT
     {kpi_sql.median_lead("answered_case")} AS median_lead_seconds,
     countIf(answered_case AND {kpi_sql.WITHIN_WORKING_DAY}) AS answered_within_1_working_day,
     countIf(priority) AS priority_received,
-    countIf(priority AND {kpi_sql.within_target("answered_case")}) AS priority_within_target
+    countIf(priority AND {kpi_sql.within_target("answered_case")}) AS priority_within_target"""
+_MAILBOX_FROM = f"""
 FROM mail_cases FINAL
-WHERE {_PERIOD.format(col="opened_at")} AND opened_at <= eval_at
+WHERE {_PERIOD.format(col="opened_at")} AND opened_at <= eval_at"""
+
+MAILBOXES_SQL = f"""{_MAILBOX_WITH}
+SELECT mailbox,{_MAILBOX_MEASURES}{_MAILBOX_FROM}
 GROUP BY mailbox
 """
+
+
+def mailbox_view_sql(view: str) -> str:
+    """The mailbox measures per mailbox and bucket of the period (cases by the bucket they opened in)."""
+    return f"""{_MAILBOX_WITH}
+SELECT mailbox, {_bucket("opened_at", view)} AS bucket,{_MAILBOX_MEASURES}{_MAILBOX_FROM}
+GROUP BY mailbox, bucket
+"""
+
 
 CONFLICTS_SQL = f"""
 SELECT uniqExact(source, id) FROM event_conflicts FINAL WHERE {_PERIOD.format(col="time")}
@@ -149,13 +183,58 @@ MAILBOX_KEYS = (
     "received", "answered", "closed_without_reply", "open_at_end", "within_target", "breached",
     "median_lead_seconds", "answered_within_1_working_day", "priority_received", "priority_within_target",
 )  # fmt: skip
+# The queue measures of the views (per day, hour of day and month): those of one queue over a
+# bucket. Callers, transfers and recovered abandons are the month's only (they join across queues).
+QUEUE_VIEW_KEYS = (
+    "offered", "answered", "abandoned", "short_abandoned", "callbacks", "flowed_out", "out_of_hours",
+    "answer_rate", "service_level", "asa_seconds", "max_wait_seconds", "wait_p90_seconds",
+)  # fmt: skip
 _RATIOS = {"answer_rate", "service_level", "asa_seconds", "max_wait_seconds", "wait_p90_seconds"}
+TREND_MONTHS = 13  # the report's month and the twelve before it
+
+# What each derivation input decides (schemas/agreements.py: derivation_inputs), for the warning
+# when a month's facts were derived with other agreements than the report's.
+_ALL_PHONE = (*QUEUE_KEYS, "service_levels")
+AFFECTED = {
+    "queues": {
+        "calendar": _ALL_PHONE,  # open or closed decides offered vs out_of_hours, hence everything
+        "service_level_seconds": ("service_level",),
+        "short_abandon_seconds": (
+            "short_abandoned",
+            "answer_rate",
+            "service_level",
+            "service_levels",
+            "abandoned_recovered",
+        ),
+        "extra_service_levels": ("service_levels",),
+    },
+    "mailboxes": {
+        "calendar": (
+            "within_target",
+            "breached",
+            "median_lead_seconds",
+            "answered_within_1_working_day",
+            "priority_within_target",
+        ),
+        "response_target_seconds": ("within_target", "breached", "priority_within_target"),
+        "priority_response_target_seconds": ("within_target", "breached", "priority_within_target"),
+        "priority_keywords": ("within_target", "breached", "priority_received", "priority_within_target"),
+    },
+}
+_DERIVED_WITH_SQL = f"""
+SELECT DISTINCT derived_with FROM (
+    SELECT derived_with FROM {kpi_sql.CONTACTS} WHERE {_PERIOD.format(col="first_queued_at")}
+    UNION ALL
+    SELECT derived_with FROM mail_cases FINAL WHERE {_PERIOD.format(col="opened_at")}
+)
+"""
 
 
 def monthly_report(
     warehouse: Warehouse, agreements: Agreements, month: str, now: datetime | None = None
 ) -> dict[str, Any]:
-    """The report object of spec/metrics.md for a local month `YYYY-MM`."""
+    """The report object of spec/metrics.md for a local month `YYYY-MM`, with its views (per day,
+    hour of day and the last 13 months) and what a reader must know before trusting it."""
     start, end = local_month_bounds(month, agreements.timezone)
     now = now or datetime.now(UTC)
     eval_at = min(end, now)
@@ -168,11 +247,7 @@ def monthly_report(
     }
     for row in warehouse.records(QUEUES_SQL, period):
         if row["queue"] in queues:
-            entry = queues[row["queue"]]
-            entry.update({k: _number(row[k]) for k in QUEUE_KEYS if k in row})
-            met = dict(zip(*row["levels_met_count"], strict=True))
-            extra = agreements.queues[row["queue"]].extra_service_levels
-            entry["service_levels"] = _service_levels(extra, met, row["base"])
+            queues[row["queue"]].update(_queue_measures(agreements, row, QUEUE_KEYS))
     for left, count in warehouse.query(TRANSFERS_SQL, period):
         if left in queues:
             queues[left]["transferred_out"] = count
@@ -183,16 +258,16 @@ def monthly_report(
         if queue in queues:
             queues[queue]["internal_transfers"] = count  # reported apart, not in the KPIs
 
-    ids = list(agreements.mailboxes)
-    clocks = [agreements.mailboxes[m].calendar.clock(eval_at) for m in ids]
     mailboxes: dict[str, dict[str, Any]] = {
-        m: {k: None if k == "median_lead_seconds" else 0 for k in MAILBOX_KEYS} for m in ids
+        m: {k: None if k == "median_lead_seconds" else 0 for k in MAILBOX_KEYS} for m in agreements.mailboxes
     }
-    params = period | {"eval": ms(eval_at), "mailboxes": ids, "clocks": clocks}
-    for row in warehouse.records(MAILBOXES_SQL, params):
+    for row in warehouse.records(MAILBOXES_SQL, _mail_params(agreements, period, eval_at)):
         if row["mailbox"] in mailboxes:
             mailboxes[row["mailbox"]].update({k: _number(row[k]) for k in MAILBOX_KEYS})
 
+    no_events = not any(q["offered"] or q["out_of_hours"] or q["internal_transfers"] for q in queues.values()) and (
+        not any(m["received"] for m in mailboxes.values())
+    )
     return {
         "month": month,
         "queues": queues,
@@ -205,7 +280,135 @@ def monthly_report(
         "incomplete_loads": [
             {"started_at": utc_z(load["started_at"]), "files": load["files"]} for load in warehouse.incomplete_loads()
         ],
+        # No call contact and no mail case of the agreements' processes in the month: the zeros
+        # above are an empty month (or the wrong warehouse), not a quiet one.
+        "no_events": no_events,
+        "agreements_changed": _agreements_changed(warehouse, agreements, period),
+        "views": _views(warehouse, agreements, month, now),
     }
+
+
+def _queue_measures(agreements: Agreements, row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """A queue's measures from a row of _QUEUE_MEASURES (service_levels from the levels met)."""
+    met = dict(zip(*row["levels_met_count"], strict=True))
+    extra = agreements.queues[row["queue"]].extra_service_levels
+    return {k: _number(row[k]) for k in keys if k in row} | {"service_levels": _service_levels(extra, met, row["base"])}
+
+
+def _mail_params(agreements: Agreements, period: dict[str, int], eval_at: datetime) -> dict[str, Any]:
+    """The mailbox SQL's parameters: the business clock of each mailbox at the evaluation time."""
+    ids = list(agreements.mailboxes)
+    clocks = [agreements.mailboxes[m].calendar.clock(eval_at) for m in ids]
+    return period | {"eval": ms(eval_at), "mailboxes": ids, "clocks": clocks}
+
+
+def trend_months(month: str) -> list[str]:
+    """The report's month and the TREND_MONTHS - 1 before it, oldest first, none before 2000."""
+    y, m = (int(p) for p in month.split("-"))
+    months = []
+    for back in range(TREND_MONTHS - 1, -1, -1):
+        yy, mm = divmod(y * 12 + (m - 1) - back, 12)
+        if yy >= EARLIEST_TIME.year:
+            months.append(f"{yy:04d}-{mm + 1:02d}")
+    return months
+
+
+def _views(warehouse: Warehouse, agreements: Agreements, month: str, now: datetime) -> dict[str, Any]:
+    """Per local day and hour of the day of the month, and per month over the last 13: the
+    measures of each queue and mailbox in each bucket that has any contact or case (a bucket
+    left out had none). A mail case is judged at the end of its own month (or now)."""
+    tz = str(agreements.timezone)
+    start, end = local_month_bounds(month, agreements.timezone)
+    eval_at = min(end, now)
+    views: dict[str, Any] = {}
+    for view in ("days", "hours"):
+        views[view] = {
+            "queues": _queue_buckets(warehouse, agreements, view, {"start": ms(start), "end": ms(end), "tz": tz}),
+            "mailboxes": _mailbox_buckets(
+                warehouse, view, _mail_params(agreements, {"start": ms(start), "end": ms(end)}, eval_at) | {"tz": tz}
+            ),
+        }
+    months = trend_months(month)
+    first, _ = local_month_bounds(months[0], agreements.timezone)
+    trend_queues = _queue_buckets(warehouse, agreements, "months", {"start": ms(first), "end": ms(end), "tz": tz})
+    trend_mail: dict[str, dict[str, Any]] = {}
+    for each in months:
+        a, b = local_month_bounds(each, agreements.timezone)
+        params = _mail_params(agreements, {"start": ms(a), "end": ms(b)}, max(a, min(b, now))) | {"tz": tz}
+        for mailbox, buckets in _mailbox_buckets(warehouse, "months", params).items():
+            trend_mail.setdefault(mailbox, {}).update(buckets)
+    views["months"] = {"months": months, "queues": trend_queues, "mailboxes": trend_mail}
+    return views
+
+
+def _queue_buckets(
+    warehouse: Warehouse, agreements: Agreements, view: str, params: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for row in sorted(warehouse.records(queue_view_sql(view), params), key=lambda r: (r["queue"], r["bucket"])):
+        if row["queue"] in agreements.queues:
+            out.setdefault(row["queue"], {})[row["bucket"]] = _queue_measures(agreements, row, QUEUE_VIEW_KEYS)
+    return out
+
+
+def _mailbox_buckets(warehouse: Warehouse, view: str, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    rows = warehouse.records(mailbox_view_sql(view), params)
+    for row in sorted(rows, key=lambda r: (r["mailbox"], r["bucket"])):
+        if row["mailbox"] in params["mailboxes"]:
+            out.setdefault(row["mailbox"], {})[row["bucket"]] = {k: _number(row[k]) for k in MAILBOX_KEYS}
+    return out
+
+
+def _agreements_changed(warehouse: Warehouse, agreements: Agreements, period: dict[str, int]) -> list[dict[str, Any]]:
+    """The month's facts derived with other agreements than these: per process and setting that
+    differs, the measures it changes (empty when every fact was derived with these agreements;
+    facts derived before fingerprints were recorded are not judged)."""
+    inputs = derivation_inputs(agreements)
+    current = fingerprint(inputs)
+    others = {f for (f,) in warehouse.query(_DERIVED_WITH_SQL, period)} - {current, ""}
+    if not others:
+        return []
+    recorded = warehouse.agreements_inputs(others)
+    changes: dict[tuple[str, str, str], set[str]] = {}
+    for other in sorted(others):
+        for change in affected_measures(recorded.get(other), inputs):
+            changes.setdefault((change["channel"], change["process"], change["setting"]), set()).update(
+                change["measures"]
+            )
+    return [
+        {"channel": channel, "process": process, "setting": setting, "measures": sorted(measures)}
+        for (channel, process, setting), measures in sorted(changes.items())
+    ]
+
+
+def affected_measures(old: dict[str, Any] | None, new: dict[str, Any]) -> list[dict[str, Any]]:
+    """Which measures of which process differ between facts derived with the inputs `old` and
+    the inputs `new` (schemas/agreements.py: derivation_inputs). Unknown `old` inputs, or another
+    time zone, change every measure."""
+    every = [
+        {"channel": "queues", "process": q, "setting": "agreements", "measures": sorted(_ALL_PHONE)}
+        for q in new["queues"]
+    ] + [
+        {"channel": "mailboxes", "process": m, "setting": "agreements", "measures": sorted(MAILBOX_KEYS)}
+        for m in new["mailboxes"]
+    ]
+    if old is None:
+        return every
+    if old.get("timezone") != new["timezone"]:
+        return [change | {"setting": "timezone"} for change in every]
+    changes = []
+    for channel, settings in AFFECTED.items():
+        for process, now_inputs in new[channel].items():
+            before = old.get(channel, {}).get(process)
+            if before is None:
+                continue  # a process new to the agreements: no fact of it was derived under the old ones
+            for setting, measures in settings.items():
+                if before.get(setting) != now_inputs[setting]:
+                    changes.append(
+                        {"channel": channel, "process": process, "setting": setting, "measures": sorted(measures)}
+                    )
+    return changes
 
 
 def _service_levels(thresholds: tuple[float, ...], met: dict[float, int], base: int) -> dict[str, float | None]:
