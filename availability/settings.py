@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     imap_password: SecretStr | None = None  # the function mailbox account's password
     grafana_url: str | None = None  # for `availability dashboards provision`
     grafana_token: SecretStr | None = None  # a Grafana service-account token
+    managers: str | None = None  # the alerts' managers.yaml: `report send` uses its SMTP relay
+    smtp_user: str | None = None  # for an SMTP relay that wants a login (`report send`)
+    smtp_password: SecretStr | None = None
 
     @property
     def uses_development_key(self) -> bool:

@@ -90,10 +90,11 @@ class Wiring:
         return target
 
     @contextmanager
-    def warehouse(self, target: str | None) -> Iterator[Warehouse]:
+    def warehouse(self, target: str | None, *, create: bool = True) -> Iterator[Warehouse]:
+        """The warehouse at `target`; with `create=False` (a report) one must already be there."""
         from stream_jobs.warehouse import Warehouse
 
-        with Warehouse.open(self.warehouse_target(target)) as wh:
+        with Warehouse.open(self.warehouse_target(target), create=create) as wh:
             yield wh
 
     def deriver(self, warehouse: Warehouse, agreements: Agreements, *, track_changes: bool = False) -> Deriver:

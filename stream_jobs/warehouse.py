@@ -57,6 +57,7 @@ CONTACT_COLUMNS = [
 ]  # fmt: skip
 CONFLICT_COLUMNS = ["source", "id", "type", "time", "other_digest", "other"]
 POSITION_COLUMNS = ["topic", "partition", "next_offset"]
+NO_WAREHOUSE = "holds no warehouse (`availability process`, `stream` or `demo` makes one)"
 _CODE = re.compile(r"\bCode: (\d+)")
 # ClickHouse's error codes for input it cannot take: CANNOT_PARSE_TEXT (6), CANNOT_PARSE_QUOTED_STRING
 # (26), CANNOT_PARSE_INPUT_ASSERTION_FAILED (27), ATTEMPT_TO_READ_AFTER_EOF (32), CANNOT_PARSE_DATE (38),
@@ -123,8 +124,10 @@ class Warehouse:
     # -- connection -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, target: str, database: str | None = None) -> Warehouse:
+    def open(cls, target: str, database: str | None = None, *, create: bool = True) -> Warehouse:
         """Open (creating and migrating if needed) the warehouse at a directory or server URL.
+        With `create=False` (a reader such as `report`) a directory or database that holds no
+        warehouse is an error, not a new empty one.
 
         Every error is one line naming the target without its user and password."""
         import clickhouse_connect
@@ -140,10 +143,15 @@ class Warehouse:
                 path = Path(target).expanduser().resolve()
                 if path.exists() and not path.is_dir():
                     raise WarehouseError(f"--warehouse {shown}: not a directory")
+                if not create and not (path / "metadata").is_dir():  # chDB keeps its catalogue there
+                    raise WarehouseError(f"--warehouse {shown}: {NO_WAREHOUSE}")
                 _private_directory(path)
                 db = database or DEFAULT_DATABASE
                 client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
-            client.command(f"CREATE DATABASE IF NOT EXISTS `{db}`")
+            if create:
+                client.command(f"CREATE DATABASE IF NOT EXISTS `{db}`")
+            elif not client.command(f"EXISTS DATABASE `{db}`"):
+                raise WarehouseError(f"--warehouse {shown}: {NO_WAREHOUSE} (no database {db})")
             client.database = db
         except WarehouseError:
             raise

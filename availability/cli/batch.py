@@ -1,16 +1,15 @@
 """The batch commands: `demo`, `simulate` (to a file), `process` (replay into the warehouse),
-`report` (the monthly availability report)."""
+and the demo (which writes the month's report in JSON, Excel and HTML)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from availability.cli.args import KEY_NOTE, SharedOptions, date_arg, input_files, instant_arg, month_arg, positive
+from availability.cli.args import KEY_NOTE, SharedOptions, date_arg, input_files, month_arg, positive
 from availability.cli.progress import days_ticked, progress
 from availability.cli.rejects import EXIT_REJECTED, RejectsWriter
 from availability.wiring import Wiring
@@ -65,26 +64,9 @@ def cmd_process(args: argparse.Namespace, wiring: Wiring) -> int:
     return EXIT_REJECTED if result.rejected else 0
 
 
-def cmd_report(args: argparse.Namespace, wiring: Wiring) -> int:
-    from dashboards.report import monthly_report
-    from dashboards.report_table import render
-
-    agreements = wiring.agreements(args.agreements)
-    with wiring.warehouse(args.warehouse) as wh:
-        report = monthly_report(wh, agreements, args.month, now=args.as_of)
-    for warning in incomplete_load_warnings(report):
-        wiring.tell(warning)
-    fmt = args.format or ("table" if sys.stdout.isatty() else "json")
-    if fmt == "json":
-        print(json.dumps(report, ensure_ascii=False, indent=2))
-    else:
-        render(report, agreements, sys.stdout)
-    return 0
-
-
 def cmd_demo(args: argparse.Namespace, wiring: Wiring) -> int:
+    from availability.cli.report import render
     from dashboards.report import monthly_report
-    from dashboards.report_table import render
     from ingest.simulator import simulate, write_jsonl
     from stream_jobs.replay import replay
 
@@ -106,23 +88,17 @@ def cmd_demo(args: argparse.Namespace, wiring: Wiring) -> int:
             result = replay([events_file], boundary, deriver, lambda r: None, advance)
         wh.finish_load(load)
         report = monthly_report(wh, agreements, month)
-    report_file = out / f"report-{month}.json"
-    report_file.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    render(report, agreements, sys.stdout)
+    files = {fmt: out / f"report-{month}.{fmt}" for fmt in ("json", "xlsx", "html")}
+    for fmt, path in files.items():
+        path.write_bytes(render(report, agreements, fmt, "sv"))
+    sys.stdout.buffer.write(render(report, agreements, "table", "sv"))
+    sys.stdout.flush()
     print(
-        f"\n{result.accepted} events stored in {out / 'warehouse'} (embedded ClickHouse); report: {report_file}",
+        f"\n{result.accepted} events stored in {out / 'warehouse'} (embedded ClickHouse)\n"
+        f"the report of {month}: {files['json']} (JSON), {files['xlsx']} (Excel), {files['html']} (open in a browser)",
         file=sys.stderr,
     )
     return 0
-
-
-def incomplete_load_warnings(report: dict[str, Any]) -> list[str]:
-    """One line per load that did not finish, telling the user what to run again."""
-    return [
-        f"warning: a load started {load['started_at']} did not finish ({', '.join(load['files'])}); "
-        "the report may be partial: run `availability process` again over those files"
-        for load in report.get("incomplete_loads", [])
-    ]
 
 
 def previous_month(today: date) -> str:
@@ -161,11 +137,3 @@ def add_commands(sub: Any, options: SharedOptions) -> None:
     options.warehouse(p)
     p.add_argument("--rejects", metavar="FILE", help="write rejected lines here (JSONL) instead of to stderr")
     p.set_defaults(run=cmd_process)
-
-    p = sub.add_parser("report", help="the monthly availability report")
-    p.add_argument("--month", type=month_arg, required=True, metavar="YYYY-MM")
-    options.agreements(p)
-    options.warehouse(p)
-    p.add_argument("--format", choices=["json", "table"], help="default: table on a terminal, else json")
-    p.add_argument("--as-of", type=instant_arg, metavar="TIME", help="evaluate open cases as if now were TIME")
-    p.set_defaults(run=cmd_report)

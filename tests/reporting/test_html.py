@@ -129,8 +129,16 @@ def test_every_number_of_the_report_has_its_exact_cell(
     case: tuple[dict[str, Any], Agreements], lang: model.Lang
 ) -> None:
     report, agreements = case
+    assert_every_number_has_its_cell(report, agreements, lang, render_html(report, agreements, lang))
+
+
+def assert_every_number_has_its_cell(
+    report: dict[str, Any], agreements: Agreements, lang: model.Lang, html_text: str
+) -> None:
+    """Each model row has a cell with its exact value, text, target and mark (also used on the page
+    `availability report` writes)."""
     cells: dict[Key, list[Cell]] = defaultdict(list)
-    for cell in parse(render_html(report, agreements, lang)).cells():
+    for cell in parse(html_text).cells():
         cells[cell.key].append(cell)
     rows = list(model.rows(report, agreements, lang))
     assert {r.view for r in rows} == set(model.VIEWS), "the fixture should exercise every view"

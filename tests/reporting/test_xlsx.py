@@ -100,8 +100,7 @@ class Book:
 def written(report: dict[str, Any], agreements: Agreements, lang: Lang) -> Book:
     out = io.BytesIO()
     write_xlsx(report, agreements, lang, out)
-    data = out.getvalue()
-    return Book(data, openpyxl.load_workbook(io.BytesIO(data)), raw_numbers(data))
+    return read(out.getvalue())
 
 
 CASES = [("example_report", "example_agreements"), ("week_report", "shipped_agreements")]
@@ -163,6 +162,17 @@ def check_number(book: Book, ws: Any, r: int, c: int, value: float | int | None,
 
 def test_every_number_of_the_report_is_in_its_place(case: tuple[dict[str, Any], Agreements, Lang, Book]) -> None:
     report, agreements, lang, book = case
+    assert_every_number_in_place(report, agreements, lang, book)
+
+
+def read(data: bytes) -> Book:
+    """A workbook's bytes, read back as openpyxl and as the raw numbers of its sheets."""
+    return Book(data, openpyxl.load_workbook(io.BytesIO(data)), raw_numbers(data))
+
+
+def assert_every_number_in_place(report: dict[str, Any], agreements: Agreements, lang: Lang, book: Book) -> None:
+    """Each model row's value in the workbook, at its process, period and measure, with its target
+    and mark beside it (also used on the workbook `availability report` writes)."""
     names = dict(model.processes(agreements))
     summary = find_table(book.wb[sheet_name("month", lang)], lang, keys=1)
     spans = group_columns(summary.sheet, summary.head, lang)
