@@ -28,6 +28,7 @@ from dashboards.reporting import model
 from dashboards.reporting.model import Lang
 from schemas.agreements import Agreements
 from schemas.errors import AvailabilityError
+from schemas.tls import verified_context
 
 XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 # The timer fires on days 1–7 (deploy/report/availability-report.timer); a month whose first
@@ -237,11 +238,9 @@ def _loopback(host: str) -> bool:
 
 def _tls_context(tls_ca: str | Path | None, where: str) -> ssl.SSLContext:
     try:
-        context = ssl.create_default_context(cafile=str(tls_ca) if tls_ca is not None else None)
+        return verified_context(tls_ca)
     except (OSError, ssl.SSLError) as exc:
         raise MailError(f"{where}: cannot use the CA file {tls_ca} ({_reason(exc)})") from None
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
 
 
 def _reply(code: int, text: bytes | str) -> str:

@@ -25,6 +25,7 @@ from schemas.events import (
     MailReplied,
     MailRepliedData,
 )
+from schemas.tls import verified_context
 
 log = logging.getLogger("ingest.imap.source")  # one logger name for the whole IMAP ingestor
 
@@ -295,11 +296,9 @@ class ImapPoller:
 def _tls_context(ca_file: str | Path | None) -> ssl_lib.SSLContext:
     """Certificate and host name verified (TLS 1.2 or newer): the system's CAs, or only `ca_file`."""
     try:
-        context = ssl_lib.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+        return verified_context(ca_file)
     except (OSError, ssl_lib.SSLError) as exc:
         raise ImapError(f"cannot use --tls-ca {ca_file} ({_reason(exc)})") from None
-    context.minimum_version = ssl_lib.TLSVersion.TLSv1_2
-    return context
 
 
 def _tls_refused(where: str, exc: ssl_lib.SSLError) -> ImapError:
