@@ -39,6 +39,10 @@ DEFINITIONS = {
     "evaluation_time": "open cases are judged at the end of the month, or now if that is earlier",
     "conflicting_duplicates": "events sharing source and id with another of different content (within one call or "
     "thread), counted in the month of the version kept, which is the one used",
+    "views": "days and hours: the month's contacts and cases by the local day, or hour of the day, they were first "
+    "queued or opened in; months: the last 13 local months, each month's open cases judged at its own end",
+    "met": "service level and answer rate are met at or above the queue's target; a mailbox promises every case "
+    "answered within its lead time, so it is met when no case breached; a ratio with no base is not judged",
 }
 
 _PERIOD = (

@@ -65,6 +65,8 @@ DEFINITION_TERMS: dict[str, dict[Lang, str]] = {
     "lead_time": {"sv": "Ledtid", "en": "Lead time"},
     "evaluation_time": {"sv": "Bedömningstid", "en": "Evaluation time"},
     "conflicting_duplicates": {"sv": "Motstridiga dubbletter", "en": "Conflicting duplicates"},
+    "views": {"sv": "Dag, timme, månad", "en": "Day, hour, month"},
+    "met": {"sv": "Uppfyllt", "en": "Met"},
 }
 
 VIEW_WORDS: dict[str, dict[Lang, str]] = {

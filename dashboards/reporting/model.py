@@ -426,6 +426,10 @@ DEFINITIONS_SV = {
     "evaluation_time": "öppna ärenden bedöms vid månadens slut, eller nu om det är tidigare",
     "conflicting_duplicates": "händelser med samma källa och id som en annan men annat innehåll (inom ett samtal "
     "eller en tråd), räknade i månaden för den version som behölls och används",
+    "views": "dag och timme: månadens kontakter och ärenden efter den lokala dag, eller timme på dygnet, då de först "
+    "köade eller öppnades; månader: de senaste 13 lokala månaderna, varje månads öppna ärenden bedömda vid dess slut",
+    "met": "servicenivå och svarsfrekvens är uppfyllda vid eller över köns mål; en brevlåda lovar att varje ärende "
+    "besvaras inom ledtiden, så den är uppfylld när inget ärende gick över; en kvot utan bas bedöms inte",
 }
 
 
