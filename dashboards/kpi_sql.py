@@ -19,6 +19,15 @@ from __future__ import annotations
 
 # -- phone queues: counts per period (a contact belongs to the period it was first queued in) ----
 
+
+def in_period(col: str) -> str:
+    """`col` in the period [start, end), given as the epoch-ms parameters {start} and {end}."""
+    return (
+        f"{col} >= fromUnixTimestamp64Milli({{start:Int64}}, 'UTC')"
+        f" AND {col} < fromUnixTimestamp64Milli({{end:Int64}}, 'UTC')"
+    )
+
+
 # The contacts of the KPIs: internal transfers (queued again after an answer) are reported apart.
 CONTACTS = "call_contacts FINAL"
 ORDINARY = "NOT internal"

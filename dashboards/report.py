@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dashboards import kpi_sql
-from schemas.agreements import Agreements, derivation_inputs, fingerprint, level_key
+from dashboards.provenance import EVERYTHING, changed_settings
+from schemas.agreements import Agreements, level_key
 from schemas.calendar import local_month_bounds
 from schemas.events import EARLIEST_TIME, utc_z
 from stream_jobs.warehouse import Warehouse, ms
@@ -45,11 +46,7 @@ DEFINITIONS = {
     "answered within its lead time, so it is met when no case breached; a ratio with no base is not judged",
 }
 
-_PERIOD = (
-    "{col} >= fromUnixTimestamp64Milli({{start:Int64}}, 'UTC')"
-    " AND {col} < fromUnixTimestamp64Milli({{end:Int64}}, 'UTC')"
-)
-_ORDINARY_IN_PERIOD = f"{kpi_sql.ORDINARY} AND {_PERIOD.format(col='first_queued_at')}"
+_ORDINARY_IN_PERIOD = f"{kpi_sql.ORDINARY} AND {kpi_sql.in_period('first_queued_at')}"
 
 # The measures of a queue over a period, or over each bucket of one (the views); the month's SQL
 # and the views' SQL share them, so a day and the month are the same formula.
@@ -113,7 +110,7 @@ GROUP BY left_queue
 INTERNAL_SQL = f"""
 SELECT queue, count() AS internal_transfers
 FROM {kpi_sql.CONTACTS}
-WHERE internal AND {_PERIOD.format(col="first_queued_at")}
+WHERE internal AND {kpi_sql.in_period("first_queued_at")}
 GROUP BY queue
 """
 
@@ -158,7 +155,7 @@ _MAILBOX_MEASURES = f"""
     countIf(priority AND {kpi_sql.within_target("answered_case")}) AS priority_within_target"""
 _MAILBOX_FROM = f"""
 FROM mail_cases FINAL
-WHERE {_PERIOD.format(col="opened_at")} AND opened_at <= eval_at"""
+WHERE {kpi_sql.in_period("opened_at")} AND opened_at <= eval_at"""
 
 MAILBOXES_SQL = f"""{_MAILBOX_WITH}
 SELECT mailbox,{_MAILBOX_MEASURES}{_MAILBOX_FROM}
@@ -175,7 +172,7 @@ GROUP BY mailbox, bucket
 
 
 CONFLICTS_SQL = f"""
-SELECT uniqExact(source, id) FROM event_conflicts FINAL WHERE {_PERIOD.format(col="time")}
+SELECT uniqExact(source, id) FROM event_conflicts FINAL WHERE {kpi_sql.in_period("time")}
 """
 
 QUEUE_KEYS = (
@@ -196,8 +193,8 @@ QUEUE_VIEW_KEYS = (
 _RATIOS = {"answer_rate", "service_level", "asa_seconds", "max_wait_seconds", "wait_p90_seconds"}
 TREND_MONTHS = 13  # the report's month and the twelve before it
 
-# What each derivation input decides (schemas/agreements.py: derivation_inputs), for the warning
-# when a month's facts were derived with other agreements than the report's.
+# The measures each derivation input decides (dashboards/provenance.py finds the inputs that
+# differ), for the warning when facts of the report's months were derived with other agreements.
 _ALL_PHONE = (*QUEUE_KEYS, "service_levels")
 AFFECTED = {
     "queues": {
@@ -222,16 +219,8 @@ AFFECTED = {
         ),
         "response_target_seconds": ("within_target", "breached", "priority_within_target"),
         "priority_response_target_seconds": ("within_target", "breached", "priority_within_target"),
-        "priority_keywords": ("within_target", "breached", "priority_received", "priority_within_target"),
     },
 }
-_DERIVED_WITH_SQL = f"""
-SELECT DISTINCT derived_with FROM (
-    SELECT derived_with FROM {kpi_sql.CONTACTS} WHERE {_PERIOD.format(col="first_queued_at")}
-    UNION ALL
-    SELECT derived_with FROM mail_cases FINAL WHERE {_PERIOD.format(col="opened_at")}
-)
-"""
 
 
 def monthly_report(
@@ -287,7 +276,7 @@ def monthly_report(
         # No call contact and no mail case of the agreements' processes in the month: the zeros
         # above are an empty month (or the wrong warehouse), not a quiet one.
         "no_events": no_events,
-        "agreements_changed": _agreements_changed(warehouse, agreements, period),
+        "agreements_changed": _agreements_changed(warehouse, agreements, trend_months(month)),
         "views": _views(warehouse, agreements, month, now),
     }
 
@@ -364,55 +353,16 @@ def _mailbox_buckets(warehouse: Warehouse, view: str, params: dict[str, Any]) ->
     return out
 
 
-def _agreements_changed(warehouse: Warehouse, agreements: Agreements, period: dict[str, int]) -> list[dict[str, Any]]:
-    """The month's facts derived with other agreements than these: per process and setting that
-    differs, the measures it changes (empty when every fact was derived with these agreements;
-    facts derived before fingerprints were recorded are not judged)."""
-    inputs = derivation_inputs(agreements)
-    current = fingerprint(inputs)
-    others = {f for (f,) in warehouse.query(_DERIVED_WITH_SQL, period)} - {current, ""}
-    if not others:
-        return []
-    recorded = warehouse.agreements_inputs(others)
-    changes: dict[tuple[str, str, str], set[str]] = {}
-    for other in sorted(others):
-        for change in affected_measures(recorded.get(other), inputs):
-            changes.setdefault((change["channel"], change["process"], change["setting"]), set()).update(
-                change["measures"]
-            )
-    return [
-        {"channel": channel, "process": process, "setting": setting, "measures": sorted(measures)}
-        for (channel, process, setting), measures in sorted(changes.items())
-    ]
-
-
-def affected_measures(old: dict[str, Any] | None, new: dict[str, Any]) -> list[dict[str, Any]]:
-    """Which measures of which process differ between facts derived with the inputs `old` and
-    the inputs `new` (schemas/agreements.py: derivation_inputs). Unknown `old` inputs, or another
-    time zone, change every measure."""
-    every = [
-        {"channel": "queues", "process": q, "setting": "agreements", "measures": sorted(_ALL_PHONE)}
-        for q in new["queues"]
-    ] + [
-        {"channel": "mailboxes", "process": m, "setting": "agreements", "measures": sorted(MAILBOX_KEYS)}
-        for m in new["mailboxes"]
-    ]
-    if old is None:
-        return every
-    if old.get("timezone") != new["timezone"]:
-        return [change | {"setting": "timezone"} for change in every]
-    changes = []
-    for channel, settings in AFFECTED.items():
-        for process, now_inputs in new[channel].items():
-            before = old.get(channel, {}).get(process)
-            if before is None:
-                continue  # a process new to the agreements: no fact of it was derived under the old ones
-            for setting, measures in settings.items():
-                if before.get(setting) != now_inputs[setting]:
-                    changes.append(
-                        {"channel": channel, "process": process, "setting": setting, "measures": sorted(measures)}
-                    )
-    return changes
+def _agreements_changed(warehouse: Warehouse, agreements: Agreements, months: list[str]) -> list[dict[str, Any]]:
+    """Per process and setting whose value differs from the one that derived facts of the
+    report's months (the month and its trend): the measures it changes and those months."""
+    out = []
+    for (channel, process, setting), changed in sorted(changed_settings(warehouse, agreements, months).items()):
+        every = _ALL_PHONE if channel == "queues" else MAILBOX_KEYS
+        measures = every if setting in EVERYTHING else AFFECTED[channel][setting]
+        entry = {"channel": channel, "process": process, "setting": setting, "measures": sorted(measures)}
+        out.append(entry | {"months": sorted(changed)})
+    return out
 
 
 def _service_levels(thresholds: tuple[float, ...], met: dict[float, int], base: int) -> dict[str, float | None]:

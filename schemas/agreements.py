@@ -5,9 +5,7 @@ Every error names the key path, e.g. `queues.kundreskontra.calendar: unknown cal
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -116,47 +114,6 @@ def level_key(seconds: float) -> str:
     `7.5` -> "7.5", `600` -> "600" (never exponent notation, whatever the size)."""
     text = format(Decimal(repr(float(seconds))), "f")  # repr: the shortest text of the float
     return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-# -- what the derivations read --------------------------------------------------------------------
-
-
-def derivation_inputs(agreements: Agreements) -> dict[str, Any]:
-    """The parts of the agreements that the stored facts depend on, in a canonical form: the time
-    zone, and per queue and mailbox its calendar (inlined: a renamed calendar id changes nothing)
-    and the thresholds decided when a fact is derived. Names and the targets (service_level_target,
-    answer_rate_target) are left out: reports read those at report time."""
-
-    def calendar(c: Calendar) -> str:
-        return repr((sorted(c.hours.items()), c.holidays, sorted(c.closed, key=str), sorted(c.reduced, key=str)))
-
-    return {
-        "timezone": str(agreements.timezone),
-        "queues": {
-            q.id: {
-                "calendar": calendar(q.calendar),
-                "service_level_seconds": q.service_level_seconds,
-                "short_abandon_seconds": q.short_abandon_seconds,
-                "extra_service_levels": sorted(q.extra_service_levels),
-            }
-            for q in agreements.queues.values()
-        },
-        "mailboxes": {
-            m.id: {
-                "calendar": calendar(m.calendar),
-                "response_target_seconds": m.response_target_seconds,
-                "priority_response_target_seconds": m.priority_response_target_seconds,
-                "priority_keywords": sorted(m.priority_keywords),
-            }
-            for m in agreements.mailboxes.values()
-        },
-    }
-
-
-def fingerprint(inputs: dict[str, Any]) -> str:
-    """A short, stable digest of `derivation_inputs`: equal inputs, equal fingerprints."""
-    text = json.dumps(inputs, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 # -- loading ------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from schemas.agreements import Agreements, derivation_inputs, fingerprint
+from schemas.agreements import Agreements
 from schemas.events import (
     CALL_CLASSES,
     MAIL_CLASSES,
@@ -43,6 +43,7 @@ from schemas.events import (
 from stream_jobs.core.calls import CallFact, derive_call
 from stream_jobs.core.mail import MailCase, derive_thread
 from stream_jobs.core.ordering import preferred
+from stream_jobs.core.provenance import derivation_inputs, fingerprint
 from stream_jobs.core.store import Store
 
 CALL_GRACE = timedelta(hours=6)

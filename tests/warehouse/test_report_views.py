@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dashboards.report import AFFECTED, MAILBOX_KEYS, affected_measures, monthly_report, trend_months
-from schemas.agreements import derivation_inputs, fingerprint, parse_agreements
+from dashboards.report import AFFECTED, MAILBOX_KEYS, monthly_report, trend_months
+from schemas.agreements import parse_agreements
 from stream_jobs.core.deriver import Deriver
+from stream_jobs.core.provenance import derivation_inputs, fingerprint
+from stream_jobs.core.store import MemoryStore
 from tests.conftest import AGREEMENTS, call, ev
 
 K = {"queue": "kundreskontra"}
@@ -149,13 +151,15 @@ def test_a_report_with_other_thresholds_names_the_measures_and_reprocessing_clea
         queues__kundreskontra__service_level_target=0.5,  # a target: read at report time, no warning
         queues__kundreskontra__name="Kundreskontra (ny)",  # a name: likewise
         mailboxes__kundreskontra__response_target="6h",
+        mailboxes__kundreskontra__priority_keywords=["x"],  # applied at ingest, to later mail only
     )
     got = monthly_report(warehouse, other, "2026-04", now=LATER)["agreements_changed"]
+    # The facts of March (c6, c7, m3) are in the trend: both months are named.
     assert got == [
         {"channel": "mailboxes", "process": "kundreskontra", "setting": "response_target_seconds",
-         "measures": ["breached", "priority_within_target", "within_target"]},
+         "measures": ["breached", "priority_within_target", "within_target"], "months": ["2026-03", "2026-04"]},
         {"channel": "queues", "process": "kundreskontra", "setting": "service_level_seconds",
-         "measures": ["service_level"]},
+         "measures": ["service_level"], "months": ["2026-03", "2026-04"]},
     ]  # fmt: skip
     # Processing the same events again with the new agreements re-derives every fact of them.
     Deriver(warehouse, other).apply(contacts() + mails())
@@ -164,15 +168,54 @@ def test_a_report_with_other_thresholds_names_the_measures_and_reprocessing_clea
     assert monthly_report(warehouse, agreements, "2026-04", now=LATER)["agreements_changed"] != []
 
 
-def test_only_the_month_of_the_facts_is_judged(warehouse, agreements):
+def test_each_process_and_month_is_judged_by_its_own_facts(warehouse, agreements):
     Deriver(warehouse, agreements).apply(contacts())
-    other = changed(queues__kundreskontra__short_abandon_seconds=10)
-    Deriver(warehouse, other).apply(call("c9", ("queued", "2026-05-05T09:00:00+02:00", K)))
-    assert monthly_report(warehouse, other, "2026-05", now=LATER)["agreements_changed"] == []
-    april = monthly_report(warehouse, other, "2026-04", now=LATER)["agreements_changed"]
-    assert [(c["setting"], c["measures"]) for c in april] == [
-        ("short_abandon_seconds", sorted(AFFECTED["queues"]["short_abandon_seconds"]))
+    other = changed(queues__kundreskontra__short_abandon_seconds=10, queues__avgifter__short_abandon_seconds=10)
+    # May's facts (and avgifter's April contact) derived with the new agreements.
+    Deriver(warehouse, other).apply(
+        call("c9", ("queued", "2026-05-05T09:00:00+02:00", K))
+        + call("a1", ("queued", "2026-04-14T09:00:00+02:00", {"queue": "avgifter"}))
+    )
+    may = monthly_report(warehouse, other, "2026-05", now=LATER)["agreements_changed"]
+    # May itself is clean; its trend holds March and April of kundreskontra, derived before.
+    assert [(c["process"], c["setting"], c["months"]) for c in may] == [
+        ("kundreskontra", "short_abandon_seconds", ["2026-03", "2026-04"])
     ]
+    assert may[0]["measures"] == sorted(AFFECTED["queues"]["short_abandon_seconds"])
+    # avgifter's facts are all new: nothing to say of it, though kundreskontra's are old.
+    april = monthly_report(warehouse, other, "2026-04", now=LATER)["agreements_changed"]
+    assert {c["process"] for c in april} == {"kundreskontra"}
+
+
+def test_a_calendar_change_counts_only_on_the_days_that_matter(warehouse, agreements):
+    Deriver(warehouse, agreements).apply(contacts() + mails())
+
+    def settings(report):
+        return {(c["channel"], c["setting"], tuple(c["months"])) for c in report["agreements_changed"]}
+
+    # A reduced day in a later year: no fact of 2026 changes.
+    later = changed(calendars__kontor__reduced={"valborgsmassoafton": ["08:00-13:00"], "2031-04-29": ["08:00-12:00"]})
+    assert settings(monthly_report(warehouse, later, "2026-04", now=LATER)) == set()
+    # Tue 14 Apr shortened: April's queue and mailbox change; March's do not (its queue's days
+    # end on 1 Apr, its mail is judged with a clock that stops at the end of March).
+    april = changed(calendars__kontor__reduced={"valborgsmassoafton": ["08:00-13:00"], "2026-04-14": ["08:00-12:00"]})
+    assert settings(monthly_report(warehouse, april, "2026-04", now=LATER)) == {
+        ("queues", "calendar", ("2026-04",)), ("mailboxes", "calendar", ("2026-04",)),
+    }  # fmt: skip
+    # A day of 2025 changed: the queues of 2026 are untouched; the mailbox's cases opened later
+    # carry a business clock counted from 2000 through that day, so both months of mail change.
+    old_day = changed(calendars__kontor__reduced={"valborgsmassoafton": ["08:00-13:00"], "2025-06-10": ["08:00-12:00"]})
+    assert settings(monthly_report(warehouse, old_day, "2026-04", now=LATER)) == {
+        ("mailboxes", "calendar", ("2026-03", "2026-04")),
+    }  # fmt: skip
+    # The last day of March: March's queue and mail, and April's mail (its clock counts that day);
+    # April's queue only if the day before its first lies in its window (it does: 31 Mar).
+    last_march = changed(
+        calendars__kontor__reduced={"valborgsmassoafton": ["08:00-13:00"], "2026-03-31": ["08:00-12:00"]}
+    )
+    assert settings(monthly_report(warehouse, last_march, "2026-04", now=LATER)) == {
+        ("queues", "calendar", ("2026-03", "2026-04")), ("mailboxes", "calendar", ("2026-03", "2026-04")),
+    }  # fmt: skip
 
 
 def test_facts_without_a_fingerprint_are_not_judged(warehouse, agreements):
@@ -183,25 +226,46 @@ def test_facts_without_a_fingerprint_are_not_judged(warehouse, agreements):
     assert monthly_report(warehouse, other, "2026-04", now=LATER)["agreements_changed"] == []
 
 
-def test_which_settings_change_which_measures(agreements):
-    new = derivation_inputs(agreements)
-    assert affected_measures(new, new) == []
-    # Another time zone moves every period: every measure of every process.
-    tz = derivation_inputs(changed(timezone="Europe/Helsinki"))
-    everything = affected_measures(new, tz)
-    assert {(c["channel"], c["process"]) for c in everything} == {
-        ("queues", "kundreskontra"), ("queues", "avgifter"), ("mailboxes", "kundreskontra")
+def test_other_rules_another_time_zone_or_unknown_inputs_change_every_measure(warehouse, agreements, monkeypatch):
+    Deriver(warehouse, agreements).apply(contacts() + mails())
+    tz = monthly_report(warehouse, changed(timezone="Europe/Helsinki"), "2026-04", now=LATER)["agreements_changed"]
+    assert {(c["channel"], c["process"], c["setting"]) for c in tz} == {
+        ("queues", "kundreskontra", "timezone"), ("mailboxes", "kundreskontra", "timezone"),
     }  # fmt: skip
-    assert all(c["setting"] == "timezone" for c in everything)
-    assert next(c for c in everything if c["channel"] == "mailboxes")["measures"] == sorted(MAILBOX_KEYS)
-    # Unknown inputs (a fingerprint never recorded): every measure too.
-    assert len(affected_measures(None, new)) == 3
-    # A calendar change (a reduced day) touches the processes on that calendar only.
-    cal = derivation_inputs(changed(calendars__kontor__reduced={"2026-04-14": ["08:00-12:00"]}))
-    assert {c["setting"] for c in affected_measures(new, cal)} == {"calendar"}
-    # Keyword order is no change; another keyword is.
-    assert fingerprint(derivation_inputs(changed(mailboxes__kundreskontra__priority_keywords=["b", "a"]))) == (
-        fingerprint(derivation_inputs(changed(mailboxes__kundreskontra__priority_keywords=["a", "b"])))
-    )
-    kw = affected_measures(new, derivation_inputs(changed(mailboxes__kundreskontra__priority_keywords=["x"])))
-    assert [c["setting"] for c in kw] == ["priority_keywords"]
+    assert next(c for c in tz if c["channel"] == "mailboxes")["measures"] == sorted(MAILBOX_KEYS)
+    # The derivation rules of a later version: everything derived before is named.
+    monkeypatch.setattr("stream_jobs.core.provenance.RULES", "a later version")
+    rules = monthly_report(warehouse, agreements, "2026-04", now=LATER)["agreements_changed"]
+    assert {c["setting"] for c in rules} == {"rules"} and len(rules) == 2
+    monkeypatch.undo()
+    # Inputs never recorded (a fingerprint whose record was lost): every measure too.
+    warehouse.flush()
+    warehouse.client.command("TRUNCATE TABLE agreements_seen")
+    other = changed(queues__kundreskontra__service_level_seconds=45)
+    unknown = monthly_report(warehouse, other, "2026-04", now=LATER)["agreements_changed"]
+    assert {c["setting"] for c in unknown} == {"agreements"}
+
+
+def test_the_fingerprint_ignores_order_names_targets_and_keywords(agreements):
+    base = fingerprint(derivation_inputs(agreements))
+    assert fingerprint(derivation_inputs(changed(queues__kundreskontra__name="X"))) == base
+    assert fingerprint(derivation_inputs(changed(queues__kundreskontra__answer_rate_target=0.5))) == base
+    assert fingerprint(derivation_inputs(changed(mailboxes__kundreskontra__priority_keywords=["x"]))) == base
+    hours = copy.deepcopy(AGREEMENTS["calendars"]["kontor"]["hours"])
+    reordered = dict(reversed(list(hours.items())))
+    assert fingerprint(derivation_inputs(changed(calendars__kontor__hours=reordered))) == base
+    assert fingerprint(derivation_inputs(changed(queues__kundreskontra__short_abandon_seconds=6))) != base
+
+
+def test_the_deriver_records_its_inputs_once_and_again_after_forgetting(agreements):
+    store = MemoryStore()
+    deriver = Deriver(store, agreements)
+    recorded = []
+    store.record_agreements = lambda f, i: recorded.append(f)  # type: ignore[method-assign]
+    deriver.apply(call("c1", ("queued", "2026-04-14T08:10:00+02:00", K)))
+    deriver.apply(call("c2", ("queued", "2026-04-14T08:20:00+02:00", K)))
+    assert recorded == [deriver.fingerprint]
+    assert store.derived_with == {"c1": deriver.fingerprint, "c2": deriver.fingerprint}
+    deriver.forget()  # a refused batch: the record may have gone with it
+    deriver.apply(call("c3", ("queued", "2026-04-14T08:30:00+02:00", K)))
+    assert recorded == [deriver.fingerprint] * 2
