@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     managers: str | None = None  # the alerts' managers.yaml: `report send` uses its SMTP relay
     smtp_user: str | None = None  # for an SMTP relay that wants a login (`report send`)
     smtp_password: SecretStr | None = None
+    smtp_tls_ca: str | None = None  # a private CA for the SMTP relay's certificate
 
     @property
     def uses_development_key(self) -> bool:

@@ -25,19 +25,21 @@ class SharedOptions:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def agreements(self, p: argparse.ArgumentParser) -> None:
+    def agreements(self, p: argparse.ArgumentParser, *, again: bool = False) -> None:
+        """`again`: on a subcommand whose parent already has the option (`report send`): no
+        default of its own, so one given before the subcommand's name is kept."""
         p.add_argument(
             "--agreements",
             metavar="A.yaml",
-            default=self.settings.agreements,
+            default=argparse.SUPPRESS if again else self.settings.agreements,
             help="service-agreements file (env AVAILABILITY_AGREEMENTS; default: the shipped agreements)",
         )
 
-    def warehouse(self, p: argparse.ArgumentParser) -> None:
+    def warehouse(self, p: argparse.ArgumentParser, *, again: bool = False) -> None:
         p.add_argument(
             "--warehouse",
             metavar="W",
-            default=self.settings.warehouse,
+            default=argparse.SUPPRESS if again else self.settings.warehouse,
             help="a directory (embedded ClickHouse) or http://user:pass@host:8123/db (env AVAILABILITY_WAREHOUSE)",
         )
 

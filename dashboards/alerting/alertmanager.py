@@ -35,7 +35,7 @@ GROUP_INTERVAL = "5m"
 REPEAT_INTERVAL = "4h"
 RESOLVE_TIMEOUT = "5m"
 
-_ADDRESS = re.compile(r"^[^@\s<>,]+@[^@\s<>,]+\.[a-z]{2,}$", re.IGNORECASE)
+ADDRESS = re.compile(r"^[^@\s<>,]+@[^@\s<>,]+\.[a-z]{2,}$", re.IGNORECASE)
 
 
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -103,7 +103,7 @@ def _check_addresses(path: Path, key: str, addresses: list[str]) -> None:
     if not addresses:
         raise ValueError(f"{path}: {key}: no address")
     for address in addresses:
-        if not _ADDRESS.match(address):
+        if not ADDRESS.match(address):
             raise ValueError(f"{path}: {key}: not an e-mail address: {address!r}")
 
 

@@ -15,6 +15,8 @@ from typing import Any, TextIO
 from dashboards.reporting.model import Lang, rows
 from schemas.agreements import Agreements
 
+# The unit of `value` as written (the JSON's): a lead time is shown in hours but held in seconds.
+VALUE_UNIT = {"count": "count", "ratio": "ratio", "seconds": "seconds", "hours": "seconds"}
 COLUMNS = (
     "channel",
     "process",
@@ -56,7 +58,7 @@ def write_csv(report: dict[str, Any], agreements: Agreements, lang: Lang, out: T
                 row.period,
                 row.measure,
                 row.label,
-                row.unit,
+                VALUE_UNIT[row.unit],
                 number(row.value),
                 number(row.target),
                 flag(row.met),

@@ -158,6 +158,17 @@ def target(agreements: Agreements, channel: Channel, process: str, key: str) -> 
     return None
 
 
+def met(agreements: Agreements, channel: Channel, process: str, key: str, values: dict[str, Any] | None) -> bool | None:
+    """Whether the promise of measure `key` was kept by a process in a period (`values`: its
+    measures there). None when there is nothing to judge: no target, no data, or a mailbox that
+    received no case (no case past its lead time is no kept promise when no mail came in: the
+    wrong warehouse would otherwise read as a month of ✓)."""
+    t = target(agreements, channel, process, key)
+    if t is None or values is None or (channel == "mailboxes" and not values.get("received")):
+        return None
+    return t.met(value_of(values, key))
+
+
 def reference(agreements: Agreements, channel: Channel, process: str, key: str) -> Target | None:
     """A value shown beside a measure that is not judged: the lead-time target beside the median."""
     if channel == "mailboxes" and key == "median_lead_seconds":
@@ -256,11 +267,11 @@ def rows(report: dict[str, Any], agreements: Agreements, lang: Lang = "sv") -> I
                     if values is None:
                         continue
                     for m in measures(agreements, channel, process, view):
-                        value = value_of(values, m.key)
                         t = target(agreements, channel, process, m.key)
                         yield Row(
-                            channel, process, name, view, period, m.key, m.label(lang), m.unit, value,
-                            t.value if t else None, t.met(value) if t else None,
+                            channel, process, name, view, period, m.key, m.label(lang), m.unit,
+                            value_of(values, m.key), t.value if t else None,
+                            met(agreements, channel, process, m.key, values),
                         )  # fmt: skip
 
 
@@ -371,11 +382,36 @@ def notices(report: dict[str, Any], agreements: Agreements, lang: Lang = "sv") -
     if changed:
         parts = []
         for change in changed:
-            labels = {m.key: m.label(lang) for m in (*PHONE, *MAIL) if m.channel == change["channel"]}
-            named = ", ".join(labels.get(k, k) for k in change["measures"])
-            parts.append(f"{change['process']} ({change['setting']}: {named})")
+            channel, process = change["channel"], change["process"]
+            labels = {m.key: m.label(lang) for m in (*PHONE, *MAIL) if m.channel == channel}
+            named = " · ".join(labels.get(k, GENERIC.get(k, {}).get(lang, k)) for k in change["measures"])
+            setting = SETTINGS.get(change["setting"], {}).get(lang, change["setting"])
+            months = ", ".join(period_label("months", m, lang) for m in change.get("months", []))
+            name = process_name(agreements, channel, process) if process in _ids(agreements, channel) else process
+            where = text("phone" if channel == "queues" else "mail", lang).lower()
+            parts.append(f"{name} ({where}), {setting}: {named} ({months})")
         out.append(text("agreements_changed", lang, changes="; ".join(parts), source=agreements.source))
     return out
+
+
+def _ids(agreements: Agreements, channel: Channel) -> dict[str, Any]:
+    return dict(agreements.queues) if channel == "queues" else dict(agreements.mailboxes)
+
+
+# The settings named in agreements_changed (dashboards/provenance.py), as a reader says them.
+SETTINGS: dict[str, dict[Lang, str]] = {
+    "calendar": {"sv": "kalendern", "en": "the calendar"},
+    "service_level_seconds": {"sv": "servicenivåns gräns", "en": "the service-level threshold"},
+    "short_abandon_seconds": {"sv": "gränsen för korta avbrott", "en": "the short-abandon limit"},
+    "extra_service_levels": {"sv": "de extra servicenivåerna", "en": "the extra service levels"},
+    "response_target_seconds": {"sv": "ledtidsmålet", "en": "the lead-time target"},
+    "priority_response_target_seconds": {"sv": "ledtidsmålet för prioriterade", "en": "the priority lead-time target"},
+    "timezone": {"sv": "tidszonen", "en": "the time zone"},
+    "rules": {"sv": "en äldre version av härledningsreglerna", "en": "an older version of the derivation rules"},
+    "agreements": {"sv": "avtal som inte finns sparade", "en": "agreements that were not recorded"},
+}
+# Measures without a label of their own (the extra service levels as a group).
+GENERIC: dict[str, dict[Lang, str]] = {"service_levels": {"sv": "Extra servicenivåer", "en": "Extra service levels"}}
 
 
 def headline(report: dict[str, Any], agreements: Agreements, lang: Lang = "sv") -> list[str]:
@@ -389,12 +425,12 @@ def headline(report: dict[str, Any], agreements: Agreements, lang: Lang = "sv") 
                 t = target(agreements, "queues", process, key)
                 assert t is not None
                 label = phone_label(agreements, process, key, lang)
-                mark = MARK[t.met(q[key])]
+                mark = MARK[met(agreements, "queues", process, key, q)]
                 parts.append(f"{label} {fmt(q[key], 'ratio', lang)} ({text('target', lang).lower()} "
                              f"{fmt(t.value, 'ratio', lang)}) {mark}".rstrip())  # fmt: skip
         if process in agreements.mailboxes:
             m = report["mailboxes"][process]
-            mark = MARK[Target(0, "count", at_least=False).met(m["breached"])]
+            mark = MARK[met(agreements, "mailboxes", process, "breached", m)]
             word = {"sv": "ärenden, varav över ledtid", "en": "cases, past lead time"}[lang]
             parts.append(f"{fmt(m['received'], 'count', lang)} {word} {fmt(m['breached'], 'count', lang)} {mark}")
         lines.append(f"{name}: " + "; ".join(parts))

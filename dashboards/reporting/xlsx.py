@@ -120,7 +120,7 @@ def cell(col: Column, agreements: Agreements, process: str, values: dict[str, An
     key = col.measure.key
     value = model.value_of(values, key) if values is not None else None
     judge: Target | None = model.target(agreements, col.channel, process, key)
-    met = judge.met(value) if judge is not None else None
+    met = model.met(agreements, col.channel, process, key, values)
     if col.kind == "value":
         return Cell(value, col.measure.unit, met)
     if col.kind == "mark":
@@ -283,7 +283,7 @@ def write_paragraph(ws: Any, row: int, last: int, text: str, style: Any, widths:
 
 def name_width(names: Sequence[str]) -> int:
     """A wrapped name column: wide enough for every name in two lines and for most in one."""
-    two = max(len(w) for n in names for w in n.split())
+    two = max((len(w) for n in names for w in n.split()), default=10)  # no process at all: a plain column
     while any(len(wrapped(n, two)) > 2 for n in names):
         two += 1
     return max(two, max((len(n) for n in names if len(n) <= 48), default=0))

@@ -105,15 +105,18 @@ def test_the_warnings_come_in_the_readers_language(agreements: Agreements) -> No
                 "channel": "queues",
                 "process": "kundreskontra",
                 "setting": "service_level_seconds",
-                "measures": ["service_level"],
+                "measures": ["service_level", "service_levels"],
+                "months": ["2026-03", "2026-04"],
             },
         ],
     }
     sv = model.notices(report, agreements, "sv")
     assert len(sv) == 4 and sv[0].startswith("Inga händelser för 2026-04")
     assert "2026-05-01 00:15" in sv[1] and "/data/a.jsonl" in sv[1]  # local time
-    assert "kundreskontra (service_level_seconds: Servicenivå)" in sv[3]
+    assert "Kundreskontra (telefoni), servicenivåns gräns: Servicenivå" in sv[3]
+    assert "Servicenivå · Extra servicenivåer (mar 2026, apr 2026)" in sv[3]
     en = model.notices(report, agreements, "en")
+    assert "Kundreskontra (phone queues), the service-level threshold: Service level" in en[3]
     assert en[2].startswith("2 events shared a source and id")
     assert model.notices({"month": "2026-04"}, agreements) == []
 
@@ -155,3 +158,33 @@ def test_rows_hold_every_number_once(agreements: Agreements) -> None:
     assert day["service_level"].target == 0.8 and day["offered"].target is None
     assert day["abandoned"].value is None  # a key the bucket lacks is no data, not 0
     assert {r.view for r in rows} == {"month", "days"}  # empty views add no rows
+
+
+def test_every_format_takes_agreements_without_any_process() -> None:
+    """A new installation's first agreements may hold only a calendar: an empty report, no crash."""
+    import io
+
+    from dashboards.reporting.csvfile import write_csv
+    from dashboards.reporting.html import render_html
+    from dashboards.reporting.table import render_table
+    from dashboards.reporting.xlsx import write_xlsx
+
+    bare = parse_agreements({"timezone": "Europe/Stockholm", "calendars": {"k": {"hours": {"mon": ["08:00-16:00"]}}}})
+    empty_views = {"queues": {}, "mailboxes": {}}
+    report: dict[str, Any] = {
+        "month": "2026-04", "queues": {}, "mailboxes": {}, "evaluated_at": "2026-04-30T22:00:00Z",
+        "definitions": DEFINITIONS, "no_events": True, "incomplete_loads": [], "conflicting_duplicates": 0,
+        "agreements_changed": [],
+        "views": {"days": empty_views, "hours": empty_views, "months": {"months": ["2026-04"], **empty_views}},
+    }  # fmt: skip
+    assert list(model.rows(report, bare)) == []
+    workbook = io.BytesIO()
+    write_xlsx(report, bare, "sv", workbook)
+    assert workbook.getvalue().startswith(b"PK")
+    assert "Inga händelser för 2026-04" in render_html(report, bare, "sv")
+    table = io.StringIO()
+    render_table(report, bare, "sv", table, 80)
+    assert "Inga händelser" in table.getvalue()
+    rows = io.StringIO()
+    write_csv(report, bare, "sv", rows)
+    assert rows.getvalue().count("\n") == 1  # the header only

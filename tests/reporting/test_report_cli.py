@@ -92,7 +92,7 @@ def test_the_csv_holds_the_numbers_of_the_json(warehouse, printed, agreements, c
         assert row["value"] == ("" if expected.value is None else repr(expected.value))
 
 
-def test_the_table_is_swedish_and_fits_80_columns(warehouse, printed, agreements, tmp_path):
+def test_the_table_written_to_a_file_is_swedish_and_120_columns_wide(warehouse, printed, agreements, tmp_path):
     out = tmp_path / "r.txt"
     assert report(warehouse, "--out", str(out)) == 0
     text = out.read_text(encoding="utf-8")
@@ -156,7 +156,13 @@ def test_other_agreements_are_named_on_the_terminal(warehouse, tmp_path, capsys)
     out = capsys.readouterr()
     assert code == 0
     assert json.loads(out.out)["agreements_changed"] == [
-        {"channel": "queues", "process": queue, "setting": "service_level_seconds", "measures": ["service_level"]}
+        {
+            "channel": "queues",
+            "process": queue,
+            "setting": "service_level_seconds",
+            "measures": ["service_level"],
+            "months": ["2026-04"],
+        }
     ]
     assert "derived with other service agreements" in out.err and f"--agreements {other}" in out.err
 
@@ -252,3 +258,45 @@ def test_the_demo_writes_the_workbook_and_the_page_beside_the_json(tmp_path, cap
     printed = json.loads((out / "report-2026-02.json").read_text(encoding="utf-8"))
     shipped = load_agreements()
     assert_every_number_in_place(printed, shipped, "sv", read((out / "report-2026-02.xlsx").read_bytes()))
+
+
+def test_options_before_send_are_kept(warehouse, smtp_server, tmp_path, capsys):  # noqa: F811
+    sink, smarthost = smtp_server()
+    managers = managers_file(tmp_path, smarthost)
+    args = ["report", "--month", "2026-04", "--agreements", AGREEMENTS, "--warehouse", str(warehouse),
+            "--lang", "en", "send", "--to", "chef@example.se", "--managers", str(managers)]  # fmt: skip
+    assert main(args) == 0
+    (mail,) = sink.received
+    assert mail.message["Subject"] == "Availability report 2026-04"  # the month and language given before send
+    names = {part.get_filename() for part in mail.message.iter_attachments()}
+    assert names == {"tillganglighet-2026-04.xlsx", "tillganglighet-2026-04.html"}
+    assert main([*args[:1], "--format", "csv", *args[1:]]) == 1
+    assert "takes no --format or --out" in capsys.readouterr().err
+
+
+def test_an_empty_month_is_not_mailed_unless_asked(warehouse, smtp_server, tmp_path, capsys):  # noqa: F811
+    sink, smarthost = smtp_server()
+    managers = managers_file(tmp_path, smarthost)
+    capsys.readouterr()
+    assert send(warehouse, managers, "--month", "2025-01") == 1
+    assert "holds no events for 2025-01: nothing sent" in capsys.readouterr().err and sink.received == []
+    assert send(warehouse, managers, "--month", "2025-01", "--allow-empty") == 0
+    (mail,) = sink.received
+    text = mail.message.get_body(preferencelist=("plain",)).get_content()
+    assert "Inga händelser för 2025-01" in text
+    lines = [line for line in text.splitlines() if line.startswith("- ")]  # one per process
+    assert lines and not any("✓" in line or "✗" in line for line in lines)  # no case, no call: nothing judged
+
+
+def test_a_recipient_must_be_an_address(warehouse, tmp_path, capsys):
+    capsys.readouterr()
+    assert send(warehouse, managers_file(tmp_path, "127.0.0.1:25"), "--to", "chef") == 1
+    assert capsys.readouterr().err == "availability: --to: not an e-mail address: 'chef'\n"
+
+
+def test_an_extension_that_names_no_format_is_an_error(warehouse, tmp_path, capsys):
+    capsys.readouterr()
+    assert report(warehouse, "--out", str(tmp_path / "r.pdf")) == 1
+    assert "cannot tell the format from its extension; add --format" in capsys.readouterr().err
+    assert not (tmp_path / "r.pdf").exists()
+    assert report(warehouse, "--out", str(tmp_path / "r.pdf"), "--format", "html") == 0  # said explicitly
