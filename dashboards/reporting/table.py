@@ -36,6 +36,7 @@ from dashboards.reporting.model import (
     entry,
     fmt,
     local_time,
+    met,
     notices,
     period_label,
     periods,
@@ -120,10 +121,10 @@ def base_measure(channel: Channel, key: str) -> Measure:
     return next(m for m in (PHONE if channel == "queues" else MAIL) if m.key == key)
 
 
-def judged(value: float | int | None, unit: Unit, met: bool | None, lang: Lang) -> Text:
-    """A value with its mark (✓/✗ readable without colour), coloured when the stream shows colour."""
-    mark = MARK[met]
-    return Text(f"{fmt(value, unit, lang)} {mark}".rstrip(), style=STYLE[met])
+def judged(value: float | int | None, unit: Unit, kept: bool | None, lang: Lang) -> Text:
+    """A value with its mark (✓/✗ readable without colour), coloured when the stream shows colour.
+    `kept` is the model's judgement (model.met): None shows the value alone."""
+    return Text(f"{fmt(value, unit, lang)} {MARK[kept]}".rstrip(), style=STYLE[kept])
 
 
 def limit_text(agreements: Agreements, queue: str, key: str, lang: Lang) -> str:
@@ -135,28 +136,31 @@ def limit_text(agreements: Agreements, queue: str, key: str, lang: Lang) -> str:
 def measure_columns(
     report: dict[str, Any], agreements: Agreements, channel: Channel, ids: Sequence[str], key: str, lang: Lang
 ) -> Group:
-    """The columns of one measure over the processes: the value (with its mark when judged), then
-    the target or the reference it is read against; a service level also shows its limit. No
-    column for extra thresholds when no queue has one."""
+    """The columns of one measure over the processes: the value (with the model's mark when
+    judged), then the target or the reference it is read against; a service level also shows its
+    limit. No column for extra thresholds when no queue has one."""
     month = report["month"]
-    found = [entry(report, channel, p, "month", month) or {} for p in ids]
+    found = [entry(report, channel, p, "month", month) for p in ids]
     if key == EXTRA_LEVELS:
         cells = []
         for p, e in zip(ids, found, strict=True):
             extra = [m for m in phone_measures(agreements, p) if m.key.startswith(f"{EXTRA_LEVELS}.")]
             lines = [
-                f"{limit_text(agreements, p, m.key, lang)}: {fmt(value_of(e, m.key), m.unit, lang)}" for m in extra
+                f"{limit_text(agreements, p, m.key, lang)}: {fmt(value_of(e or {}, m.key), m.unit, lang)}"
+                for m in extra
             ]
             cells.append(Text("\n".join(lines)))
         return [Column(WORDS["other_levels"][lang], cells)] if any(c.plain for c in cells) else []
     m = base_measure(channel, key)
-    values = [value_of(e, key) for e in found]
-    targets = [target(agreements, channel, p, key) for p in ids]
+    targets = [target(agreements, channel, p, key) for p in ids]  # shown, not judged here
     refs = [reference(agreements, channel, p, key) for p in ids]
     out = [
         Column(
             m.label(lang),
-            [judged(v, m.unit, t.met(v) if t else None, lang) for v, t in zip(values, targets, strict=True)],
+            [
+                judged(value_of(e or {}, key), m.unit, met(agreements, channel, p, key, e), lang)
+                for p, e in zip(ids, found, strict=True)
+            ],
         )
     ]
     shown = targets if any(targets) else refs
@@ -168,9 +172,11 @@ def measure_columns(
 
 
 def table(title: str | None, stub_header: str, stub: list[Text], columns: Group, stub_min: int) -> Table:
-    """One table: the stub (process or period) wraps, the numbers keep their width."""
+    """One table: the stub (process or period) wraps, the numbers keep their width; the table is
+    as wide as its title at least (a narrow matrix would wrap it: "Cases / received")."""
     t = Table(
         title=title,
+        min_width=cell_len(title) if title else None,
         title_justify="left",
         title_style="bold",
         box=box.SIMPLE_HEAD,
@@ -285,35 +291,40 @@ def render_table(
     queues = list(agreements.queues)
     mailboxes = list(agreements.mailboxes)
     sl = base_measure("queues", "service_level")
+    rate = base_measure("queues", "answer_rate")
     ooh = base_measure("queues", "out_of_hours")
+    received = base_measure("mailboxes", "received")
     breached = base_measure("mailboxes", "breached")
 
-    def sl_cell(view: str) -> Callable[[str, str], Text]:
-        def cell(q: str, period: str) -> Text:
-            value = value_of(entry(report, "queues", q, view, period) or {}, sl.key)
-            t = target(agreements, "queues", q, sl.key)
-            return judged(value, sl.unit, t.met(value) if t else None, lang)
+    def cell(channel: Channel, m: Measure, view: str) -> Callable[[str, str], Text]:
+        """A process's value of `m` in a period, with the model's mark when it judges one."""
 
-        return cell
+        def at(process: str, period: str) -> Text:
+            values = entry(report, channel, process, view, period)
+            kept = met(agreements, channel, process, m.key, values)
+            return judged(value_of(values or {}, m.key), m.unit, kept, lang)
 
-    def ooh_cell(q: str, period: str) -> Text:
-        return Text(fmt(value_of(entry(report, "queues", q, "hours", period) or {}, ooh.key), ooh.unit, lang))
+        return at
 
-    def breached_cell(mb: str, period: str) -> Text:
-        value = value_of(entry(report, "mailboxes", mb, "days", period) or {}, breached.key)
-        t = target(agreements, "mailboxes", mb, breached.key)
-        return judged(value, breached.unit, t.met(value) if t else None, lang)
+    def goal_legend(m: Measure) -> Callable[[str], str]:
+        """`<queue>: Servicenivå ≤ 60 s, mål 80,0 %`: the queue's own label and target."""
 
-    def sl_legend(q: str) -> str:
-        t = target(agreements, "queues", q, sl.key)
-        goal = f", {TEXT['target'][lang].lower()} {fmt(t.value, t.unit, lang)}" if t else ""
-        return f"{process_name(agreements, 'queues', q)}: {phone_label(agreements, q, sl.key, lang)}{goal}"
+        def legend(q: str) -> str:
+            t = target(agreements, "queues", q, m.key)
+            goal = f", {TEXT['target'][lang].lower()} {fmt(t.value, t.unit, lang)}" if t else ""
+            return f"{process_name(agreements, 'queues', q)}: {phone_label(agreements, q, m.key, lang)}{goal}"
+
+        return legend
 
     def name_legend(channel: Channel) -> Callable[[str], str]:
         return lambda p: process_name(agreements, channel, p)
 
     def rule(channel: str, view: str) -> None:
         console.rule(Text(f"{TEXT[channel][lang]} · {TEXT[view][lang]}", style="bold"))
+
+    def with_data(channel: Channel, ids: list[str]) -> list[str]:
+        """The hours of the day in which any of the processes had a contact or case."""
+        return [h for h in periods(report, "hours") if any(entry(report, channel, p, "hours", h) for p in ids)]
 
     if queues:
         rule("phone", "summary")
@@ -324,23 +335,37 @@ def render_table(
     if queues:
         rule("phone", "days")
         days = periods(report, "days")
-        matrix(console, sl.label(lang), days, "days", queues, sl_cell("days"), sl_legend, lang)
-        hours = [h for h in periods(report, "hours") if any(entry(report, "queues", q, "hours", h) for q in queues)]
+        matrix(console, sl.label(lang), days, "days", queues, cell("queues", sl, "days"), goal_legend(sl), lang)
         rule("phone", "hours")
+        hours = with_data("queues", queues)
         if hours:
-            matrix(console, sl.label(lang), hours, "hours", queues, sl_cell("hours"), sl_legend, lang)
-            legend = name_legend("queues")
-            matrix(console, ooh.label(lang), hours, "hours", queues, ooh_cell, legend, lang)
+            matrix(console, sl.label(lang), hours, "hours", queues, cell("queues", sl, "hours"), goal_legend(sl), lang)
+            names = name_legend("queues")
+            matrix(console, ooh.label(lang), hours, "hours", queues, cell("queues", ooh, "hours"), names, lang)
         else:
             console.print(Text(TEXT["no_data"][lang]))
+            console.print()
         rule("phone", "months")
         months = periods(report, "months")
-        matrix(console, sl.label(lang), months, "months", queues, sl_cell("months"), sl_legend, lang)
+        for m in (sl, rate):
+            matrix(console, m.label(lang), months, "months", queues, cell("queues", m, "months"), goal_legend(m), lang)
     if mailboxes:
+        names = name_legend("mailboxes")
         rule("mail", "days")
         days = periods(report, "days")
-        legend = name_legend("mailboxes")
-        matrix(console, breached.label(lang), days, "days", mailboxes, breached_cell, legend, lang)
+        matrix(console, breached.label(lang), days, "days", mailboxes, cell("mailboxes", breached, "days"), names, lang)
+        rule("mail", "hours")
+        hours = with_data("mailboxes", mailboxes)
+        if hours:
+            at = cell("mailboxes", received, "hours")
+            matrix(console, received.label(lang), hours, "hours", mailboxes, at, names, lang)
+        else:
+            console.print(Text(TEXT["no_data"][lang]))
+            console.print()
+        rule("mail", "months")
+        months = periods(report, "months")
+        at = cell("mailboxes", breached, "months")
+        matrix(console, breached.label(lang), months, "months", mailboxes, at, names, lang)
 
     evaluated = text("evaluated", lang, time=local_time(report["evaluated_at"], agreements))
     console.print(Text(evaluated, style="dim"))

@@ -22,7 +22,7 @@ import pytest
 from rich.cells import cell_len
 
 from dashboards.reporting import model
-from dashboards.reporting.table import EXTRA_LEVELS, MAIL_SECTIONS, PHONE_SECTIONS, render_table
+from dashboards.reporting.table import EXTRA_LEVELS, MAIL_SECTIONS, PHONE_SECTIONS, WORDS, render_table
 from schemas.agreements import Agreements, level_key
 from tests.conftest import unavailable
 
@@ -142,7 +142,8 @@ def test_month_values_of_every_process(
         for key in ("service_level", "answer_rate"):
             t = model.target(agreements, "queues", q, key)
             assert t is not None
-            expected.append(f"{model.fmt(values[key], 'ratio', lang)} {model.MARK[t.met(values[key])]}")
+            mark = model.MARK[model.met(agreements, "queues", q, key, values)]
+            expected.append(f"{model.fmt(values[key], 'ratio', lang)} {mark}")
             expected.append(model.fmt(t.value, t.unit, lang))
             if key == "service_level":
                 expected.append(f"≤ {level_key(agreements.queues[q].service_level_seconds)} s")
@@ -175,40 +176,153 @@ def test_sections_show_every_measure() -> None:
     assert mail == {m.key for m in model.MAIL}
 
 
-@pytest.mark.parametrize("lang", model.LANGS)
-def test_day_hour_and_month_matrices(
-    week_report: dict[str, Any], shipped_agreements: Agreements, lang: model.Lang
-) -> None:
-    """At 200 columns each matrix is one table: a period's line holds, per numbered process, the
-    value the model writes (service level with its mark, out-of-hours calls, breached mail cases
-    with its mark), or – without data."""
-    agreements = shipped_agreements
-    lines = {tuple(cells(line)) for line in rendered(week_report, agreements, lang, 200).splitlines()}
+Parts = dict[tuple[str, str], list[list[tuple[str, ...]]]]
+
+
+def matrices(out: str, lang: model.Lang) -> Parts:
+    """The view matrices of a rendering, in order: (section rule, title) -> its parts (one per
+    table it was split into), each the header cells (`Period`, `1`, `2`, …) then the rows' cells."""
+    found: Parts = {}
+    section = ""
+    lines = out.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("─") and " · " in line:
+            section = line.strip("─ ")
+        elif i + 2 < len(lines) and cells(lines[i + 1])[0] == model.TEXT["period"][lang] and "─" in lines[i + 2]:
+            part = [tuple(cells(lines[i + 1]))]
+            for row in lines[i + 3 :]:
+                if not row.strip() or re.match(r"\d+ = ", row):
+                    break
+                part.append(tuple(cells(row)))
+            found.setdefault((section, line.strip()), []).append(part)
+    return found
+
+
+def section(lang: model.Lang, channel: str, view: str) -> str:
+    return f"{model.TEXT[channel][lang]} · {model.TEXT[view][lang]}"
+
+
+def hours_with_data(report: dict[str, Any], agreements: Agreements, channel: model.Channel) -> list[str]:
+    ids = agreements.queues if channel == "queues" else agreements.mailboxes
+    return [h for h in model.periods(report, "hours") if any(model.entry(report, channel, p, "hours", h) for p in ids)]
+
+
+def expected_matrices(
+    report: dict[str, Any], agreements: Agreements, lang: model.Lang
+) -> dict[tuple[str, str], list[tuple[str, ...]]]:
+    """Every matrix the terminal shows, in order, as the model writes it: per period (row), per
+    process (column) the value with the model's mark (model.met on the period's entry), or – for
+    no data. Phone views first (service level per day; service level and out-of-hours calls per
+    hour with data; service level and answer rate over 13 months), then mail views (cases past
+    lead time per day, cases received per hour with data, cases past lead time over 13 months)."""
 
     def judged(channel: model.Channel, key: str, process: str, view: str, period: str) -> str:
-        value = model.value_of(model.entry(week_report, channel, process, view, period) or {}, key)
-        t = model.target(agreements, channel, process, key)
+        values = model.entry(report, channel, process, view, period)
         unit = next(m.unit for m in (*model.PHONE, *model.MAIL) if m.channel == channel and m.key == key)
-        mark = model.MARK[t.met(value)] if t else ""
-        return f"{model.fmt(value, unit, lang)} {mark}".rstrip()
+        mark = model.MARK[model.met(agreements, channel, process, key, values)]
+        return f"{model.fmt(model.value_of(values or {}, key), unit, lang)} {mark}".rstrip()
 
-    def check(channel: model.Channel, key: str, view: str, periods: list[str]) -> None:
+    def matrix(channel: model.Channel, key: str, view: str, periods: list[str]) -> list[tuple[str, ...]]:
         ids = agreements.queues if channel == "queues" else agreements.mailboxes
-        for period in periods:
-            row = (model.period_label(view, period, lang), *(judged(channel, key, p, view, period) for p in ids))
-            assert row in lines, row
+        return [(model.period_label(view, t, lang), *(judged(channel, key, p, view, t) for p in ids)) for t in periods]
 
-    hours = [
-        h
-        for h in model.periods(week_report, "hours")
-        if any(model.entry(week_report, "queues", q, "hours", h) for q in agreements.queues)
+    def label(channel: model.Channel, key: str) -> str:
+        return next(m.label(lang) for m in (*model.PHONE, *model.MAIL) if m.channel == channel and m.key == key)
+
+    wanted: list[tuple[model.Channel, str, str, str, list[str]]] = []
+    if agreements.queues:
+        wanted += [
+            ("queues", "phone", "service_level", "days", model.periods(report, "days")),
+            ("queues", "phone", "service_level", "hours", hours_with_data(report, agreements, "queues")),
+            ("queues", "phone", "out_of_hours", "hours", hours_with_data(report, agreements, "queues")),
+            ("queues", "phone", "service_level", "months", model.periods(report, "months")),
+            ("queues", "phone", "answer_rate", "months", model.periods(report, "months")),
+        ]
+    if agreements.mailboxes:
+        wanted += [
+            ("mailboxes", "mail", "breached", "days", model.periods(report, "days")),
+            ("mailboxes", "mail", "received", "hours", hours_with_data(report, agreements, "mailboxes")),
+            ("mailboxes", "mail", "breached", "months", model.periods(report, "months")),
+        ]
+    return {
+        (section(lang, word, view), label(channel, key)): matrix(channel, key, view, periods)
+        for channel, word, key, view, periods in wanted
+        if periods
+    }
+
+
+@pytest.mark.parametrize("lang", model.LANGS)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_day_hour_and_month_matrices(case: tuple[dict[str, Any], Agreements], width: int, lang: model.Lang) -> None:
+    """Each matrix, in its section and in order, split into parts that fit the width: every part's
+    columns are numbered processes, together each process once, and each cell is the value the
+    model writes with the model's mark (service level, answer rate, past lead time) or without
+    (out-of-hours calls, cases received), or – without data. At 200 columns each is one table."""
+    report, agreements = case
+    expected = expected_matrices(report, agreements, lang)
+    found = matrices(rendered(report, agreements, lang, width), lang)
+    assert list(found) == list(expected)
+    for name, rows in expected.items():
+        parts = found[name]
+        numbers = [int(n) for part in parts for n in part[0][1:]]
+        assert sorted(numbers) == list(range(1, len(rows[0]))), name
+        if width == max(WIDTHS):
+            assert len(parts) == 1, name
+        for part in parts:
+            columns = [0, *(int(n) for n in part[0][1:])]
+            assert part[1:] == [tuple(row[c] for c in columns) for row in rows], (name, part[0])
+
+
+def test_matrices_week_has_every_view(week_report: dict[str, Any], shipped_agreements: Agreements) -> None:
+    """The simulated week fills each view: no matrix is left out for lack of data, and the marks
+    appear in the trend (answer rate, mail past lead time) as well."""
+    expected = expected_matrices(week_report, shipped_agreements, "en")
+    assert len(expected) == 8
+    months = section("en", "mail", "months"), "Past lead time"
+    assert any(model.MARK[True] in c or model.MARK[False] in c for row in expected[months] for c in row[1:])
+    rates = section("en", "phone", "months"), "Answer rate"
+    assert any(model.MARK[False] in c for row in expected[rates] for c in row[1:])
+
+
+@pytest.mark.parametrize("lang", model.LANGS)
+def test_mailbox_without_cases_is_not_met(
+    week_report: dict[str, Any], shipped_agreements: Agreements, lang: model.Lang
+) -> None:
+    """A mailbox that received no case kept no promise: its 0 cases past lead time show no ✓ (nor
+    ✗), in the summary and in the matrices, while the other mailboxes keep their marks."""
+    agreements = shipped_agreements
+    report = copy.deepcopy(week_report)
+    mb = next(iter(agreements.mailboxes))
+    month = report["month"]
+    day = next(iter(report["views"]["days"]["mailboxes"][mb]))
+    emptied = [
+        report["mailboxes"][mb],
+        report["views"]["months"]["mailboxes"][mb][month],
+        report["views"]["days"]["mailboxes"][mb][day],
     ]
-    assert hours
-    check("queues", "service_level", "days", model.periods(week_report, "days"))
-    check("queues", "service_level", "hours", hours)
-    check("queues", "out_of_hours", "hours", hours)
-    check("queues", "service_level", "months", model.periods(week_report, "months"))
-    check("mailboxes", "breached", "days", model.periods(week_report, "days"))
+    for values in emptied:
+        values.update(received=0, breached=0)
+        assert model.met(agreements, "mailboxes", mb, "breached", values) is None
+    out = rendered(report, agreements, lang, 200)
+    values = report["mailboxes"][mb]
+    t = model.target(agreements, "mailboxes", mb, "breached")
+    assert t is not None
+    lines = out.splitlines()
+    lead = lines[[line.strip() for line in lines].index(WORDS["lead_time"][lang]) :]  # the lead-time table on
+    row = next(cells(line) for line in lead if cells(line)[0] == model.process_name(agreements, "mailboxes", mb))
+    assert row[:4] == [row[0], model.fmt(values["within_target"], "count", lang), "0", model.fmt(t.value, t.unit, lang)]
+    assert not {model.MARK[True], model.MARK[False]} & set("".join(row))
+    found = matrices(out, lang)
+    expected = expected_matrices(report, agreements, lang)
+    label = next(m.label(lang) for m in model.MAIL if m.key == "breached")
+    for view, period in (("days", day), ("months", month)):
+        name = section(lang, "mail", view), label
+        (part,) = found[name]
+        assert part[1:] == expected[name]
+        row_of = next(r for r in part[1:] if r[0] == model.period_label(view, period, lang))
+        assert row_of[1] == "0", (view, row_of)  # column 1: the first mailbox
+    other = next(p for p in agreements.mailboxes if p != mb)
+    assert model.met(agreements, "mailboxes", other, "breached", report["mailboxes"][other]) is not None
 
 
 def test_matrix_legend_numbers_the_processes(week_report: dict[str, Any], shipped_agreements: Agreements) -> None:
