@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from ingest.kafka.publisher import partition_of
@@ -92,6 +93,16 @@ def test_events_through_the_webhook_and_publish_give_the_same_report_as_process(
     replayed = report(env, tmp_path / "replay-wh", EXAMPLE_AGREEMENTS, "2026-04")
     assert streamed == replayed
     assert streamed["queues"]["kundreskontra"]["offered"] == 4  # and it is the worked example's
+    # The worker recorded which agreements derived its facts: a report with another threshold
+    # names the measure it changes.
+    raw = yaml.safe_load(Path(EXAMPLE_AGREEMENTS).read_text(encoding="utf-8"))
+    raw["queues"]["kundreskontra"]["service_level_seconds"] += 15
+    other = tmp_path / "other-agreements.yaml"
+    other.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    changed = report(env, tmp_path / "stream-wh", str(other), "2026-04")["agreements_changed"]
+    assert [(c["process"], c["setting"], c["measures"]) for c in changed] == [
+        ("kundreskontra", "service_level_seconds", ["service_level"])
+    ]
 
 
 def consume_all(bootstrap: str, topic: str) -> list[Any]:
