@@ -15,8 +15,6 @@ import pytest
 from dashboards.report import AFFECTED, MAILBOX_KEYS, monthly_report, trend_months
 from schemas.agreements import parse_agreements
 from stream_jobs.core.deriver import Deriver
-from stream_jobs.core.provenance import derivation_inputs, fingerprint
-from stream_jobs.core.store import MemoryStore
 from tests.conftest import AGREEMENTS, call, ev
 
 K = {"queue": "kundreskontra"}
@@ -244,28 +242,3 @@ def test_other_rules_another_time_zone_or_unknown_inputs_change_every_measure(wa
     other = changed(queues__kundreskontra__service_level_seconds=45)
     unknown = monthly_report(warehouse, other, "2026-04", now=LATER)["agreements_changed"]
     assert {c["setting"] for c in unknown} == {"agreements"}
-
-
-def test_the_fingerprint_ignores_order_names_targets_and_keywords(agreements):
-    base = fingerprint(derivation_inputs(agreements))
-    assert fingerprint(derivation_inputs(changed(queues__kundreskontra__name="X"))) == base
-    assert fingerprint(derivation_inputs(changed(queues__kundreskontra__answer_rate_target=0.5))) == base
-    assert fingerprint(derivation_inputs(changed(mailboxes__kundreskontra__priority_keywords=["x"]))) == base
-    hours = copy.deepcopy(AGREEMENTS["calendars"]["kontor"]["hours"])
-    reordered = dict(reversed(list(hours.items())))
-    assert fingerprint(derivation_inputs(changed(calendars__kontor__hours=reordered))) == base
-    assert fingerprint(derivation_inputs(changed(queues__kundreskontra__short_abandon_seconds=6))) != base
-
-
-def test_the_deriver_records_its_inputs_once_and_again_after_forgetting(agreements):
-    store = MemoryStore()
-    deriver = Deriver(store, agreements)
-    recorded = []
-    store.record_agreements = lambda f, i: recorded.append(f)  # type: ignore[method-assign]
-    deriver.apply(call("c1", ("queued", "2026-04-14T08:10:00+02:00", K)))
-    deriver.apply(call("c2", ("queued", "2026-04-14T08:20:00+02:00", K)))
-    assert recorded == [deriver.fingerprint]
-    assert store.derived_with == {"c1": deriver.fingerprint, "c2": deriver.fingerprint}
-    deriver.forget()  # a refused batch: the record may have gone with it
-    deriver.apply(call("c3", ("queued", "2026-04-14T08:30:00+02:00", K)))
-    assert recorded == [deriver.fingerprint] * 2
