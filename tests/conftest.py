@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 from itertools import count
@@ -59,6 +60,20 @@ AGREEMENTS: dict[str, Any] = {
         }
     },
 }
+
+
+def agreements_with(**edits: Any) -> Agreements:
+    """AGREEMENTS with some values replaced, each named by its path with `__` between the keys:
+    `agreements_with(queues__kundreskontra__service_level_seconds=45)`."""
+    raw = copy.deepcopy(AGREEMENTS)
+    for path, value in edits.items():
+        *keys, last = path.split("__")
+        node = raw
+        for k in keys:
+            node = node[k]
+        node[last] = value
+    return parse_agreements(raw)
+
 
 SHARED = Path(os.environ.get("AVAILABILITY_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 EXAMPLES = SHARED / "examples"

@@ -4,30 +4,17 @@ fact it writes."""
 
 from __future__ import annotations
 
-import copy
 from datetime import date, timedelta
 
 import pytest
 
-from schemas.agreements import parse_agreements
 from stream_jobs.core import provenance
 from stream_jobs.core.deriver import Deriver
 from stream_jobs.core.provenance import calendar_inputs, calendar_of, derivation_inputs, fingerprint
 from stream_jobs.core.store import MemoryStore
-from tests.conftest import AGREEMENTS, call, ev
+from tests.conftest import AGREEMENTS, agreements_with, call, ev
 
 K = {"queue": "kundreskontra"}
-
-
-def changed(**edits):
-    raw = copy.deepcopy(AGREEMENTS)
-    for path, value in edits.items():
-        *keys, last = path.split("__")
-        node = raw
-        for k in keys:
-            node = node[k]
-        node[last] = value
-    return parse_agreements(raw)
 
 
 def test_the_inputs_are_what_a_fact_depends_on(agreements):
@@ -59,12 +46,14 @@ def test_the_inputs_are_what_a_fact_depends_on(agreements):
     ],
 )
 def test_the_fingerprint_changes_with_the_inputs_only(agreements, edit, same):
-    assert (fingerprint(derivation_inputs(changed(**edit))) == fingerprint(derivation_inputs(agreements))) is same
+    assert (
+        fingerprint(derivation_inputs(agreements_with(**edit))) == fingerprint(derivation_inputs(agreements))
+    ) is same
 
 
 def test_the_order_a_calendar_is_written_in_changes_nothing(agreements):
     hours = AGREEMENTS["calendars"]["kontor"]["hours"]
-    reordered = changed(calendars__kontor__hours=dict(reversed(list(hours.items()))))
+    reordered = agreements_with(calendars__kontor__hours=dict(reversed(list(hours.items()))))
     assert fingerprint(derivation_inputs(reordered)) == fingerprint(derivation_inputs(agreements))
     assert len(fingerprint(derivation_inputs(agreements))) == 16
 

@@ -7,15 +7,13 @@ Fri 08-16; kundreskontra: T = 60 s, short abandon < 5 s; the mailbox: 8 h, prior
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime
 
 import pytest
 
 from dashboards.report import AFFECTED, MAILBOX_KEYS, monthly_report, trend_months
-from schemas.agreements import parse_agreements
 from stream_jobs.core.deriver import Deriver
-from tests.conftest import AGREEMENTS, call, ev
+from tests.conftest import agreements_with, call, ev
 
 K = {"queue": "kundreskontra"}
 LATER = datetime(2027, 1, 1, tzinfo=UTC)
@@ -130,21 +128,10 @@ def test_an_empty_month_says_so_and_a_month_with_only_closed_hours_calls_does_no
 # -- facts derived with other agreements ---------------------------------------------------------------
 
 
-def changed(**edits):
-    raw = copy.deepcopy(AGREEMENTS)
-    for path, value in edits.items():
-        *keys, last = path.split("__")
-        node = raw
-        for k in keys:
-            node = node[k]
-        node[last] = value
-    return parse_agreements(raw)
-
-
 def test_a_report_with_other_thresholds_names_the_measures_and_reprocessing_clears_it(warehouse, agreements):
     Deriver(warehouse, agreements).apply(contacts() + mails())
     assert monthly_report(warehouse, agreements, "2026-04", now=LATER)["agreements_changed"] == []
-    other = changed(
+    other = agreements_with(
         queues__kundreskontra__service_level_seconds=45,
         queues__kundreskontra__service_level_target=0.5,  # a target: read at report time, no warning
         queues__kundreskontra__name="Kundreskontra (ny)",  # a name: likewise
@@ -168,7 +155,7 @@ def test_a_report_with_other_thresholds_names_the_measures_and_reprocessing_clea
 
 def test_each_process_and_month_is_judged_by_its_own_facts(warehouse, agreements):
     Deriver(warehouse, agreements).apply(contacts())
-    other = changed(queues__kundreskontra__short_abandon_seconds=10, queues__avgifter__short_abandon_seconds=10)
+    other = agreements_with(queues__kundreskontra__short_abandon_seconds=10, queues__avgifter__short_abandon_seconds=10)
     # May's facts (and avgifter's April contact) derived with the new agreements.
     Deriver(warehouse, other).apply(
         call("c9", ("queued", "2026-05-05T09:00:00+02:00", K))
@@ -192,23 +179,29 @@ def test_a_calendar_change_counts_only_on_the_days_that_matter(warehouse, agreem
         return {(c["channel"], c["setting"], tuple(c["months"])) for c in report["agreements_changed"]}
 
     # A reduced day in a later year: no fact of 2026 changes.
-    later = changed(calendars__kontor__reduced={"valborgsmassoafton": ["08:00-13:00"], "2031-04-29": ["08:00-12:00"]})
+    later = agreements_with(
+        calendars__kontor__reduced={"valborgsmassoafton": ["08:00-13:00"], "2031-04-29": ["08:00-12:00"]}
+    )
     assert settings(monthly_report(warehouse, later, "2026-04", now=LATER)) == set()
     # Tue 14 Apr shortened: April's queue and mailbox change; March's do not (its queue's days
     # end on 1 Apr, its mail is judged with a clock that stops at the end of March).
-    april = changed(calendars__kontor__reduced={"valborgsmassoafton": ["08:00-13:00"], "2026-04-14": ["08:00-12:00"]})
+    april = agreements_with(
+        calendars__kontor__reduced={"valborgsmassoafton": ["08:00-13:00"], "2026-04-14": ["08:00-12:00"]}
+    )
     assert settings(monthly_report(warehouse, april, "2026-04", now=LATER)) == {
         ("queues", "calendar", ("2026-04",)), ("mailboxes", "calendar", ("2026-04",)),
     }  # fmt: skip
     # A day of 2025 changed: the queues of 2026 are untouched; the mailbox's cases opened later
     # carry a business clock counted from 2000 through that day, so both months of mail change.
-    old_day = changed(calendars__kontor__reduced={"valborgsmassoafton": ["08:00-13:00"], "2025-06-10": ["08:00-12:00"]})
+    old_day = agreements_with(
+        calendars__kontor__reduced={"valborgsmassoafton": ["08:00-13:00"], "2025-06-10": ["08:00-12:00"]}
+    )
     assert settings(monthly_report(warehouse, old_day, "2026-04", now=LATER)) == {
         ("mailboxes", "calendar", ("2026-03", "2026-04")),
     }  # fmt: skip
     # The last day of March: March's queue and mail, and April's mail (its clock counts that day);
     # April's queue only if the day before its first lies in its window (it does: 31 Mar).
-    last_march = changed(
+    last_march = agreements_with(
         calendars__kontor__reduced={"valborgsmassoafton": ["08:00-13:00"], "2026-03-31": ["08:00-12:00"]}
     )
     assert settings(monthly_report(warehouse, last_march, "2026-04", now=LATER)) == {
@@ -220,13 +213,15 @@ def test_facts_without_a_fingerprint_are_not_judged(warehouse, agreements):
     Deriver(warehouse, agreements).apply(contacts())
     warehouse.flush()
     warehouse.client.command("ALTER TABLE call_contacts UPDATE derived_with = '' WHERE 1 SETTINGS mutations_sync = 1")
-    other = changed(queues__kundreskontra__service_level_seconds=45)
+    other = agreements_with(queues__kundreskontra__service_level_seconds=45)
     assert monthly_report(warehouse, other, "2026-04", now=LATER)["agreements_changed"] == []
 
 
 def test_other_rules_another_time_zone_or_unknown_inputs_change_every_measure(warehouse, agreements, monkeypatch):
     Deriver(warehouse, agreements).apply(contacts() + mails())
-    tz = monthly_report(warehouse, changed(timezone="Europe/Helsinki"), "2026-04", now=LATER)["agreements_changed"]
+    tz = monthly_report(warehouse, agreements_with(timezone="Europe/Helsinki"), "2026-04", now=LATER)[
+        "agreements_changed"
+    ]
     assert {(c["channel"], c["process"], c["setting"]) for c in tz} == {
         ("queues", "kundreskontra", "timezone"), ("mailboxes", "kundreskontra", "timezone"),
     }  # fmt: skip
@@ -239,6 +234,6 @@ def test_other_rules_another_time_zone_or_unknown_inputs_change_every_measure(wa
     # Inputs never recorded (a fingerprint whose record was lost): every measure too.
     warehouse.flush()
     warehouse.client.command("TRUNCATE TABLE agreements_seen")
-    other = changed(queues__kundreskontra__service_level_seconds=45)
+    other = agreements_with(queues__kundreskontra__service_level_seconds=45)
     unknown = monthly_report(warehouse, other, "2026-04", now=LATER)["agreements_changed"]
     assert {c["setting"] for c in unknown} == {"agreements"}
