@@ -33,8 +33,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "mutants" / "sql"
-FILES = ("dashboards/kpi_sql.py", "dashboards/report.py")
-NOT_SQL = {"DEFINITIONS", "QUEUE_KEYS", "MAILBOX_KEYS", "QUEUE_VIEW_KEYS", "_RATIOS", "AFFECTED", "_ALL_PHONE"}  # module names whose strings are not SQL
+FILES = ("dashboards/kpi_sql.py", "dashboards/report.py", "dashboards/provenance.py")
+NOT_SQL = {
+    "DEFINITIONS",
+    "QUEUE_KEYS",
+    "MAILBOX_KEYS",
+    "QUEUE_VIEW_KEYS",
+    "_RATIOS",
+    "AFFECTED",
+    "_ALL_PHONE",
+    "EVERYTHING",
+    "SETTINGS",
+    "BUCKETS",
+}  # module names whose strings are not SQL
 TESTS = [
     "tests/warehouse/test_report.py",
     "tests/warehouse/test_report_boundaries.py",

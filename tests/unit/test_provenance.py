@@ -4,10 +4,12 @@ fact it writes."""
 
 from __future__ import annotations
 
+import copy
 from datetime import date, timedelta
 
 import pytest
 
+from schemas.agreements import parse_agreements
 from stream_jobs.core import provenance
 from stream_jobs.core.deriver import Deriver
 from stream_jobs.core.provenance import calendar_inputs, calendar_of, derivation_inputs, fingerprint
@@ -93,3 +95,18 @@ def test_nothing_is_recorded_for_an_empty_batch(agreements):
     store = MemoryStore()
     Deriver(store, agreements).apply([])
     assert store.agreements == {} and store.derived_with == {}
+
+
+def test_the_fingerprint_is_a_stable_digest_of_canonical_json():
+    """Fingerprints are stored: the text hashed must never change (keys sorted, no spaces, UTF-8
+    as written), or every fact would read as derived with other agreements after an upgrade."""
+    import hashlib
+
+    text = '{"a":"å","b":[1,2]}'
+    assert fingerprint({"b": [1, 2], "a": "å"}) == hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def test_the_order_of_the_processes_in_the_file_changes_nothing(agreements):
+    reordered = copy.deepcopy(AGREEMENTS)
+    reordered["queues"] = dict(reversed(list(reordered["queues"].items())))
+    assert fingerprint(derivation_inputs(parse_agreements(reordered))) == fingerprint(derivation_inputs(agreements))
