@@ -67,7 +67,8 @@ def screenshot(page: Path, tmp: Path, width: int, height: int) -> Image.Image:
 
 def assert_not_blank(image: Image.Image) -> None:
     """Text, tables and colour, not an empty or error page: many colours, and ink on a fair part."""
-    pixels = list(image.getdata())
+    raw = image.tobytes()  # RGB triples (getdata is deprecated in Pillow 12)
+    pixels = [tuple(raw[i : i + 3]) for i in range(0, len(raw), 3)]
     colours = len(set(pixels))
     ink = sum(1 for p in pixels if min(p) < 235) / len(pixels)
     assert colours > 200, f"only {colours} distinct colours"
