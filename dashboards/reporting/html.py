@@ -119,7 +119,7 @@ class _Page:
         return escape(model.process_name(self.agreements, channel, process))
 
     def ids(self, channel: Channel) -> list[str]:
-        return list(self.agreements.queues if channel == "queues" else self.agreements.mailboxes)
+        return model.ids(self.agreements, channel)
 
 
 # -- cells ---------------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def _summary(page: _Page, channel: Channel) -> str:
     head2 = ""
     labels: dict[str, tuple[str, str]] = {}  # key -> (value label, target label), shown on a phone
     for key, kind in SUMMARY[channel]:
-        raw = _generic_label(key, channel, page.lang)
+        raw = model.generic(channel, key).label(page.lang)
         label = escape(raw)
         if kind == "plain":
             head1 += f'<th rowspan="2" scope="col" class="num">{label}</th>'
@@ -265,11 +265,6 @@ def _summary(page: _Page, channel: Channel) -> str:
         f'<table class="summary"><thead><tr>{head1}</tr><tr>{head2}</tr></thead><tbody>{"".join(body)}</tbody></table>'
     )
     return f"<h3>{page.t('phone' if channel == 'queues' else 'mail')}</h3>{_scroll(table)}"
-
-
-def _generic_label(key: str, channel: Channel, lang: Lang) -> str:
-    """A measure's label without a queue's threshold (a column over queues of different ones)."""
-    return next(m for m in (*model.PHONE, *model.MAIL) if m.key == key and m.channel == channel).label(lang)
 
 
 def _month_cards(page: _Page, channel: Channel) -> str:

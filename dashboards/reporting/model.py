@@ -98,16 +98,37 @@ def phone_measures(agreements: Agreements, queue: str, view: str = "month") -> l
         if view != "month" and m.key not in PHONE_VIEW_KEYS:
             continue
         if m.key == "service_level":
-            t = level_key(q.service_level_seconds)
-            out.append(_m(m.key, "queues", "ratio", f"Servicenivå ≤ {t} s", f"Service level ≤ {t} s"))
-            for x in q.extra_service_levels:
-                k = level_key(x)
-                out.append(
-                    _m(f"service_levels.{k}", "queues", "ratio", f"Servicenivå ≤ {k} s", f"Service level ≤ {k} s")
-                )
+            extra = [(f"service_levels.{level_key(x)}", x) for x in q.extra_service_levels]
+            for key, seconds in [("service_level", q.service_level_seconds), *extra]:
+                out.append(_m(key, "queues", "ratio", f"{m.sv} {limit(seconds)}", f"{m.en} {limit(seconds)}"))
         else:
             out.append(m)
     return out
+
+
+def limit(seconds: float) -> str:
+    """A service-level threshold as every format writes it: `≤ 60 s`, `≤ 7.5 s`."""
+    return f"≤ {level_key(seconds)} s"
+
+
+def limit_of(agreements: Agreements, queue: str, key: str) -> str:
+    """The threshold of a queue's service-level measure (`service_level` or `service_levels.X`)."""
+    seconds = agreements.queues[queue].service_level_seconds if key == "service_level" else float(key.split(".", 1)[1])
+    return limit(seconds)
+
+
+_GENERIC = {(m.channel, m.key): m for m in (*PHONE, *MAIL)}
+
+
+def generic(channel: Channel, key: str) -> Measure:
+    """A measure with the label every process shares (`Servicenivå`, without a queue's threshold):
+    the head of a column over processes whose thresholds differ."""
+    return _GENERIC[(channel, key)]
+
+
+def ids(agreements: Agreements, channel: Channel) -> list[str]:
+    """The ids of a channel's processes: the queues, or the mailboxes, in the agreements' order."""
+    return list(agreements.queues if channel == "queues" else agreements.mailboxes)
 
 
 def mail_measures() -> list[Measure]:
@@ -259,8 +280,7 @@ def rows(report: dict[str, Any], agreements: Agreements, lang: Lang = "sv") -> I
     """Every number of the report, tidy: the month, then each view's periods that had data."""
     for view in VIEWS:
         for channel in ("queues", "mailboxes"):
-            ids = agreements.queues if channel == "queues" else agreements.mailboxes
-            for process in ids:
+            for process in ids(agreements, channel):
                 name = process_name(agreements, channel, process)
                 for period in periods(report, view):
                     values = entry(report, channel, process, view, period)
@@ -383,19 +403,17 @@ def notices(report: dict[str, Any], agreements: Agreements, lang: Lang = "sv") -
         parts = []
         for change in changed:
             channel, process = change["channel"], change["process"]
-            labels = {m.key: m.label(lang) for m in (*PHONE, *MAIL) if m.channel == channel}
-            named = " · ".join(labels.get(k, GENERIC.get(k, {}).get(lang, k)) for k in change["measures"])
+            named = " · ".join(
+                generic(channel, k).label(lang) if (channel, k) in _GENERIC else GENERIC.get(k, {}).get(lang, k)
+                for k in change["measures"]
+            )
             setting = SETTINGS.get(change["setting"], {}).get(lang, change["setting"])
             months = ", ".join(period_label("months", m, lang) for m in change.get("months", []))
-            name = process_name(agreements, channel, process) if process in _ids(agreements, channel) else process
+            name = process_name(agreements, channel, process) if process in ids(agreements, channel) else process
             where = text("phone" if channel == "queues" else "mail", lang).lower()
             parts.append(f"{name} ({where}), {setting}: {named} ({months})")
         out.append(text("agreements_changed", lang, changes="; ".join(parts), source=agreements.source))
     return out
-
-
-def _ids(agreements: Agreements, channel: Channel) -> dict[str, Any]:
-    return dict(agreements.queues) if channel == "queues" else dict(agreements.mailboxes)
 
 
 # The settings named in agreements_changed (dashboards/provenance.py), as a reader says them.

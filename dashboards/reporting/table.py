@@ -25,9 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dashboards.reporting.model import (
-    MAIL,
     MARK,
-    PHONE,
     TEXT,
     Channel,
     Lang,
@@ -35,6 +33,8 @@ from dashboards.reporting.model import (
     Unit,
     entry,
     fmt,
+    generic,
+    limit_of,
     local_time,
     met,
     notices,
@@ -47,6 +47,9 @@ from dashboards.reporting.model import (
     target,
     text,
     value_of,
+)
+from dashboards.reporting.model import (
+    ids as process_ids,
 )
 from schemas.agreements import Agreements
 
@@ -116,21 +119,10 @@ class Column:
 Group = list[Column]
 
 
-def base_measure(channel: Channel, key: str) -> Measure:
-    """The model's measure of a key, with the label shared by every process (no threshold)."""
-    return next(m for m in (PHONE if channel == "queues" else MAIL) if m.key == key)
-
-
 def judged(value: float | int | None, unit: Unit, kept: bool | None, lang: Lang) -> Text:
     """A value with its mark (✓/✗ readable without colour), coloured when the stream shows colour.
     `kept` is the model's judgement (model.met): None shows the value alone."""
     return Text(f"{fmt(value, unit, lang)} {MARK[kept]}".rstrip(), style=STYLE[kept])
-
-
-def limit_text(agreements: Agreements, queue: str, key: str, lang: Lang) -> str:
-    """`≤ 60 s`: a service-level label without the shared words, as the model writes the threshold."""
-    label = next(m.label(lang) for m in phone_measures(agreements, queue) if m.key == key)
-    return label.removeprefix(base_measure("queues", "service_level").label(lang)).strip()
 
 
 def measure_columns(
@@ -145,13 +137,10 @@ def measure_columns(
         cells = []
         for p, e in zip(ids, found, strict=True):
             extra = [m for m in phone_measures(agreements, p) if m.key.startswith(f"{EXTRA_LEVELS}.")]
-            lines = [
-                f"{limit_text(agreements, p, m.key, lang)}: {fmt(value_of(e or {}, m.key), m.unit, lang)}"
-                for m in extra
-            ]
+            lines = [f"{limit_of(agreements, p, m.key)}: {fmt(value_of(e or {}, m.key), m.unit, lang)}" for m in extra]
             cells.append(Text("\n".join(lines)))
         return [Column(WORDS["other_levels"][lang], cells)] if any(c.plain for c in cells) else []
-    m = base_measure(channel, key)
+    m = generic(channel, key)
     targets = [target(agreements, channel, p, key) for p in ids]  # shown, not judged here
     refs = [reference(agreements, channel, p, key) for p in ids]
     out = [
@@ -167,7 +156,7 @@ def measure_columns(
     if any(shown):
         out.append(Column(TEXT["target"][lang], [Text(fmt(t.value, t.unit, lang) if t else "") for t in shown]))
     if key == "service_level":
-        out.append(Column(WORDS["limit"][lang], [Text(limit_text(agreements, p, key, lang)) for p in ids]))
+        out.append(Column(WORDS["limit"][lang], [Text(limit_of(agreements, p, key)) for p in ids]))
     return out
 
 
@@ -230,7 +219,7 @@ def summary(
     lang: Lang,
 ) -> None:
     """A channel's month per process, section by section, each split to fit."""
-    ids = list(agreements.queues if channel == "queues" else agreements.mailboxes)
+    ids = process_ids(agreements, channel)
     stub = [Text(process_name(agreements, channel, p)) for p in ids]
     for word, keyed in sections:
         groups = [
@@ -290,11 +279,11 @@ def render_table(
 
     queues = list(agreements.queues)
     mailboxes = list(agreements.mailboxes)
-    sl = base_measure("queues", "service_level")
-    rate = base_measure("queues", "answer_rate")
-    ooh = base_measure("queues", "out_of_hours")
-    received = base_measure("mailboxes", "received")
-    breached = base_measure("mailboxes", "breached")
+    sl = generic("queues", "service_level")
+    rate = generic("queues", "answer_rate")
+    ooh = generic("queues", "out_of_hours")
+    received = generic("mailboxes", "received")
+    breached = generic("mailboxes", "breached")
 
     def cell(channel: Channel, m: Measure, view: str) -> Callable[[str, str], Text]:
         """A process's value of `m` in a period, with the model's mark when it judges one."""

@@ -26,7 +26,7 @@ import xlsxwriter  # type: ignore[import-untyped]  # XlsxWriter ships no type in
 
 from dashboards.reporting import model
 from dashboards.reporting.model import Channel, Lang, Measure, Target, Unit
-from schemas.agreements import Agreements, level_key
+from schemas.agreements import Agreements
 
 CHANNELS: tuple[Channel, ...] = ("queues", "mailboxes")
 VIEW_SHEETS = ("days", "hours", "months")
@@ -84,7 +84,7 @@ def columns(agreements: Agreements, channel: Channel, view: str, lang: Lang) -> 
     """The columns of a channel's table: every measure any of its processes has in the view, in the
     model's order, the extra service levels (by threshold) after service_level; beside a judged
     measure its target and mark, beside the median lead time the lead-time target."""
-    ids = list(agreements.queues if channel == "queues" else agreements.mailboxes)
+    ids = model.ids(agreements, channel)
     found: dict[str, Measure] = {}
     for process in ids:
         for m in model.measures(agreements, channel, process, view):
@@ -236,7 +236,7 @@ def shown(c: Cell, lang: Lang) -> str:
     if isinstance(c.value, str):
         return c.value
     if c.unit is None:
-        return f"≤ {level_key(c.value)} s"
+        return model.limit(c.value)
     return model.fmt(c.value, c.unit, lang)
 
 
@@ -355,7 +355,7 @@ def write_view(
     name = sheet_name(view, lang, channel)
     ws = wb.add_worksheet(name)
     cols = columns(agreements, channel, view, lang)
-    ids = list(agreements.queues if channel == "queues" else agreements.mailboxes)
+    ids = model.ids(agreements, channel)
     widths = Widths()
     header = 2
     row = header + 1
