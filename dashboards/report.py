@@ -254,10 +254,12 @@ def monthly_report(
     mailboxes: dict[str, dict[str, Any]] = {
         m: {k: None if k == "median_lead_seconds" else 0 for k in MAILBOX_KEYS} for m in agreements.mailboxes
     }
-    for row in warehouse.records(MAILBOXES_SQL, _mail_params(agreements, period, eval_at)):
+    mail = _mail_params(agreements, period, eval_at)
+    for row in warehouse.records(MAILBOXES_SQL, mail):
         if row["mailbox"] in mailboxes:
             mailboxes[row["mailbox"]].update({k: _number(row[k]) for k in MAILBOX_KEYS})
 
+    months = trend_months(month)
     no_events = not any(q["offered"] or q["out_of_hours"] or q["internal_transfers"] for q in queues.values()) and (
         not any(m["received"] for m in mailboxes.values())
     )
@@ -276,8 +278,8 @@ def monthly_report(
         # No call contact and no mail case of the agreements' processes in the month: the zeros
         # above are an empty month (or the wrong warehouse), not a quiet one.
         "no_events": no_events,
-        "agreements_changed": _agreements_changed(warehouse, agreements, trend_months(month)),
-        "views": _views(warehouse, agreements, month, now),
+        "agreements_changed": _agreements_changed(warehouse, agreements, months),
+        "views": _views(warehouse, agreements, months, mail, now),
     }
 
 
@@ -306,28 +308,29 @@ def trend_months(month: str) -> list[str]:
     return months
 
 
-def _views(warehouse: Warehouse, agreements: Agreements, month: str, now: datetime) -> dict[str, Any]:
-    """Per local day and hour of the day of the month, and per month over the last 13: the
-    measures of each queue and mailbox in each bucket that has any contact or case (a bucket
-    left out had none). A mail case is judged at the end of its own month (or now)."""
-    tz = str(agreements.timezone)
-    start, end = local_month_bounds(month, agreements.timezone)
-    eval_at = min(end, now)
-    views: dict[str, Any] = {}
-    for view in ("days", "hours"):
-        views[view] = {
-            "queues": _queue_buckets(warehouse, agreements, view, {"start": ms(start), "end": ms(end), "tz": tz}),
-            "mailboxes": _mailbox_buckets(
-                warehouse, view, _mail_params(agreements, {"start": ms(start), "end": ms(end)}, eval_at) | {"tz": tz}
-            ),
+def _views(
+    warehouse: Warehouse, agreements: Agreements, months: list[str], mail: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """Per local day and hour of the day of the month, and per month over `months` (the trend,
+    ending with the report's month): the measures of each queue and mailbox in each bucket that
+    has any contact or case (a bucket left out had none). `mail` holds the month's period and its
+    mailbox parameters (the business clocks at the month's evaluation time); a mail case of the
+    trend is judged at the end of its own month (or now)."""
+    tz = {"tz": str(agreements.timezone)}
+    period = {"start": mail["start"], "end": mail["end"]}
+    views: dict[str, Any] = {
+        view: {
+            "queues": _queue_buckets(warehouse, agreements, view, period | tz),
+            "mailboxes": _mailbox_buckets(warehouse, view, mail | tz),
         }
-    months = trend_months(month)
+        for view in ("days", "hours")
+    }
     first, _ = local_month_bounds(months[0], agreements.timezone)
-    trend_queues = _queue_buckets(warehouse, agreements, "months", {"start": ms(first), "end": ms(end), "tz": tz})
+    trend_queues = _queue_buckets(warehouse, agreements, "months", period | {"start": ms(first)} | tz)
     trend_mail: dict[str, dict[str, Any]] = {}
     for each in months:
         a, b = local_month_bounds(each, agreements.timezone)
-        params = _mail_params(agreements, {"start": ms(a), "end": ms(b)}, max(a, min(b, now))) | {"tz": tz}
+        params = _mail_params(agreements, {"start": ms(a), "end": ms(b)}, max(a, min(b, now))) | tz
         for mailbox, buckets in _mailbox_buckets(warehouse, "months", params).items():
             trend_mail.setdefault(mailbox, {}).update(buckets)
     views["months"] = {"months": months, "queues": trend_queues, "mailboxes": trend_mail}
