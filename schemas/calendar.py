@@ -215,6 +215,12 @@ def _instant(day: date, minutes: int, tz: ZoneInfo) -> float:
     return local.timestamp()
 
 
+def month_before(day: date) -> str:
+    """`YYYY-MM` of the month before the one `day` lies in (2026-01-15 -> "2025-12")."""
+    last = day.replace(day=1) - timedelta(days=1)
+    return f"{last.year:04d}-{last.month:02d}"
+
+
 def local_month_bounds(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """`2026-04` -> its first instant and the first instant of the next month, in UTC."""
     try:

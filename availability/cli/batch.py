@@ -13,6 +13,7 @@ from availability.cli.args import KEY_NOTE, SharedOptions, date_arg, input_files
 from availability.cli.progress import days_ticked, progress
 from availability.cli.rejects import EXIT_REJECTED, RejectsWriter
 from availability.wiring import Wiring
+from schemas.calendar import month_before
 from schemas.errors import InputError
 
 
@@ -72,7 +73,7 @@ def cmd_demo(args: argparse.Namespace, wiring: Wiring) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    month = args.month or previous_month(date.today())
+    month = args.month or month_before(date.today())
     start = date.fromisoformat(f"{month}-01")
     days = ((start.replace(day=28) + timedelta(days=4)).replace(day=1) - start).days
     agreements = wiring.agreements(args.agreements)
@@ -99,11 +100,6 @@ def cmd_demo(args: argparse.Namespace, wiring: Wiring) -> int:
         file=sys.stderr,
     )
     return 0
-
-
-def previous_month(today: date) -> str:
-    last = today.replace(day=1) - timedelta(days=1)
-    return f"{last.year:04d}-{last.month:02d}"
 
 
 def add_commands(sub: Any, options: SharedOptions) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 from dashboards.reporting import model
 from dashboards.reporting.model import Lang
 from schemas.agreements import Agreements
+from schemas.calendar import month_before
 from schemas.errors import AvailabilityError
 from schemas.tls import verified_context
 
@@ -279,6 +280,4 @@ def last_month(agreements: Agreements, now: datetime) -> str:
     local midnight on 1 June it is still 31 May in UTC, but the month to report is May."""
     if now.tzinfo is None:
         raise ValueError("last_month needs an aware time (a naive one has no place on the clock)")
-    local = now.astimezone(agreements.timezone)
-    previous = local.date().replace(day=1) - timedelta(days=1)
-    return f"{previous.year:04d}-{previous.month:02d}"
+    return month_before(now.astimezone(agreements.timezone).date())
