@@ -19,7 +19,7 @@ from typing import Any
 
 from dashboards import kpi_sql
 from schemas.agreements import Agreements
-from schemas.calendar import Calendar, local_month_bounds
+from schemas.calendar import Calendar, local_month_bounds, month_days
 from schemas.events import EARLIEST_TIME
 from stream_jobs.core.provenance import calendar_of, derivation_inputs, fingerprint
 from stream_jobs.warehouse import Warehouse, ms
@@ -83,8 +83,7 @@ def _differing(
         return []
     now = new[channel][process]
     changed = [s for s in SETTINGS[channel] if before.get(s) != now[s]]
-    first = date.fromisoformat(f"{month}-01")
-    last = (first + timedelta(days=31)).replace(day=1) - timedelta(days=1)
+    first, last = month_days(month)
     if channel == "queues":
         window = (first - timedelta(days=1), last + timedelta(days=1))
     else:

@@ -215,6 +215,12 @@ def _instant(day: date, minutes: int, tz: ZoneInfo) -> float:
     return local.timestamp()
 
 
+def month_days(month: str) -> tuple[date, date]:
+    """The first and the last local date of a month `YYYY-MM`."""
+    y, m = (int(p) for p in month.split("-"))
+    return date(y, m, 1), date(y + m // 12, m % 12 + 1, 1) - timedelta(days=1)
+
+
 def month_before(day: date) -> str:
     """`YYYY-MM` of the month before the one `day` lies in (2026-01-15 -> "2025-12")."""
     last = day.replace(day=1) - timedelta(days=1)

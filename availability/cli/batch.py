@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from availability.cli.args import KEY_NOTE, SharedOptions, date_arg, input_files
 from availability.cli.progress import days_ticked, progress
 from availability.cli.rejects import EXIT_REJECTED, RejectsWriter
 from availability.wiring import Wiring
-from schemas.calendar import month_before
+from schemas.calendar import month_before, month_days
 from schemas.errors import InputError
 
 
@@ -74,8 +74,8 @@ def cmd_demo(args: argparse.Namespace, wiring: Wiring) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     month = args.month or month_before(date.today())
-    start = date.fromisoformat(f"{month}-01")
-    days = ((start.replace(day=28) + timedelta(days=4)).replace(day=1) - start).days
+    start, last = month_days(month)
+    days = (last - start).days + 1
     agreements = wiring.agreements(args.agreements)
     events_file = out / f"events-{month}.jsonl"
     print(f"simulating {month} ({days} days) of CallGuide and mailbox traffic -> {events_file}", file=sys.stderr)

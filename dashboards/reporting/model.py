@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from schemas.agreements import Agreements, level_key
+from schemas.calendar import month_days
 
 Lang = Literal["sv", "en"]
 LANGS: tuple[Lang, ...] = ("sv", "en")
@@ -243,10 +244,8 @@ def periods(report: dict[str, Any], view: str) -> list[str]:
     if view == "month":
         return [report["month"]]
     if view == "days":
-        y, m = (int(p) for p in report["month"].split("-"))
-        first = date(y, m, 1)
-        after = date(y + m // 12, m % 12 + 1, 1)
-        return [date.fromordinal(n).isoformat() for n in range(first.toordinal(), after.toordinal())]
+        first, last = month_days(report["month"])
+        return [date.fromordinal(n).isoformat() for n in range(first.toordinal(), last.toordinal() + 1)]
     if view == "hours":
         return [f"{h:02d}" for h in range(24)]
     return list(report["views"]["months"]["months"])
