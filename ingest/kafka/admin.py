@@ -13,6 +13,9 @@ class TopicsError(AvailabilityError):
     pass
 
 
+LOOKS = 20  # at 0.5 s apart: how long a topic another process just made may stay unlisted
+
+
 def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: int = 1) -> list[str]:
     """Create missing topics; check existing ones have the defined partition count, and set
     their retention to the definition's (a shortened retention reaches existing topics too).
@@ -30,16 +33,17 @@ def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: 
     except KafkaError as exc:
         raise TopicsError(f"cannot reach Kafka at {bootstrap_servers} ({type(exc).__name__})") from None
     try:
-        for attempt in range(3):
+        for attempt in range(LOOKS):
             try:
                 return _ensure(admin, prefix, replication_factor)
             except TopicAlreadyExistsError:
                 # Listed as missing, yet there when created: another process (a second worker,
                 # `topics create` just before) made it, and the broker's metadata had not shown it
-                # yet. Look again: it is then checked like any existing topic.
-                if attempt == 2:
+                # yet (seen to take over 2 s on a loaded machine). Look again: it is then checked
+                # like any existing topic.
+                if attempt == LOOKS - 1:
                     raise
-                time.sleep(1.0)
+                time.sleep(0.5)
         raise AssertionError("unreachable")  # the loop returns or raises
     except KafkaError as exc:
         raise TopicsError(f"Kafka at {bootstrap_servers}: {type(exc).__name__}: {exc}") from None
