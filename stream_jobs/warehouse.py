@@ -39,6 +39,7 @@ from schemas.events import (
 from stream_jobs.core.calls import CallFact
 from stream_jobs.core.mail import MailCase
 from stream_jobs.core.ordering import digest
+from stream_jobs.holder import Holder, held_by
 
 if TYPE_CHECKING:
     from stream_jobs.core.store import Store
@@ -92,6 +93,14 @@ CASE_COLUMNS = [
 ]  # fmt: skip
 
 
+class WarehouseHeld(WarehouseError):
+    """Another process holds the embedded warehouse; the message says which and what to use instead."""
+
+    def __init__(self, message: str, holder: Holder) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
 def kind_of(type_: str) -> str:
     return "call" if type_ in CALL_TYPES else "mail" if type_ in MAIL_TYPES else "agent"
 
@@ -117,6 +126,7 @@ class Warehouse:
     def __init__(self, client: Any, target: str) -> None:
         self.client = client
         self.target = target
+        self.directory: Path | None = None  # an embedded warehouse's directory (its engine's path)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse-writer")
         self._pending: list[Future[None]] = []
         self._failed = False  # a write since the last flush failed: skip the rest (writer thread)
@@ -145,6 +155,9 @@ class Warehouse:
                     raise WarehouseError(f"--warehouse {shown}: not a directory")
                 if not create and not (path / "metadata").is_dir():  # chDB keeps its catalogue there
                     raise WarehouseError(f"--warehouse {shown}: {NO_WAREHOUSE}")
+                holder = held_by(path)
+                if holder is not None:
+                    raise WarehouseHeld(holder.line(shown), holder)
                 _private_directory(path)
                 db = database or DEFAULT_DATABASE
                 client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
@@ -158,7 +171,18 @@ class Warehouse:
         except Exception as exc:  # driver errors differ by backend; the user needs one line
             raise WarehouseError(f"--warehouse {shown}: {_open_problem(exc, target)}") from None
         warehouse = cls(client, target)
-        warehouse.migrate()
+        if not target.startswith(("http://", "https://")):
+            warehouse.directory = Path(target).expanduser().resolve()
+        if create or warehouse.pending_migrations():  # a reader (a read-only user) migrates only if it must
+            try:
+                warehouse.migrate()
+            except Exception as exc:
+                if create:
+                    raise
+                raise WarehouseError(
+                    f"--warehouse {shown}: its tables are older than this version and cannot be brought up to date "
+                    f"here ({_first_line(exc)}); run `availability stream` or `process` on it once"
+                ) from None
         return warehouse
 
     def close(self) -> None:
@@ -208,6 +232,14 @@ class Warehouse:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    def pending_migrations(self) -> list[str]:
+        """The DDL files not yet applied (all of them to a warehouse without the record)."""
+        try:
+            done = {r[0] for r in self.client.query("SELECT name FROM schema_migrations").result_rows}
+        except Exception:
+            done = set()
+        return [name for name in _ddl_names() if name not in done]
+
     def migrate(self) -> list[str]:
         """Apply the DDL files in schemas/ddl not yet recorded; returns the names applied."""
         self.client.command(
@@ -217,7 +249,7 @@ class Warehouse:
         done = {r[0] for r in self.client.query("SELECT name FROM schema_migrations").result_rows}
         applied = []
         ddl = resources.files("schemas") / "ddl"
-        for name in sorted(f.name for f in ddl.iterdir() if f.name.endswith(".sql")):
+        for name in _ddl_names():
             if name in done:
                 continue
             for statement in ddl_statements((ddl / name).read_text(encoding="utf-8")):
@@ -455,6 +487,10 @@ def _case_row(c: MailCase, derived_with: str) -> list[Any]:
 def _sql_string(text: bytes) -> str:
     """A ClickHouse string literal for text without raw control characters (JSON, ids)."""
     return "'" + text.decode().replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _ddl_names() -> list[str]:
+    return sorted(f.name for f in (resources.files("schemas") / "ddl").iterdir() if f.name.endswith(".sql"))
 
 
 def ddl_statements(sql: str) -> list[str]:
