@@ -77,8 +77,11 @@ def cmd_dashboards_provision(args: argparse.Namespace, wiring: Wiring) -> int:
             agreements=wiring.agreements(args.agreements),
             prometheus_url=args.prometheus_url,
             clickhouse_host=args.clickhouse_host,
-            clickhouse_port=args.clickhouse_port,
+            clickhouse_port=args.clickhouse_port or (8123 if args.clickhouse_protocol == "http" else 9000),
             clickhouse_database=args.clickhouse_database,
+            clickhouse_protocol=args.clickhouse_protocol,
+            clickhouse_username=wiring.settings.sql_user,
+            clickhouse_password=password.get_secret_value() if (password := wiring.settings.sql_password) else None,
         )
     except GrafanaException as exc:  # an error status: one line, not grafana-client's traceback
         raise ProvisionError(grafana_error(args.grafana_url, exc)) from None
@@ -141,7 +144,14 @@ def add_commands(sub: Any, options: SharedOptions) -> None:
     p.add_argument("--token", help="a service-account token (env AVAILABILITY_GRAFANA_TOKEN)")
     p.add_argument("--prometheus-url", default="http://localhost:9090")
     p.add_argument("--clickhouse-host", default="localhost")
-    p.add_argument("--clickhouse-port", type=int, default=9000)
+    p.add_argument(
+        "--clickhouse-protocol",
+        choices=["native", "http"],
+        default="native",
+        help="native (a ClickHouse server, port 9000) or http (a server's 8123, or the stream worker's read-only SQL "
+        "on an embedded warehouse); the user and password are AVAILABILITY_SQL_USER and AVAILABILITY_SQL_PASSWORD",
+    )
+    p.add_argument("--clickhouse-port", type=int, help="default 9000, or 8123 with --clickhouse-protocol http")
     p.add_argument("--clickhouse-database", default="availability")
     options.agreements(p)
     p.set_defaults(run=cmd_dashboards_provision)
