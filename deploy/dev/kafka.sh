@@ -22,7 +22,7 @@
 #   KAFKA_DEV_HOME           jar cache (default ~/.cache/availability-kafka)
 #   KAFKA_DATA_DIR           config, data, log and pid file (default $KAFKA_DEV_HOME/data)
 #   KAFKA_VERSION            default 4.4.0
-#   KAFKA_PORT, KAFKA_CONTROLLER_PORT        default 9092, 9093
+#   KAFKA_PORT, KAFKA_CONTROLLER_PORT        default 9092, 19093 (9093 is Alertmanager's)
 #   KAFKA_HEAP_OPTS                          default -Xms256m -Xmx512m
 #   KAFKA_START_TIMEOUT, KAFKA_STOP_TIMEOUT  seconds, default 90, 30
 set -euo pipefail
@@ -36,7 +36,7 @@ DEPENDENCY_PLUGIN_VERSION=3.8.1
 
 HOST=127.0.0.1
 PORT="${KAFKA_PORT:-9092}"
-CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
 ADDRESS="$HOST:$PORT"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
