@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from availability import __version__
-from availability.cli import batch, generate, report, services, stream
+from availability.cli import batch, generate, rederive, report, services, stream
 from availability.cli.args import SharedOptions
 from availability.settings import Settings
 from availability.wiring import Wiring, say
@@ -70,6 +70,7 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     options = SharedOptions(settings)
     batch.add_commands(sub, options)
     report.add_command(sub, options)
+    rederive.add_command(sub, options)
     stream.add_commands(sub, options)
     services.add_commands(sub, options)
     generate.add_command(sub)

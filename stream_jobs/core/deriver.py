@@ -134,15 +134,14 @@ class Deriver:
         """Derive every call and thread the batch touches, then store the batch and the facts.
 
         What cannot be derived is returned in `failed` and not stored (see the module doc)."""
+        result = BatchResult()
         if not events:
-            return BatchResult()
+            return result
         calls: dict[str, list[CallEvent]] = defaultdict(list)
         threads: dict[str, list[MailEvent]] = defaultdict(list)
-        failed: list[tuple[Event, str]] = []
-        conflicts: list[tuple[Event, Event]] = []
         for ev in events:
             if not in_time_range(ev.time):
-                failed.append((ev, f"time {ev.time.isoformat()} {OUT_OF_RANGE}"))
+                result.failed.append((ev, f"time {ev.time.isoformat()} {OUT_OF_RANGE}"))
                 continue
             cls = type(ev)  # a set lookup: isinstance() against a union is slow on hot paths
             if cls in CALL_CLASSES:
@@ -150,35 +149,94 @@ class Deriver:
             elif cls in MAIL_CLASSES:
                 threads[event_key(ev)].append(ev)  # type: ignore[arg-type]
 
-        # Load what the store already knows of entities not in memory (all of it, however
-        # old), before this batch is stored (so the lookup finds only earlier events). An event
-        # stored by an earlier version with a time out of range (mail from 1999) is left out:
-        # it can never be derived, and would fail every later event of its thread.
+        # What the store holds of entities not in memory, before this batch is stored (so the
+        # lookup finds only earlier events).
         new_calls = [k for k in calls if k not in self.calls.events]
-        reloaded = self.store.stored_events("call", new_calls)
+        self._reload(new_calls, [k for k in threads if k not in self.threads.events], result.conflicts)
+        facts, stale, cases = self._derive(calls, threads, result, track=self.track_changes)
+
+        stored: Sequence[Event] = events
+        # The version of a conflict that is not kept is not stored either: it would replace the
+        # kept one in the events table (same source, id and day) and win after a restart. It is
+        # kept in the conflicts' record instead.
+        if result.failed or result.conflicts:
+            gone = {id(ev) for ev, _ in result.failed} | {id(other) for _, other in result.conflicts}
+            stored = [ev for ev in events if id(ev) not in gone]
+        self._write(stored, facts, stale, cases, result.conflicts)
+
+        if stored:  # a rejected time (year 9999) must not move the watermark and evict everything
+            latest = max(ev.time for ev in stored)
+            self.watermark = latest if self.watermark is None else max(self.watermark, latest)
+            self.calls.evict(self.watermark)
+            self.threads.evict(self.watermark)
+        result.events = len(events) - len(result.failed)  # a conflict's other version is accepted, not stored
+        return result
+
+    def refold(self, call_ids: Sequence[str], thread_keys: Sequence[str]) -> BatchResult:
+        """Derive these calls and threads again from every event the store holds of them, with
+        this Deriver's agreements (after they changed), storing no event (they are stored).
+
+        Keys the store holds no event of are passed over. An entity that cannot be derived keeps
+        the facts it has, and its stored events are returned in `failed` with the reason. The
+        conflicts met are those met when the events were stored: recording them again adds
+        nothing (the store keeps each other version once) and completes the record of events
+        stored before conflicts were recorded. No change is tracked: a refold changes no call's
+        course, only how the agreements judge it, and the live state counts courses.
+
+        Memory forgets the keys afterwards, so a caller going over a whole warehouse in chunks
+        holds one chunk at a time; an entity touched again is reloaded, as after its eviction
+        (memory holds nothing the store does not: the sink forgets all after a failed write)."""
+        result = BatchResult()
+        self._reload(call_ids, thread_keys, result.conflicts)
+        calls = {k: list(self.calls.events[k].values()) for k in call_ids if k in self.calls.events}
+        threads = {k: list(self.threads.events[k].values()) for k in thread_keys if k in self.threads.events}
+        facts, stale, cases = self._derive(calls, threads, result, track=False)
+        self._write((), facts, stale, cases, result.conflicts)
+        for key in call_ids:
+            self.calls.drop(key)
+        for key in thread_keys:
+            self.threads.drop(key)
+        return result
+
+    def _reload(
+        self, call_ids: Sequence[str], thread_keys: Sequence[str], conflicts: list[tuple[Event, Event]]
+    ) -> None:
+        """Hold every event the store has of these calls and threads (however old), and how many
+        contacts it holds of the calls. An event stored by an earlier version with a time out of
+        range (mail from 1999) is left out: it can never be derived, and would fail every later
+        event of its thread."""
+        reloaded = self.store.stored_events("call", call_ids)
         for key, known in reloaded.items():
             self.calls.add(key, [ev for ev in known if isinstance(ev, CallEvent) and in_time_range(ev.time)], conflicts)
         if reloaded:  # how many contacts the store holds of them (a call with no stored event has none)
             self.calls.written.update(self.store.contact_counts(list(reloaded)))
-        new_threads = [k for k in threads if k not in self.threads.events]
-        for key, known in self.store.stored_events("mail", new_threads).items():
+        for key, known in self.store.stored_events("mail", thread_keys).items():
             self.threads.add(
                 key, [ev for ev in known if isinstance(ev, MailEvent) and in_time_range(ev.time)], conflicts
             )
 
-        result = BatchResult()
-        track = self.track_changes
+    def _derive(
+        self,
+        calls: dict[str, list[CallEvent]],
+        threads: dict[str, list[MailEvent]],
+        result: BatchResult,
+        *,
+        track: bool,
+    ) -> tuple[list[CallFact], list[tuple[str, int]], list[MailCase]]:
+        """Fold each call and thread with its new events (memory holds the earlier ones): the facts,
+        the (call id, seq) of contacts a call no longer has, the cases. Counted in `result`, with
+        the changes when `track`; an entity that raises is dropped, its new events `failed`."""
         facts = []
-        stale: list[tuple[str, int]] = []  # (call id, seq) of contacts a call no longer has
+        stale: list[tuple[str, int]] = []
         for key, call_events in calls.items():
             try:
                 before = self._call(key) if track else None
                 written = self.calls.written.get(key, 0)
-                self.calls.add(key, call_events, conflicts)
+                self.calls.add(key, call_events, result.conflicts)
                 fact = derive_call(key, self.calls.events[key].values(), self.agreements)
             except Exception as exc:  # a bug or an event the fold cannot take: this call only
                 self.calls.drop(key)
-                failed += [(ev, _not_derived(exc)) for ev in call_events]
+                result.failed += [(ev, _not_derived(exc)) for ev in call_events]
                 continue
             facts.append(fact)
             # A late event can merge what read as two contacts (same-instant events completed by a
@@ -194,44 +252,37 @@ class Deriver:
         for key, mail_events in threads.items():
             try:
                 before_cases = self._cases(key) if track else []
-                self.threads.add(key, mail_events, conflicts)
+                self.threads.add(key, mail_events, result.conflicts)
                 after = self._derive_thread(key)
             except Exception as exc:
                 self.threads.drop(key)
-                failed += [(ev, _not_derived(exc)) for ev in mail_events]
+                result.failed += [(ev, _not_derived(exc)) for ev in mail_events]
                 continue
             cases.extend(after)
             if track:
                 self.threads.derived[key] = after
                 result.case_changes.append((before_cases, after))
+        result.calls, result.cases = len(facts), len(cases)
+        return facts, stale, cases
 
-        stored: Sequence[Event] = events
-        # The version of a conflict that is not kept is not stored either: it would replace the
-        # kept one in the events table (same source, id and day) and win after a restart. It is
-        # kept in the conflicts' record instead.
-        if failed or conflicts:
-            gone = {id(ev) for ev, _ in failed} | {id(other) for _, other in conflicts}
-            stored = [ev for ev in events if id(ev) not in gone]
+    def _write(
+        self,
+        events: Sequence[Event],
+        facts: list[CallFact],
+        stale: list[tuple[str, int]],
+        cases: list[MailCase],
+        conflicts: list[tuple[Event, Event]],
+    ) -> None:
         if not self._recorded:
             self.store.record_agreements(self.fingerprint, self.inputs)
             self._recorded = True
-        self.store.insert_events(stored)
+        self.store.insert_events(events)
         self.store.upsert_calls(facts, derived_with=self.fingerprint)
         if stale:
             self.store.drop_contacts(stale)
         self.store.upsert_cases(cases, derived_with=self.fingerprint)
         if conflicts:
             self.store.record_conflicts(conflicts)
-
-        if stored:  # a rejected time (year 9999) must not move the watermark and evict everything
-            latest = max(ev.time for ev in stored)
-            self.watermark = latest if self.watermark is None else max(self.watermark, latest)
-            self.calls.evict(self.watermark)
-            self.threads.evict(self.watermark)
-        accepted = len(events) - len(failed)  # a conflict's other version is accepted, not stored
-        result.events, result.calls, result.cases, result.failed = accepted, len(facts), len(cases), failed
-        result.conflicts = conflicts
-        return result
 
     def _call(self, key: str) -> CallFact | None:
         """The fact as last derived (what memory and the store held before this batch)."""
