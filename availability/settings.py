@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     smtp_user: str | None = None  # for an SMTP relay that wants a login (`report send`)
     smtp_password: SecretStr | None = None
     smtp_tls_ca: str | None = None  # a private CA for the SMTP relay's certificate
+    # The stream worker's read-only SQL interface (`stream --sql-listen`): the user Grafana and
+    # reports log in as; clients of a server URL without a user take these too.
+    sql_user: str = "default"
+    sql_password: SecretStr | None = None
 
     @property
     def uses_development_key(self) -> bool:

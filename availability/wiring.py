@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from availability.settings import Settings
 from schemas.errors import InputError
@@ -94,8 +95,18 @@ class Wiring:
         """The warehouse at `target`; with `create=False` (a report) one must already be there."""
         from stream_jobs.warehouse import Warehouse
 
-        with Warehouse.open(self.warehouse_target(target), create=create) as wh:
+        with Warehouse.open(self.server_login(self.warehouse_target(target)), create=create) as wh:
             yield wh
+
+    def server_login(self, target: str) -> str:
+        """A server URL without a user gets AVAILABILITY_SQL_USER and AVAILABILITY_SQL_PASSWORD, so
+        `--warehouse http://127.0.0.1:8123` reaches a worker's SQL interface as its holder line says."""
+        url = urlsplit(target)
+        password = self.settings.sql_password
+        if url.scheme not in ("http", "https") or "@" in url.netloc or password is None:
+            return target
+        login = f"{quote(self.settings.sql_user, safe='')}:{quote(password.get_secret_value(), safe='')}@"
+        return urlunsplit(url._replace(netloc=login + url.netloc))
 
     def deriver(self, warehouse: Warehouse, agreements: Agreements, *, track_changes: bool = False) -> Deriver:
         from stream_jobs.core.deriver import Deriver

@@ -105,3 +105,14 @@ def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
         return value
 
     return parse
+
+
+def listen_arg(text: str) -> tuple[str, int] | None:
+    """HOST:PORT (IPv6 in brackets), or `off`."""
+    if text.strip().lower() in ("off", "none", ""):
+        return None
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8123) or off")
+    return host, int(port)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from availability.cli.args import KAFKA_ENV, SharedOptions, input_files, instant_arg, positive
+from availability.cli.args import KAFKA_ENV, SharedOptions, input_files, instant_arg, listen_arg, positive
 from availability.cli.rejects import EXIT_REJECTED, RejectsWriter
 from availability.wiring import Wiring
 from schemas.agreements import Agreements
 from schemas.errors import InputError
+
+if TYPE_CHECKING:
+    from stream_jobs.worker.serving import SqlOptions
 
 
 def cmd_topics_create(args: argparse.Namespace, wiring: Wiring) -> int:
@@ -90,6 +94,7 @@ def cmd_stream(args: argparse.Namespace, wiring: Wiring) -> int:
     boundary = wiring.boundary(agreements, live=True, clock=clock)  # warns before the worker starts
     ensure_topics(wiring.bootstrap, wiring.prefix)
     options = WorkerOptions(
+        sql=sql_options(args, wiring),
         web_port=args.web_port,
         loglevel=args.loglevel,
         max_events=args.batch_events,
@@ -102,6 +107,29 @@ def cmd_stream(args: argparse.Namespace, wiring: Wiring) -> int:
         parts = WorkerParts(wiring.bootstrap, wiring.prefix, agreements, warehouse, boundary, pseudonymiser, clock)
         run(parts, options)
     return 0
+
+
+def sql_options(args: argparse.Namespace, wiring: Wiring) -> SqlOptions:
+    """The read-only SQL interface: loopback needs no password; any other address does."""
+    from stream_jobs.worker.serving import SqlOptions
+    from stream_jobs.worker.sql_http import SqlLimits
+
+    listen = args.sql_listen
+    password = wiring.settings.sql_password.get_secret_value() if wiring.settings.sql_password else ""
+    if listen is not None and not password and not _loopback(listen[0]):
+        raise InputError(
+            f"--sql-listen {listen[0]}:{listen[1]} is reachable from other machines: set AVAILABILITY_SQL_PASSWORD "
+            "(and AVAILABILITY_SQL_USER) for the read-only user first"
+        )
+    limits = SqlLimits(max_concurrent=args.sql_max_queries, max_seconds=args.sql_max_seconds)
+    return SqlOptions(listen, wiring.settings.sql_user, password, limits)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def add_commands(sub: Any, options: SharedOptions) -> None:
@@ -121,6 +149,25 @@ def add_commands(sub: Any, options: SharedOptions) -> None:
     options.agreements(p)
     options.warehouse(p)
     p.add_argument("--web-port", type=int, default=6066, help="port of /metrics (default 6066)")
+    p.add_argument(
+        "--sql-listen",
+        type=listen_arg,
+        default=("127.0.0.1", 8123),
+        metavar="HOST:PORT",
+        help="with an embedded warehouse: serve read-only SQL on ClickHouse's HTTP interface here, for reports and "
+        "Grafana (default 127.0.0.1:8123; `off` for none; user and password from AVAILABILITY_SQL_USER and "
+        "AVAILABILITY_SQL_PASSWORD, which any address but loopback requires)",
+    )
+    p.add_argument(
+        "--sql-max-queries", type=positive(int), default=2, metavar="N", help="SQL queries running at once (default 2)"
+    )
+    p.add_argument(
+        "--sql-max-seconds",
+        type=positive(float),
+        default=60.0,
+        metavar="S",
+        help="a SQL query's time limit, enforced by the engine (default 60)",
+    )
     p.add_argument("--batch-events", type=positive(int), default=5000, help="write at most N events a batch")
     p.add_argument("--batch-seconds", type=positive(float), default=0.5, help="write a batch at least every S seconds")
     p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])

@@ -24,7 +24,7 @@ import os
 import signal
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,8 @@ from schemas.topics import AGENTS, CALLS, DEAD_LETTER, EVENT_TOPICS, MAIL, with_
 from stream_jobs.core.deriver import Deriver
 from stream_jobs.core.live import LiveState
 from stream_jobs.warehouse import Warehouse, redact
+from stream_jobs.worker.control import Jobs
+from stream_jobs.worker.serving import Serving, SqlOptions
 from stream_jobs.worker.sink import DEAD_LETTER_LOGGER, DeadLetters, Message, SinkUnavailable, WarehouseSink, dead_log
 
 log = logging.getLogger(__name__)
@@ -132,8 +134,10 @@ class BatchConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         max_seconds: float,
         from_beginning: bool = False,
         make_consumer: Callable[..., Any] = AIOKafkaConsumer,
+        jobs: Jobs | None = None,
     ) -> None:
         self.make_consumer = make_consumer  # a fake one in tests
+        self.jobs = jobs or Jobs()  # what the control socket asks (rederive), run between batches
         self.sink = sink
         self.metrics = metrics
         self.live = live
@@ -179,6 +183,7 @@ class BatchConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             if self.refusal is not None:
                 await self._refuse()
                 return
+            self.jobs.run_pending()
             if not batches:
                 continue
             messages = [
@@ -277,6 +282,7 @@ class StreamApp(faust.App):
     """Stops the batch consumer (commit, leave the group) before Faust shuts down."""
 
     batch_consumer: BatchConsumer | None = None
+    sql_registry: CollectorRegistry | None = None
 
     async def on_stop(self) -> None:
         if self.batch_consumer is not None:
@@ -323,6 +329,7 @@ class WorkerOptions:
     max_seconds: float = 0.5  # write a batch at least this often
     from_beginning: bool = False  # read the topics from their start (a new or restored warehouse)
     dead_letter_file: Path | None = None  # the fallback when the dead-letter topic refuses a copy
+    sql: SqlOptions = field(default_factory=SqlOptions)  # the read-only SQL interface of an embedded warehouse
 
 
 @dataclass(frozen=True)
@@ -378,6 +385,7 @@ def build_app(parts: WorkerParts, options: WorkerOptions = WorkerOptions(), *, d
         from_beginning=options.from_beginning,
     )
     app.batch_consumer = consumer
+    app.sql_registry = metrics.registry  # the SQL interface's counters join the pipeline's
     app.task(consumer.run)
 
     # A thin Faust agent watches the dead-letter topic (what any worker rejected), so
@@ -520,11 +528,19 @@ def run(parts: WorkerParts, options: WorkerOptions = WorkerOptions()) -> None:
     # Kafka, facts in the warehouse), so it is a temporary one, not `<app id>-data/` in the cwd.
     with tempfile.TemporaryDirectory(prefix="availability-worker-") as datadir:
         app = build_app(parts, options, datadir=Path(datadir))
+        consumer = app.batch_consumer
+        assert consumer is not None and app.sql_registry is not None
+        serving = Serving.start(
+            parts.warehouse, consumer.sink.deriver, consumer.jobs, options.sql, app.sql_registry,
+            str(parts.agreements.timezone),
+        )  # fmt: skip
         worker = _Worker(app, loglevel=options.loglevel, quiet=True, override_logging=True)
         try:
             worker.execute_from_commandline()
         except SystemExit:
-            consumer = app.batch_consumer
-            if consumer is not None and consumer.refusal is not None:
+            if consumer.refusal is not None:
                 raise StreamRefused(consumer.refusal) from None
             raise
+        finally:
+            if serving is not None:
+                serving.stop()

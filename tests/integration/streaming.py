@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,12 @@ from pathlib import Path
 from typing import Any
 
 AVAILABILITY = [sys.executable, "-m", "availability"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def cli(env: dict[str, str], *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -29,6 +36,9 @@ class Worker:
     def __init__(self, env: dict[str, str], warehouse: Path, agreements: str, port: int, *extra: str) -> None:
         self.port = port
         self.log = warehouse.parent / f"stream-{port}-{time.monotonic_ns()}.log"
+        if "--sql-listen" not in extra:  # a port of its own: tests run workers side by side
+            extra = (*extra, "--sql-listen", f"127.0.0.1:{free_port()}")
+        self.sql_url = f"http://{extra[extra.index('--sql-listen') + 1]}"
         args = ["stream", "--warehouse", str(warehouse), *_agreements(agreements), "--web-port", str(port), *extra]
         with self.log.open("w") as log:
             self.process = subprocess.Popen([*AVAILABILITY, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
