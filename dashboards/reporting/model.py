@@ -357,9 +357,9 @@ TEXT: dict[str, dict[Lang, str]] = {
     },
     "incomplete_load": {
         "sv": "En inläsning som startade {started} blev inte klar ({files}); siffrorna kan vara ofullständiga. "
-        "Kör `availability process` igen med de filerna.",
+        "Kör `availability process` igen med de filerna (en avbruten `rederive` körs om likadant).",
         "en": "A load started {started} did not finish ({files}); these numbers may be partial. Run "
-        "`availability process` again over those files.",
+        "`availability process` again over those files (an interrupted `rederive`: run it again).",
     },
     "conflicts": {
         "sv": "{count} händelser delade källa och id med en annan med annat innehåll (en källa som bryter "
@@ -369,10 +369,11 @@ TEXT: dict[str, dict[Lang, str]] = {
     },
     "agreements_changed": {
         "sv": "Månadens fakta härleddes med andra serviceavtal än dessa: {changes}. De måtten visar de gamla "
-        "reglerna. Läs in månadens händelser igen med dessa avtal: availability process FIL… --agreements {source}.",
+        "reglerna. Härled månaden igen ur lagrets händelser med dessa avtal: availability rederive --month {month} "
+        "--agreements {source}.",
         "en": "The month's facts were derived with other service agreements than these: {changes}. Those measures "
-        "follow the old rules. Process the month's events again with these agreements: availability process "
-        "FILE… --agreements {source}.",
+        "follow the old rules. Derive the month again from the stored events with these agreements: availability "
+        "rederive --month {month} --agreements {source}.",
     },
     "mark_legend": {
         "sv": "✓ uppfyllt, ✗ ej uppfyllt, – inga data",
@@ -411,7 +412,8 @@ def notices(report: dict[str, Any], agreements: Agreements, lang: Lang = "sv") -
             name = process_name(agreements, channel, process) if process in ids(agreements, channel) else process
             where = text("phone" if channel == "queues" else "mail", lang).lower()
             parts.append(f"{name} ({where}), {setting}: {named} ({months})")
-        out.append(text("agreements_changed", lang, changes="; ".join(parts), source=agreements.source))
+        changes = "; ".join(parts)
+        out.append(text("agreements_changed", lang, changes=changes, source=agreements.source, month=report["month"]))
     return out
 
 
