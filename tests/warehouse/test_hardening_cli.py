@@ -297,7 +297,7 @@ def test_a_crashed_load_is_named_in_the_report_until_the_files_are_processed_aga
     assert no_events.startswith("availability: warning: No events for 2026-04")
     assert crashed == (
         f"availability: warning: A load started {local} did not finish ({a.resolve()}); these numbers may be "
-        "partial. Run `availability process` again over those files."
+        "partial. Run `availability process` again over those files (an interrupted `rederive`: run it again)."
     )
 
     capsys.readouterr()
