@@ -24,7 +24,8 @@ clickhouse-go (Grafana's driver) first asks `SELECT displayName(), version(), re
 timezone()` and then decodes every Native answer in the layout of the `revision()` it got. chDB
 writes Native in the layout of revision 0 (no block info, no serialization byte), so that one
 question is answered here, in the layout the driver asked for (`client_protocol_version`), with
-revision 0: from then on the driver reads chDB's Native as it comes.
+revision 0: from then on the driver reads chDB's Native as it comes. For a result without rows
+chDB writes no Native block at all; the header block a server sends is made here.
 """
 
 from __future__ import annotations
@@ -252,6 +253,8 @@ class SqlEngine:
             self._refuse_outfile(conn, q)
             result = conn.query(q.sql, q.format, params=q.params or None)
             body = bytes(result.bytes() or b"")
+            if not body and _format_of(q) == "Native":
+                body = _native_header(conn, q)
             summary = {
                 "read_rows": str(result.rows_read()),
                 "read_bytes": str(result.bytes_read()),
@@ -266,8 +269,7 @@ class SqlEngine:
             raise ClickHouseError.of_engine(exc) from None
         finally:
             conn.close()
-        found = _TRAILING_FORMAT.search(q.sql)
-        return Answer(body, found.group(1) if found else q.format, summary)
+        return Answer(body, _format_of(q), summary)
 
     @staticmethod
     def _refuse_outfile(conn: Any, q: Query) -> None:
@@ -458,6 +460,28 @@ class SqlServer:
             return await loop.run_in_executor(self._pool, self.engine.run, query)
         finally:
             slots.release()
+
+
+def _native_header(conn: Any, q: Query) -> bytes:
+    """The header block a server sends for a result without rows (chDB sends nothing, and a
+    client then sees no columns), in revision 0's layout: the query again, for names and types.
+    Only an empty result pays for it."""
+    sql = _TRAILING_FORMAT.sub("", q.sql)  # clickhouse-connect appends FORMAT Native to the query
+    text = bytes(conn.query(sql, "JSONCompactEachRowWithNamesAndTypes", params=q.params or None).bytes())
+    lines = text.splitlines()
+    if len(lines) < 2:
+        return b""  # a statement without a result (USE, SET)
+    names, types = json.loads(lines[0]), json.loads(lines[1])
+    block = bytearray(_varint(len(names)) + _varint(0))
+    for name, type_name in zip(names, types, strict=True):
+        block += _string(name) + _string(type_name)
+    return bytes(block)
+
+
+def _format_of(q: Query) -> str:
+    """The output format: the query's own FORMAT clause, else the one asked for."""
+    found = _TRAILING_FORMAT.search(q.sql)
+    return found.group(1) if found else q.format
 
 
 def _connect(path: str) -> Any:

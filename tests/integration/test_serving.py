@@ -101,6 +101,11 @@ def test_the_report_and_every_client_read_the_worker_while_it_runs(
         assert direct[0] == 200
         assert by_queue == {q: int(n) for q, n in (line.split("\t") for line in direct[2].splitlines())}
         assert sum(by_queue.values()) > 0
+        empty = clickhouse_go.query(
+            go_binary, addr, USER, PASSWORD, "SELECT queue FROM call_contacts WHERE 0", database="availability"
+        )
+        assert empty.ok and [(c.name, c.type) for c in empty.columns] == [("queue", "LowCardinality(String)")], empty
+        assert empty.rows == []
         parameter = clickhouse_go.query(
             go_binary, addr, USER, PASSWORD, "SELECT {q:String} AS q", params={"q": "it's"}, database="availability"
         )

@@ -233,3 +233,19 @@ def test_another_process_holding_the_directory_is_named_with_the_url_to_use(tmp_
     assert held_by(path) is None  # the lock went with the process
     withdraw(path / "holder.json")
     Warehouse.open(str(path), create=False).close()
+
+
+def test_a_result_without_rows_still_names_its_columns(server: SqlServer) -> None:
+    """A server sends a header block for an empty Native result; chDB sends nothing, so clients
+    (clickhouse-connect here, clickhouse-go in tests/integration/test_serving.py) saw no columns."""
+    import clickhouse_connect
+
+    client = clickhouse_connect.get_client(dsn=server.url.replace("http://", f"http://{USER}:{PASSWORD}@"))
+    empty = client.query("SELECT load_id, started_at FROM loads WHERE load_id = {id:String}", parameters={"id": "no"})
+    assert (empty.column_names, empty.result_rows) == (("load_id", "started_at"), [])
+    assert [t.name for t in empty.column_types] == ["String", "DateTime64(3, 'UTC')"]
+    one = client.query("SELECT load_id FROM loads")
+    assert (one.column_names, one.result_rows) == (("load_id",), [("a",)])
+    # Other formats are the engine's own, with or without rows.
+    assert ask(server, "SELECT load_id FROM loads WHERE 0 FORMAT JSONCompact")[0] == 200
+    assert ask(server, "SELECT load_id FROM loads WHERE 0")[2] == b""  # TabSeparated: nothing, as a server
