@@ -130,6 +130,7 @@ CODES = {
     "QUERY_IS_TOO_LARGE": 229,
     "INTO_OUTFILE_NOT_ALLOWED": 358,
     "AUTHENTICATION_FAILED": 516,
+    "STD_EXCEPTION": 1001,
 }
 _CONTENT_TYPES = {
     "TabSeparated": "text/tab-separated-values; charset=UTF-8",
@@ -352,7 +353,10 @@ class SqlServer:
                 answer = Answer(self._hello(revision), "Native", {})
             else:
                 answer = await self._run(query)
-        except ClickHouseError as exc:
+        except Exception as exc:  # a ClickHouse error, or a bug here: the client gets ClickHouse's shape either way
+            if not isinstance(exc, ClickHouseError):
+                log.exception("a SQL request failed")
+                exc = ClickHouseError.ours("STD_EXCEPTION", f"{type(exc).__name__}: {exc}")
             self.observe("refused" if exc.status in (401, 403) else "failed", time.perf_counter() - started)
             return web.Response(
                 status=exc.status,

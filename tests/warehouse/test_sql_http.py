@@ -22,7 +22,7 @@ import pytest
 
 from stream_jobs.holder import Holder, announce, held_by, withdraw
 from stream_jobs.warehouse import Warehouse, WarehouseHeld
-from stream_jobs.worker.sql_http import CODES, SqlEngine, SqlLimits, SqlServer
+from stream_jobs.worker.sql_http import CODES, Answer, Query, SqlEngine, SqlLimits, SqlServer
 
 USER, PASSWORD = "grafana", "s3cret"
 
@@ -249,3 +249,22 @@ def test_a_result_without_rows_still_names_its_columns(server: SqlServer) -> Non
     # Other formats are the engine's own, with or without rows.
     assert ask(server, "SELECT load_id FROM loads WHERE 0 FORMAT JSONCompact")[0] == 200
     assert ask(server, "SELECT load_id FROM loads WHERE 0")[2] == b""  # TabSeparated: nothing, as a server
+
+
+def test_a_failure_of_the_server_itself_is_answered_in_clickhouses_shape(warehouse: Warehouse) -> None:
+    class Broken(SqlEngine):
+        def run(self, q: Query) -> Answer:
+            raise RuntimeError("a bug")
+
+    assert warehouse.directory is not None
+    server = SqlServer(
+        Broken(str(warehouse.directory), SqlLimits()), "availability", port=0, user=USER, password=PASSWORD
+    )
+    server.start()
+    try:
+        status, headers, body = ask(server, "SELECT 1")
+        assert (status, headers["X-ClickHouse-Exception-Code"]) == (500, "1001")
+        assert body == b"Code: 1001. DB::Exception: RuntimeError: a bug. (STD_EXCEPTION)\n"
+        assert ask(server, auth=None, path="/ping")[2] == b"Ok.\n"  # it goes on answering
+    finally:
+        server.stop()
