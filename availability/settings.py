@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # reports log in as; clients of a server URL without a user take these too.
     sql_user: str = "default"
     sql_password: SecretStr | None = None
+    # A ClickHouse cluster (a name in the servers' remote_servers): the migrator makes replicated
+    # tables on every server and Distributed tables over them (deploy/clickhouse/README.md).
+    clickhouse_cluster: str | None = None
 
     @property
     def uses_development_key(self) -> bool:

@@ -95,7 +95,8 @@ class Wiring:
         """The warehouse at `target`; with `create=False` (a report) one must already be there."""
         from stream_jobs.warehouse import Warehouse
 
-        with Warehouse.open(self.server_login(self.warehouse_target(target)), create=create) as wh:
+        target = self.server_login(self.warehouse_target(target))
+        with Warehouse.open(target, create=create, cluster=self.settings.clickhouse_cluster) as wh:
             yield wh
 
     def server_login(self, target: str) -> str:

@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import msgspec
 
+from schemas.cluster import SCHEMA_MIGRATIONS_DDL, cluster_statements, statements
 from schemas.errors import WarehouseError
 from schemas.events import (
     CALL_TYPES,
@@ -127,6 +128,7 @@ class Warehouse:
         self.client = client
         self.target = target
         self.directory: Path | None = None  # an embedded warehouse's directory (its engine's path)
+        self.cluster: str | None = None  # the ClickHouse cluster the migrator makes the tables on
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse-writer")
         self._pending: list[Future[None]] = []
         self._failed = False  # a write since the last flush failed: skip the rest (writer thread)
@@ -134,15 +136,20 @@ class Warehouse:
     # -- connection -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, target: str, database: str | None = None, *, create: bool = True) -> Warehouse:
+    def open(
+        cls, target: str, database: str | None = None, *, create: bool = True, cluster: str | None = None
+    ) -> Warehouse:
         """Open (creating and migrating if needed) the warehouse at a directory or server URL.
         With `create=False` (a reader such as `report`) a directory or database that holds no
-        warehouse is an error, not a new empty one.
+        warehouse is an error, not a new empty one. With `cluster` (a server URL) the migrator
+        makes the tables on every server of that ClickHouse cluster (schemas/cluster.py).
 
         Every error is one line naming the target without its user and password."""
         import clickhouse_connect
 
         shown = redact(target)
+        if cluster is not None and not target.startswith(("http://", "https://")):
+            raise WarehouseError(f"--warehouse {shown}: a cluster needs a ClickHouse server URL, not a directory")
         try:
             if target.startswith(("http://", "https://")):
                 url = urlsplit(target)
@@ -162,7 +169,8 @@ class Warehouse:
                 db = database or DEFAULT_DATABASE
                 client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
             if create:
-                client.command(f"CREATE DATABASE IF NOT EXISTS `{db}`")
+                for statement in _on(cluster, f"CREATE DATABASE IF NOT EXISTS `{db}`"):
+                    client.command(statement)
             elif not client.command(f"EXISTS DATABASE `{db}`"):
                 raise WarehouseError(f"--warehouse {shown}: {NO_WAREHOUSE} (no database {db})")
             client.database = db
@@ -171,6 +179,7 @@ class Warehouse:
         except Exception as exc:  # driver errors differ by backend; the user needs one line
             raise WarehouseError(f"--warehouse {shown}: {_open_problem(exc, target)}") from None
         warehouse = cls(client, target)
+        warehouse.cluster = cluster
         if not target.startswith(("http://", "https://")):
             warehouse.directory = Path(target).expanduser().resolve()
         if create or warehouse.pending_migrations():  # a reader (a read-only user) migrates only if it must
@@ -242,18 +251,17 @@ class Warehouse:
 
     def migrate(self) -> list[str]:
         """Apply the DDL files in schemas/ddl not yet recorded; returns the names applied."""
-        self.client.command(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (name String, applied_at DateTime DEFAULT now())"
-            " ENGINE = MergeTree ORDER BY name"
-        )
+        for statement in _on(self.cluster, SCHEMA_MIGRATIONS_DDL):
+            self.client.command(statement)
         done = {r[0] for r in self.client.query("SELECT name FROM schema_migrations").result_rows}
         applied = []
         ddl = resources.files("schemas") / "ddl"
         for name in _ddl_names():
             if name in done:
                 continue
-            for statement in ddl_statements((ddl / name).read_text(encoding="utf-8")):
-                self.client.command(statement)
+            for written in ddl_statements((ddl / name).read_text(encoding="utf-8")):
+                for statement in _on(self.cluster, written):
+                    self.client.command(statement)
             self.client.insert("schema_migrations", [[name]], column_names=["name"])
             applied.append(name)
         return applied
@@ -489,14 +497,18 @@ def _sql_string(text: bytes) -> str:
     return "'" + text.decode().replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _on(cluster: str | None, statement: str) -> list[str]:
+    """A DDL statement as written for one server, or what does the same on every server of a cluster."""
+    return [statement] if cluster is None else cluster_statements(statement, cluster)
+
+
 def _ddl_names() -> list[str]:
     return sorted(f.name for f in (resources.files("schemas") / "ddl").iterdir() if f.name.endswith(".sql"))
 
 
 def ddl_statements(sql: str) -> list[str]:
-    """The statements of a DDL file, without its comments."""
-    without_comments = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
-    return [s.strip() for s in without_comments.split(";") if s.strip()]
+    """The statements of a DDL file, without its comments (the cluster transform reads them alike)."""
+    return statements(sql)
 
 
 def _first_line(exc: BaseException) -> str:

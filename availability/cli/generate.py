@@ -16,7 +16,7 @@ from schemas.agreements import Agreements
 # The repository: the generated files are committed beside the code that makes them.
 ROOT = Path(__file__).resolve().parents[2]
 # Files in these directories that nothing generates any more are reported as stale.
-STALE = ("schemas/jsonschema/*.schema.json", "dashboards/generated/*.json")
+STALE = ("schemas/jsonschema/*.schema.json", "dashboards/generated/*.json", "deploy/clickhouse/*.sql")
 
 
 def generated_files(
@@ -25,12 +25,12 @@ def generated_files(
     """Repository-relative path -> text, for every generated file."""
     from dashboards.alerting import files as alerting
     from dashboards.grafana import files as grafana
-    from schemas import jsonschema_gen
+    from schemas import cluster, jsonschema_gen
 
     alerts = alerting.generate(
         agreements, dashboard_url=dashboard_url or alerting.DASHBOARD_URL, managers_path=managers
     )
-    return jsonschema_gen.files() | grafana.files(agreements) | alerts
+    return jsonschema_gen.files() | grafana.files(agreements) | alerts | cluster.generated_files()
 
 
 def drifted(root: Path, expected: Mapping[Path, str], stale: tuple[str, ...] = STALE) -> list[str]:

@@ -1,0 +1,203 @@
+-- The warehouse's tables for the ClickHouse cluster `availability` (remote_servers): each table t is a
+-- replicated t_local on every server and a Distributed t over them. Generated from
+-- schemas/ddl/*.sql by schemas/cluster.py (`availability generate`); do not edit.
+-- Apply with the database selected: deploy/clickhouse/README.md.
+
+-- schema_migrations (stream_jobs/warehouse.py, Warehouse.migrate)
+CREATE TABLE IF NOT EXISTS schema_migrations_local ON CLUSTER availability
+(name String, applied_at DateTime DEFAULT now())
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/schema_migrations_local', '{replica}')
+ORDER BY name;
+CREATE TABLE IF NOT EXISTS schema_migrations ON CLUSTER availability AS schema_migrations_local
+ENGINE = Distributed('availability', currentDatabase(), schema_migrations_local, rand());
+
+-- schemas/ddl/001_events.sql
+CREATE TABLE IF NOT EXISTS events_local ON CLUSTER availability
+(
+    kind        LowCardinality(String),
+    type        LowCardinality(String),
+    source      LowCardinality(String),
+    id          String,
+    time        DateTime64(3, 'UTC'),
+    key         String,
+    payload     String,
+    ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/events_local', '{replica}')
+PARTITION BY toYYYYMM(time)
+ORDER BY (kind, toDate(time), key, source, id);
+CREATE TABLE IF NOT EXISTS events ON CLUSTER availability AS events_local
+ENGINE = Distributed('availability', currentDatabase(), events_local, cityHash64(key));
+INSERT INTO schema_migrations (name) VALUES ('001_events.sql');
+
+-- schemas/ddl/002_call_facts.sql
+CREATE TABLE IF NOT EXISTS call_facts_local ON CLUSTER availability
+(
+    call_id          String,
+    offered_at       Nullable(DateTime64(3, 'UTC')),
+    entrance         LowCardinality(String),
+    caller_ref       String,
+    queue            LowCardinality(String),
+    first_queued_at  Nullable(DateTime64(3, 'UTC')),
+    outcome          LowCardinality(String),
+    queue_open       Bool,
+    wait_seconds     Nullable(Float64),
+    short_abandon    Bool,
+    in_service_level Bool,
+    agent            String,
+    talk_seconds     Nullable(Float64),
+    transferred_from Array(LowCardinality(String)),
+    ended_at         Nullable(DateTime64(3, 'UTC')),
+    internal_queue     Array(LowCardinality(String)),
+    internal_queued_at Array(DateTime64(3, 'UTC')),
+    internal_outcome   Array(LowCardinality(String)),
+    internal_wait      Array(Nullable(Float64)),
+    events           UInt32,
+    derived_at       DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/call_facts_local', '{replica}')
+ORDER BY call_id;
+CREATE TABLE IF NOT EXISTS call_facts ON CLUSTER availability AS call_facts_local
+ENGINE = Distributed('availability', currentDatabase(), call_facts_local, cityHash64(call_id));
+INSERT INTO schema_migrations (name) VALUES ('002_call_facts.sql');
+
+-- schemas/ddl/003_mail_cases.sql
+CREATE TABLE IF NOT EXISTS mail_cases_local ON CLUSTER availability
+(
+    mailbox        LowCardinality(String),
+    thread_id      String,
+    seq            UInt32,
+    opened_at      DateTime64(3, 'UTC'),
+    opened_clock   Float64,
+    ended_at       Nullable(DateTime64(3, 'UTC')),
+    end            LowCardinality(String),
+    close_reason   LowCardinality(String),
+    lead_seconds   Nullable(Float64),
+    priority       Bool,
+    target_seconds Float64,
+    messages       UInt32,
+    sender_ref     String,
+    derived_at     DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/mail_cases_local', '{replica}')
+ORDER BY (mailbox, thread_id, seq);
+CREATE TABLE IF NOT EXISTS mail_cases ON CLUSTER availability AS mail_cases_local
+ENGINE = Distributed('availability', currentDatabase(), mail_cases_local, cityHash64(mailbox, thread_id));
+INSERT INTO schema_migrations (name) VALUES ('003_mail_cases.sql');
+
+-- schemas/ddl/004_loads_and_key_index.sql
+CREATE TABLE IF NOT EXISTS loads_local ON CLUSTER availability
+(
+    load_id     String,
+    started_at  DateTime64(3, 'UTC'),
+    finished_at Nullable(DateTime64(3, 'UTC')),
+    files       Array(String),
+    command     LowCardinality(String),
+    finished    UInt8
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/loads_local', '{replica}', finished)
+ORDER BY load_id;
+CREATE TABLE IF NOT EXISTS loads ON CLUSTER availability AS loads_local
+ENGINE = Distributed('availability', currentDatabase(), loads_local, cityHash64(load_id));
+ALTER TABLE events_local ON CLUSTER availability ADD INDEX IF NOT EXISTS events_key_bloom key TYPE bloom_filter(0.01) GRANULARITY 1;
+ALTER TABLE events_local ON CLUSTER availability MATERIALIZE INDEX events_key_bloom;
+INSERT INTO schema_migrations (name) VALUES ('004_loads_and_key_index.sql');
+
+-- schemas/ddl/005_stream_positions.sql
+CREATE TABLE IF NOT EXISTS stream_positions_local ON CLUSTER availability
+(
+    topic       String,
+    partition   UInt32,
+    next_offset UInt64,
+    stored_at   DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/stream_positions_local', '{replica}', next_offset)
+ORDER BY (topic, partition);
+CREATE TABLE IF NOT EXISTS stream_positions ON CLUSTER availability AS stream_positions_local
+ENGINE = Distributed('availability', currentDatabase(), stream_positions_local, cityHash64(topic, partition));
+INSERT INTO schema_migrations (name) VALUES ('005_stream_positions.sql');
+
+-- schemas/ddl/006_contract_v2.sql
+CREATE TABLE IF NOT EXISTS call_contacts_local ON CLUSTER availability
+(
+    call_id          String,
+    seq              UInt32,
+    internal         Bool,
+    queue            LowCardinality(String),
+    first_queued_at  DateTime64(3, 'UTC'),
+    outcome          LowCardinality(String),
+    left_at          Nullable(DateTime64(3, 'UTC')),
+    queue_open       Bool,
+    wait_seconds     Nullable(Float64),
+    short_abandon    Bool,
+    in_service_level Bool,
+    levels_met       Array(Float64),
+    agent            String,
+    talk_seconds     Nullable(Float64),
+    transferred_from Array(LowCardinality(String)),
+    caller_ref       String,
+    offered_at       Nullable(DateTime64(3, 'UTC')),
+    entrance         LowCardinality(String),
+    ended_at         Nullable(DateTime64(3, 'UTC')),
+    events           UInt32,
+    deleted          UInt8 DEFAULT 0,
+    derived_at       DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/call_contacts_local', '{replica}', derived_at, deleted)
+ORDER BY (call_id, seq);
+CREATE TABLE IF NOT EXISTS call_contacts ON CLUSTER availability AS call_contacts_local
+ENGINE = Distributed('availability', currentDatabase(), call_contacts_local, cityHash64(call_id));
+INSERT INTO call_contacts
+    (call_id, seq, internal, queue, first_queued_at, outcome, left_at, queue_open, wait_seconds, short_abandon,
+     in_service_level, agent, talk_seconds, transferred_from, caller_ref, offered_at, entrance, ended_at, events)
+SELECT call_id, 1, false, queue, assumeNotNull(first_queued_at), outcome,
+       if(wait_seconds IS NULL, NULL, addMilliseconds(assumeNotNull(first_queued_at), toInt64(round(assumeNotNull(wait_seconds) * 1000)))),
+       queue_open, wait_seconds, short_abandon, in_service_level, agent, talk_seconds, arrayDistinct(transferred_from),
+       caller_ref, offered_at, entrance, ended_at, events
+FROM call_facts FINAL
+WHERE queue != '' AND first_queued_at IS NOT NULL;
+INSERT INTO call_contacts
+    (call_id, seq, internal, queue, first_queued_at, outcome, left_at, queue_open, wait_seconds, short_abandon,
+     in_service_level, agent, caller_ref, offered_at, entrance, ended_at, events)
+SELECT call_id, 1 + n, true, iq, iat, io,
+       if(iw IS NULL, NULL, addMilliseconds(iat, toInt64(round(assumeNotNull(iw) * 1000)))),
+       queue_open, iw, false, false, '', caller_ref, offered_at, entrance, ended_at, events
+FROM call_facts FINAL
+ARRAY JOIN internal_queue AS iq, internal_queued_at AS iat, internal_outcome AS io, internal_wait AS iw,
+           arrayEnumerate(internal_queue) AS n;
+DROP TABLE IF EXISTS call_facts ON CLUSTER availability SYNC;
+DROP TABLE IF EXISTS call_facts_local ON CLUSTER availability SYNC;
+CREATE TABLE IF NOT EXISTS event_conflicts_local ON CLUSTER availability
+(
+    source       LowCardinality(String),
+    id           String,
+    type         LowCardinality(String),
+    time         DateTime64(3, 'UTC'),
+    other_digest String,
+    other        String,
+    detected_at  DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/event_conflicts_local', '{replica}')
+ORDER BY (source, id, other_digest);
+CREATE TABLE IF NOT EXISTS event_conflicts ON CLUSTER availability AS event_conflicts_local
+ENGINE = Distributed('availability', currentDatabase(), event_conflicts_local, cityHash64(source, id, other_digest));
+ALTER TABLE mail_cases_local ON CLUSTER availability ADD COLUMN IF NOT EXISTS working_day_deadline Nullable(DateTime64(3, 'UTC')) AFTER target_seconds;
+ALTER TABLE mail_cases ON CLUSTER availability ADD COLUMN IF NOT EXISTS working_day_deadline Nullable(DateTime64(3, 'UTC')) AFTER target_seconds;
+INSERT INTO schema_migrations (name) VALUES ('006_contract_v2.sql');
+
+-- schemas/ddl/007_derived_with.sql
+ALTER TABLE call_contacts_local ON CLUSTER availability ADD COLUMN IF NOT EXISTS derived_with LowCardinality(String) DEFAULT '';
+ALTER TABLE call_contacts ON CLUSTER availability ADD COLUMN IF NOT EXISTS derived_with LowCardinality(String) DEFAULT '';
+ALTER TABLE mail_cases_local ON CLUSTER availability ADD COLUMN IF NOT EXISTS derived_with LowCardinality(String) DEFAULT '';
+ALTER TABLE mail_cases ON CLUSTER availability ADD COLUMN IF NOT EXISTS derived_with LowCardinality(String) DEFAULT '';
+CREATE TABLE IF NOT EXISTS agreements_seen_local ON CLUSTER availability
+(
+    fingerprint String,
+    inputs      String,
+    recorded_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/agreements_seen_local', '{replica}', recorded_at)
+ORDER BY fingerprint;
+CREATE TABLE IF NOT EXISTS agreements_seen ON CLUSTER availability AS agreements_seen_local
+ENGINE = Distributed('availability', currentDatabase(), agreements_seen_local, cityHash64(fingerprint));
+INSERT INTO schema_migrations (name) VALUES ('007_derived_with.sql');
