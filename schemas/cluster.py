@@ -18,6 +18,7 @@ Pure text transforms, no client library: the migrator (stream_jobs/warehouse.py)
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -303,18 +304,9 @@ def _alter_table(name: str, commands_text: str, cluster: str, text: str) -> list
 def _split_commands(text: str) -> list[str]:
     """ALTER's commands: split at the commas outside parentheses and quotes."""
     parts: list[str] = []
-    depth, quote, start = 0, "", 0
-    for i, ch in enumerate(text):
-        if quote:
-            if ch == quote and text[i - 1] != "\\":
-                quote = ""
-        elif ch in "'`\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
+    start = 0
+    for i, ch, depth in _outside_quotes(text):
+        if ch == "," and depth == 0:
             parts.append(text[start:i].strip())
             start = i + 1
     parts.append(text[start:].strip())
@@ -325,6 +317,14 @@ def _split_commands(text: str) -> list[str]:
 
 def _parenthesised(text: str, start: int) -> _Span:
     """The balanced parentheses opening at text[start] (quotes respected)."""
+    for i, ch, depth in _outside_quotes(text, start):
+        if ch == ")" and depth == 0:
+            return _Span(start, i + 1)
+    raise ClusterDDLError(f"unbalanced parentheses in: {_head(text)}")
+
+
+def _outside_quotes(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """(index, character, parenthesis depth after it) of each character outside quotes."""
     depth, quote = 0, ""
     for i in range(start, len(text)):
         ch = text[i]
@@ -333,13 +333,9 @@ def _parenthesised(text: str, start: int) -> _Span:
                 quote = ""
         elif ch in "'`\"":
             quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return _Span(start, i + 1)
-    raise ClusterDDLError(f"unbalanced parentheses in: {_head(text)}")
+        else:
+            depth += (ch == "(") - (ch == ")")
+            yield i, ch, depth
 
 
 def _unknown_kind(text: str) -> str:
