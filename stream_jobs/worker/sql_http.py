@@ -391,14 +391,7 @@ class SqlServer:
             ("revision()", "UInt32", (0).to_bytes(4, "little")),
             ("timezone()", "String", _string(self.engine.timezone)),
         ]
-        block = bytearray(_BLOCK_INFO if revision > 0 else b"")
-        block += _varint(len(columns)) + _varint(1)
-        for name, type_name, data in columns:
-            block += _string(name) + _string(type_name)
-            if revision >= _CUSTOM_SERIALIZATION:
-                block += b"\x00"
-            block += data
-        return bytes(block)
+        return _native_block(columns, rows=1, revision=revision)
 
     def _authenticate(self, request: web.Request) -> None:
         user, password = "default", ""
@@ -476,9 +469,18 @@ def _native_header(conn: Any, q: Query) -> bytes:
     if len(lines) < 2:
         return b""  # a statement without a result (USE, SET)
     names, types = json.loads(lines[0]), json.loads(lines[1])
-    block = bytearray(_varint(len(names)) + _varint(0))
-    for name, type_name in zip(names, types, strict=True):
+    return _native_block([(n, t, b"") for n, t in zip(names, types, strict=True)], rows=0, revision=0)
+
+
+def _native_block(columns: list[tuple[str, str, bytes]], *, rows: int, revision: int) -> bytes:
+    """One Native block of (name, type, encoded data) columns, in the layout of `revision`."""
+    block = bytearray(_BLOCK_INFO if revision > 0 else b"")
+    block += _varint(len(columns)) + _varint(rows)
+    for name, type_name, data in columns:
         block += _string(name) + _string(type_name)
+        if revision >= _CUSTOM_SERIALIZATION:
+            block += b"\x00"
+        block += data
     return bytes(block)
 
 
