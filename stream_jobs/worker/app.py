@@ -282,7 +282,6 @@ class StreamApp(faust.App):
     """Stops the batch consumer (commit, leave the group) before Faust shuts down."""
 
     batch_consumer: BatchConsumer | None = None
-    sql_registry: CollectorRegistry | None = None
 
     async def on_stop(self) -> None:
         if self.batch_consumer is not None:
@@ -385,7 +384,6 @@ def build_app(parts: WorkerParts, options: WorkerOptions = WorkerOptions(), *, d
         from_beginning=options.from_beginning,
     )
     app.batch_consumer = consumer
-    app.sql_registry = metrics.registry  # the SQL interface's counters join the pipeline's
     app.task(consumer.run)
 
     # A thin Faust agent watches the dead-letter topic (what any worker rejected), so
@@ -529,9 +527,9 @@ def run(parts: WorkerParts, options: WorkerOptions = WorkerOptions()) -> None:
     with tempfile.TemporaryDirectory(prefix="availability-worker-") as datadir:
         app = build_app(parts, options, datadir=Path(datadir))
         consumer = app.batch_consumer
-        assert consumer is not None and app.sql_registry is not None
-        serving = Serving.start(
-            parts.warehouse, consumer.sink.deriver, consumer.jobs, options.sql, app.sql_registry,
+        assert consumer is not None
+        serving = Serving.start(  # the SQL interface's counters join the pipeline's on /metrics
+            parts.warehouse, consumer.sink.deriver, consumer.jobs, options.sql, consumer.metrics.registry,
             str(parts.agreements.timezone),
         )  # fmt: skip
         worker = _Worker(app, loglevel=options.loglevel, quiet=True, override_logging=True)
