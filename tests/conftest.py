@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import importlib
 import os
+import socket
 from itertools import count
 from pathlib import Path
 from types import ModuleType
@@ -85,6 +86,13 @@ EXAMPLES = SHARED / "examples"
 # package) and does not find it is skipped on a developer's machine, with the reason (`-rs` prints
 # it). In CI (env CI set, as .ci/run does) the same absence is a failure: a CI job must never pass
 # by silently testing nothing. Every such place calls unavailable(); nothing else skips.
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (tests start servers side by side)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def in_ci() -> bool:

@@ -20,7 +20,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import unavailable
+from tests.conftest import free_port, unavailable
 from tests.reporting.test_deploy_report import (
     ACCEPTED,
     INSTALLED,
@@ -477,12 +476,6 @@ def artifacts(pom: Path) -> list[tuple[str, ...]]:
 
 def test_the_kafka_jars_are_the_dev_brokers(tmp_path: Path) -> None:
     assert artifacts(BOX / "kafka/pom.xml") == artifacts(kafka_sh_pom(tmp_path))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_kafka_unit_runs_a_broker(tmp_path: Path) -> None:

@@ -25,7 +25,6 @@ import json
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -56,7 +55,7 @@ from ingest.kafka.publisher import KafkaPublisher
 from ingest.pseudonymise import Pseudonymiser
 from schemas.agreements import Agreements, load_agreements
 from schemas.events import encode
-from tests.conftest import ev, importorfail, unavailable
+from tests.conftest import ev, free_port, importorfail, unavailable
 from tests.integration.streaming import Worker, cli, environment
 
 ALERT = "QueueServiceLevelBelowTarget"
@@ -167,13 +166,6 @@ def binary(*names: str) -> str:
         if path:
             return path
     unavailable(f"{names[0]} not installed (apt-get install prometheus prometheus-alertmanager)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

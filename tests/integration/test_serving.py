@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLES, unavailable
+from tests.conftest import EXAMPLES, free_port, unavailable
 from tests.integration import clickhouse_go
-from tests.integration.streaming import Worker, cli, environment, free_port
+from tests.integration.streaming import Worker, cli, environment
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,18 +14,12 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from ingest.kafka.publisher import partition_of
 from schemas.topics import CALLS
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, free_port
 from tests.integration.streaming import Webhook, Worker, cli, committed_everything, environment, report
 
 pytestmark = pytest.mark.integration
 
 EXAMPLE_AGREEMENTS = str(EXAMPLES / "agreements.yaml")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def topic_names(prefix: str) -> list[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import io
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
@@ -26,7 +25,7 @@ import pytest
 from dashboards.reporting import mail, model
 from schemas.agreements import Agreements, parse_agreements
 from schemas.errors import AvailabilityError
-from tests.conftest import AGREEMENTS, importorfail, unavailable
+from tests.conftest import AGREEMENTS, free_port, importorfail, unavailable
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 SENDER = "tillganglighet@example.se"
@@ -74,13 +73,6 @@ class Sink:
         tls = session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None  # STARTTLS, TLS
         self.logins.append((login, password, tls))
         return AuthResult(success=(login, password) == (USER, PASSWORD), handled=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 StartServer = Callable[..., tuple[Sink, str]]
