@@ -5,9 +5,9 @@ Every contact and case is stored with the fingerprint of its derivation inputs
 and month this finds the fingerprints of its facts and compares their inputs with the current
 agreements', setting by setting. A calendar counts as changed only where its opening hours differ
 on a day that matters to the month: for a queue the month's days (and one on each side, where a
-recovered abandon's answer may lie); for a mailbox every day from 2000 to the month's end, since a
-case's opening is stored as a business clock counted from 2000 (an open case's age is the clock
-at the evaluation time minus it). A reduced day added for a later year changes nothing before it.
+recovered abandon's answer may lie); for a mailbox every day from 1990 (EARLIEST_TIME) to the month's end, since
+a case's opening is stored as a business clock counted from 2000, and back to 1990 (an open case's
+age is the clock at the evaluation time minus it). A reduced day added for a later year changes nothing before it.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def _differing(
 
 class _DifferingDays:
     """The days on which two calendars open differently, found once per pair of calendars (every
-    day from 2000 to `until`, past the last month judged)."""
+    day from EARLIEST_TIME to `until`, past the last month judged)."""
 
     def __init__(self, agreements: Agreements, until: date) -> None:
         self.tz = agreements.timezone

@@ -3,8 +3,9 @@
 A calendar turns local opening hours into UTC intervals day by day, so DST days come out
 right by construction: 08:00-16:30 is 8.5 h whether the day has 23, 24 or 25 hours.
 
-Business time is read off a *business clock*: B(t) = open seconds from CLOCK_EPOCH to t.
-The business time between a and b is B(b) - B(a). The warehouse stores B at a case's
+Business time is read off a *business clock*: B(t) = open seconds from CLOCK_EPOCH to t
+(negative before it: the clock runs back to FIRST_CLOCK_YEAR for older data, while the values
+stored since 2000 keep their meaning). The business time between a and b is B(b) - B(a). The warehouse stores B at a case's
 opening, so the age of an open case at any evaluation time is one subtraction in SQL.
 """
 
@@ -19,7 +20,8 @@ from zoneinfo import ZoneInfo
 import holidays as pyholidays
 from dateutil.easter import easter
 
-CLOCK_EPOCH_YEAR = 2000
+CLOCK_EPOCH_YEAR = 2000  # B = 0 here; the warehouse stores B, so this never moves
+FIRST_CLOCK_YEAR = 1990  # the clock's first year (schemas/events.py: EARLIEST_TIME)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -128,10 +130,10 @@ class Calendar:
         return i >= 0 and ts < year.ends[i]
 
     def clock(self, t: datetime) -> float:
-        """B(t): business seconds from 1 Jan CLOCK_EPOCH_YEAR (local) to t."""
+        """B(t): business seconds from 1 Jan CLOCK_EPOCH_YEAR (local) to t (negative before it)."""
         ts, year = self._locate(t)
-        if year.number < CLOCK_EPOCH_YEAR:
-            raise ValueError(f"time {t.isoformat()} is before {CLOCK_EPOCH_YEAR}")
+        if year.number < FIRST_CLOCK_YEAR:
+            raise ValueError(f"time {t.isoformat()} is before {FIRST_CLOCK_YEAR}")
         i = bisect.bisect_right(year.starts, ts) - 1
         if i < 0:
             return year.offset
@@ -157,8 +159,15 @@ class Calendar:
     def _year(self, year: int) -> _Year:
         cached = self._years.get(year)
         if cached is None:
-            offset = 0.0 if year <= CLOCK_EPOCH_YEAR else self._year(year - 1).end_offset
-            cached = self._years[year] = _Year.build(self, year, offset)
+            if year > CLOCK_EPOCH_YEAR:
+                cached = _Year.build(self, year, self._year(year - 1).end_offset)
+            elif year == CLOCK_EPOCH_YEAR or year < FIRST_CLOCK_YEAR - 1:  # the clock's origin, or unused
+                cached = _Year.build(self, year, 0.0)
+            else:  # before the origin: this year's open seconds before the next year's start
+                cached = _Year.build(self, year, 0.0)
+                cached.offset = self._year(year + 1).offset - cached.end_offset
+                cached.__dict__.pop("end_offset", None)  # computed with offset 0
+            self._years[year] = cached
         return cached
 
     def _rules(self, year: int) -> tuple[frozenset[date], dict[date, tuple[Interval, ...]]]:

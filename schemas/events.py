@@ -43,9 +43,10 @@ PSEUDONYM_PATTERN = r"[0-9a-f]{32}"
 # boundary: a CallGuide or mailbox event is a few hundred bytes, and anything near Kafka's
 # 1 MiB message limit would fail on every retry instead of being rejected once with a reason.
 MAX_EVENT_BYTES = 64 * 1024
-# Times every path accepts. The business clock counts from 2000 (schemas/calendar.py) and the
-# warehouse's DateTime64 ends in 2299; a time outside this range is a broken source clock.
-EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+# Times every path accepts. The business clock runs from 1990 (schemas/calendar.py; the oldest
+# real data tested, the Technion bank's calls, is from 1999) and the warehouse's DateTime64 ends
+# in 2299; a time outside this range is a broken source clock.
+EARLIEST_TIME = datetime(1990, 1, 1, tzinfo=UTC)
 LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 # On the live paths (webhook, mailbox pollers, stream worker) an event may be at most this far
 # ahead of the receiving clock (spec/events.md).

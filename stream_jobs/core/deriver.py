@@ -203,7 +203,7 @@ class Deriver:
     ) -> None:
         """Hold every event the store has of these calls and threads (however old), and how many
         contacts it holds of the calls. An event stored by an earlier version with a time out of
-        range (mail from 1999) is left out: it can never be derived, and would fail every later
+        range (mail from 1989) is left out: it can never be derived, and would fail every later
         event of its thread."""
         reloaded = self.store.stored_events("call", call_ids)
         for key, known in reloaded.items():

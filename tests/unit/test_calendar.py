@@ -488,9 +488,22 @@ def test_clock_starts_at_epoch() -> None:
     assert ALWAYS.clock(t("2000-01-01 10:00")) == pytest.approx(10 * H)
 
 
-def test_clock_before_epoch_is_an_error() -> None:
-    with pytest.raises(ValueError, match="before 2000"):
-        SPEC.clock(t("1999-12-31 23:59"))
+def test_clock_runs_back_before_its_epoch_to_1990() -> None:
+    # Older data (the Technion bank's calls of 1999) is read off the same clock, negative before
+    # 2000, so the values stored since 2000 keep their meaning. ALWAYS is open all the time:
+    # B(31 Dec 1999 22:00 local) = -2 h, B(1 Jan 1990 00:00) = -(the seconds of 1990-1999).
+    assert ALWAYS.clock(t("1999-12-31 22:00")) == pytest.approx(-2 * H)
+    elapsed = t("2000-01-01 00:00").timestamp() - t("1990-01-01 00:00").timestamp()
+    assert ALWAYS.clock(t("1990-01-01 00:00")) == pytest.approx(-elapsed)
+    # Across the epoch the business time is the sum of the open hours on both sides. SPEC:
+    # Thu 30 Dec 1999 15:00-16:30 (1.5 h), Fri 31 Dec nyarsafton closed, Sat 1 Jan 2000 a
+    # holiday, Mon 3 Jan 08:00-09:30 (1.5 h): 3 h.
+    assert SPEC.business_seconds(t("1999-12-30 15:00"), t("2000-01-03 09:30")) == pytest.approx(3 * H)
+
+
+def test_clock_before_1990_is_an_error() -> None:
+    with pytest.raises(ValueError, match="before 1990"):
+        SPEC.clock(t("1989-12-31 23:59"))
 
 
 def test_clock_is_constant_while_closed() -> None:

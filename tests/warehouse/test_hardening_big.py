@@ -82,7 +82,7 @@ def bad_lines() -> list[tuple[str, bytes]]:
     out.append(
         (
             "old mail",
-            dumps(envelope("mail.received", "1999-06-01T10:00:00+02:00", mail | {"thread_id": "<old@x>"}, "old")),
+            dumps(envelope("mail.received", "1989-06-01T10:00:00+02:00", mail | {"thread_id": "<old@x>"}, "old")),
         )
     )
     out.append(

@@ -290,7 +290,7 @@ def test_restore_and_collect_survive_bad_stored_rows(warehouse, agreements):
         FROM_2150,
     ]
     feed(warehouse, agreements, events, clock=clock)
-    # A payload that no longer decodes, one of an unknown type, a case opened in 1999 (before the
+    # A payload that no longer decodes, one of an unknown type, a case opened in 1989 (before the
     # business clock starts) and one of a mailbox the agreements no longer define.
     t = datetime(2026, 4, 14, 7, 0, tzinfo=UTC)
     warehouse.client.insert(
@@ -305,7 +305,7 @@ def test_restore_and_collect_survive_bad_stored_rows(warehouse, agreements):
     warehouse.client.insert(
         "mail_cases",
         [
-            ["kundreskontra", "t0", 0, datetime(1999, 12, 31, 9, tzinfo=UTC), -1000.0, "", False, 28800.0],
+            ["kundreskontra", "t0", 0, datetime(1989, 12, 31, 9, tzinfo=UTC), -1000.0, "", False, 28800.0],
             ["gone", "t9", 0, t, 0.0, "", False, 28800.0],
         ],
         column_names=columns,
