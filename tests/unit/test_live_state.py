@@ -237,9 +237,9 @@ class OldStore(MemoryStore):
 
     def open_cases(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
         good = super().open_cases(since, until)
-        opened_1999 = good[0] | {"thread_id": "t0", "opened_at": datetime.fromisoformat("1999-12-31T09:00:00+00:00")}
+        opened_1989 = good[0] | {"thread_id": "t0", "opened_at": datetime.fromisoformat("1989-12-31T09:00:00+00:00")}
         other_mailbox = good[0] | {"mailbox": "gone", "thread_id": "t9"}
-        return [*good, opened_1999, other_mailbox]
+        return [*good, opened_1989, other_mailbox]
 
     def agent_states(self, since: datetime, until: datetime) -> list[tuple[str, str]]:
         return [*super().agent_states(since, until), ("a7", "{not json"), ("a8", '{"type": "agent.gone"}')]
@@ -256,7 +256,7 @@ def test_restore_skips_and_counts_rows_it_cannot_use(agreements):
     Deriver(store, agreements).apply(events)
     live = LiveState(agreements, clock=clock)
     live.restore(store, lambda kind, key: True)  # never raises for a bad row
-    # Five bad rows: an unknown queue, a case before 2000, an unknown mailbox, two bad payloads.
+    # Five bad rows: an unknown queue, a case before 1990, an unknown mailbox, two bad payloads.
     assert live.skipped_rows == 5
     s = samples(live)
     # The good rows are restored: w1 waiting 60 s, a1 ready, t1 open 2 h 1 min (not breached).
