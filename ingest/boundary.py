@@ -14,6 +14,9 @@ The checks, cheapest first:
   RFC 3339); inside [EARLIEST_TIME, LATEST_TIME) on every path, and on the live paths
   (`live=True`: webhook, mailbox pollers, stream worker) at most MAX_FUTURE ahead of `clock()`;
 - `source` a short name (it becomes a label and a key); queues and mailboxes in the agreements;
+- an event an import pseudonymised ahead (its `pseudonymised` extension names this key's
+  fingerprint) is checked as a published one, so nothing is hashed twice; another key's is
+  rejected, since its pseudonyms would not link with this key's;
 - personal data: `caller`/`sender` -> keyed hashes, `subject` -> categories and dropped, agent
   ids and Message-ID-like ids hashed, free-text ids hashed, the envelope `subject` dropped,
   `categories` restricted to `priority` and matched keyword stems. A source may not send a
@@ -83,6 +86,10 @@ SOURCE_REASON = "source: must be a short name (letters, digits, '.', '_', '/', '
 CALLER_REF_REASON = "data.caller_ref: set by the ingest boundary, not by a source (send the number as `caller`)"
 SENDER_REF_REASON = "data.sender_ref: set by the ingest boundary, not by a source (send the address as `sender`)"
 _AROUND = "; was it published around the ingest boundary?"
+OTHER_KEY_REASON = (
+    "pseudonymised: made with another pseudonym key (its pseudonyms would not link with this key's); "
+    "import the source again with this AVAILABILITY_PSEUDONYM_KEY"
+)
 _AHEAD = f"is more than {MAX_FUTURE.total_seconds() / 60:g} minutes ahead of the receiving clock"
 
 
@@ -232,6 +239,7 @@ class Boundary:
         p = pseudonymiser
         self._caller_ref, self._sender_ref = p.caller_ref, p.sender_ref
         self._agent_ref, self._id_ref, self._token = p.agent_ref, p.id_ref, p.token
+        self._fingerprint = p.fingerprint
         self._from_source: dict[type, Check] = {
             CallOffered: self._offered,
             CallQueued: self._queued,
@@ -308,6 +316,11 @@ class Boundary:
                 return SOURCE_REASON
             if len(self._sources) < 4096:
                 self._sources.add(event.source)
+        if event.pseudonymised is not None:
+            if event.pseudonymised != self._fingerprint:
+                return OTHER_KEY_REASON
+            event.pseudonymised = None
+            checks = self._from_topic  # the shape an import made, checked, not hashed again
         problem = checks[event.__class__](event)
         if problem is not None:
             return problem

@@ -29,11 +29,15 @@ _TOKEN = re.compile(TOKEN_PATTERN).fullmatch
 # contacts stay linked with what is already stored); the kinds added later get their own.
 AGENT_DOMAIN = "agent\0"
 ID_DOMAIN = "id\0"
+FINGERPRINT_DOMAIN = "key fingerprint\0"
 
 
 class Pseudonymiser:
     def __init__(self, key: bytes, agreements: Agreements) -> None:
         self._keyed = hmac.new(key, digestmod=hashlib.sha256)  # copied per value: the key pads once
+        # Names the key without revealing it: events pseudonymised ahead (an import's file) must
+        # have been made with this key, or their pseudonyms would not link with the others.
+        self.fingerprint = self._ref(FINGERPRINT_DOMAIN)[:16]
         self._keywords = {mid: m.priority_keywords for mid, m in agreements.mailboxes.items()}
         # Values repeat (callers, agents, a thread's ids, a call's id); each cache saves the HMAC
         # for repeats and is bounded.

@@ -38,6 +38,7 @@ Personal = Annotated[str, Meta(max_length=256)]  # a phone number or an address 
 TOKEN_PATTERN = r"(?=[^A-Za-z]{0,127}[A-Za-z])[A-Za-z0-9._:-]{1,128}"
 SOURCE_PATTERN = r"[A-Za-z0-9._/-]{1,64}"
 PSEUDONYM_PATTERN = r"[0-9a-f]{32}"
+FINGERPRINT_PATTERN = r"[0-9a-f]{16}"  # of a pseudonym key (ingest/pseudonymise.py)
 
 # One limit for one event everywhere (files, webhook, Kafka, the worker), checked at the ingest
 # boundary: a CallGuide or mailbox event is a few hundred bytes, and anything near Kafka's
@@ -158,6 +159,10 @@ class _Envelope(Struct, tag_field="type", omit_defaults=True, kw_only=True, gc=F
     time: Time
     subject: str | None = None
     datacontenttype: str | None = None
+    # A CloudEvents extension of this project: the fingerprint of the key a source adapter's
+    # import (`availability import --out`) pseudonymised the event with. The ingest boundary then
+    # checks the event's shape instead of hashing again, and drops the attribute.
+    pseudonymised: Annotated[str, Meta(pattern=f"^{FINGERPRINT_PATTERN}$")] | None = None
 
 
 class CallOffered(_Envelope, tag="call.offered"):

@@ -106,6 +106,11 @@ ENVELOPE_DESCRIPTIONS = {
     "source": "Where the event came from, a short name such as `callguide` or `imap/kundreskontra`.",
     "subject": "Informative (the call id or `mailbox/thread_id`); dropped by ingest.",
     "datacontenttype": "`application/json`; any other value is dropped by ingest.",
+    "pseudonymised": (
+        "Set only in files written by `availability import --out`: the fingerprint of the key the event was "
+        "pseudonymised with. Ingest checks it equals its own key's, checks the shape instead of hashing again, "
+        "and drops it."
+    ),
 }
 
 
