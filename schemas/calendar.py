@@ -5,8 +5,9 @@ right by construction: 08:00-16:30 is 8.5 h whether the day has 23, 24 or 25 hou
 
 Business time is read off a *business clock*: B(t) = open seconds from CLOCK_EPOCH to t
 (negative before it: the clock runs back to FIRST_CLOCK_YEAR for older data, while the values
-stored since 2000 keep their meaning). The business time between a and b is B(b) - B(a). The warehouse stores B at a case's
-opening, so the age of an open case at any evaluation time is one subtraction in SQL.
+stored since 2000 keep their meaning). The business time between a and b is B(b) - B(a). The
+warehouse stores B at a case's opening, so the age of an open case at any evaluation time is one
+subtraction in SQL.
 """
 
 from __future__ import annotations
