@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     topic_prefix: str = ""  # e.g. "test-1234." so environments can share a broker
     webhook_token: SecretStr | None = None  # bearer token the CallGuide webhook must send
     imap_password: SecretStr | None = None  # the function mailbox account's password
+    # Exchange Online (`ingest imap --auth oauth2`): the Entra app registration's client secret.
+    imap_client_secret: SecretStr | None = None
     grafana_url: str | None = None  # for `availability dashboards provision`
     grafana_token: SecretStr | None = None  # a Grafana service-account token
     managers: str | None = None  # the alerts' managers.yaml: `report send` uses its SMTP relay

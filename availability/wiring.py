@@ -167,25 +167,53 @@ class Wiring:
         done: str | None = "Done",
         checkpoint: str | Path | None = None,
         timeout: float = 30.0,
+        auth: str = "password",
+        tenant: str | None = None,
+        client_id: str | None = None,
+        authority: str | None = None,
+        authority_ca: str | Path | None = None,
     ) -> ImapPoller:
         """The poller of one function mailbox of the agreements, with the settings' password and
-        key (docs/imap.md). TLS always, unless `insecure_plaintext`."""
+        key (docs/imap.md). TLS always, unless `insecure_plaintext`. `auth="oauth2"`: XOAUTH2
+        with tokens of the Entra app `client_id` in `tenant` (Exchange Online), its secret from
+        the settings; `authority` is the Entra host (default login.microsoftonline.com), with
+        `authority_ca` for a private CA in front of it."""
         from ingest.imap.checkpoint import Checkpoint
         from ingest.imap.errors import ImapError
+        from ingest.imap.oauth import AUTHORITY_HOST, EntraToken
         from ingest.imap.poller import ImapPoller
         from ingest.imap.source import default_checkpoint
 
         if mailbox_id not in agreements.mailboxes:
             known = ", ".join(agreements.mailboxes) or "none"
             raise ImapError(f"unknown mailbox '{mailbox_id}' (the agreements define: {known})")
-        password = self.settings.imap_password
-        if password is None:
-            raise ImapError("no IMAP password: set AVAILABILITY_IMAP_PASSWORD")
+        token: EntraToken | None = None
+        password = ""
+        if auth == "oauth2":
+            if not tenant or not client_id:
+                raise ImapError("--auth oauth2 needs --tenant and --client-id (the Entra app registration)")
+            secret = self.settings.imap_client_secret
+            if secret is None or not secret.get_secret_value():
+                raise ImapError("no OAuth2 client secret: set AVAILABILITY_IMAP_CLIENT_SECRET")
+            token = EntraToken(
+                tenant,
+                client_id,
+                secret.get_secret_value(),
+                authority_host=authority or AUTHORITY_HOST,
+                ca=authority_ca,
+                timeout=timeout,
+            )
+        elif auth == "password":
+            if self.settings.imap_password is None:
+                raise ImapError("no IMAP password: set AVAILABILITY_IMAP_PASSWORD")
+            password = self.settings.imap_password.get_secret_value()
+        else:
+            raise ImapError(f"unknown IMAP sign-in '{auth}' (password or oauth2)")
         return ImapPoller(
             host,
             port if port is not None else (993 if ssl else 143),
             user,
-            password.get_secret_value(),
+            password,
             mailbox_id,
             inbox=inbox,
             sent=sent,
@@ -196,4 +224,5 @@ class Wiring:
             checkpoint=Checkpoint(checkpoint if checkpoint is not None else default_checkpoint(mailbox_id)),
             key=self.settings.pseudonym_key_bytes(),
             timeout=timeout,
+            token=token,
         )

@@ -16,6 +16,7 @@ from typing import Any
 from ingest.imap.checkpoint import Checkpoint, CheckpointData, FolderMark, SubjectMark
 from ingest.imap.errors import ImapError, ImapUnavailable
 from ingest.imap.headers import FETCH_ITEMS, Fetched, Role, keyed_digest, normal_subject, parse_fetch, read_message
+from ingest.imap.oauth import Xoauth2, one_line
 from schemas.events import (
     MailClosed,
     MailClosedData,
@@ -80,10 +81,16 @@ class ImapPoller:
         key: bytes = b"",
         timeout: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        token: Callable[[], str] | None = None,
     ) -> None:
         """TLS always, unless `insecure_plaintext`: implicit TLS with `ssl` (IMAPS, port 993),
         else STARTTLS (port 143). The server's certificate is verified against the system's CAs,
-        or only against `tls_ca` (a PEM file) when given. No credential is sent before that."""
+        or only against `tls_ca` (a PEM file) when given. No credential is sent before that.
+
+        With `token` (e.g. ingest.imap.oauth.EntraToken) the poller signs in with OAuth2:
+        `AUTHENTICATE XOAUTH2` with a token asked for at every poll (the provider caches it), and
+        `password` is not used; `user` is the mailbox the token may read (Exchange: the shared
+        mailbox's address)."""
         if ssl and insecure_plaintext:
             raise ImapError("--ssl and --insecure-plaintext contradict each other: choose one")
         roles: list[tuple[str | None, Role]] = [(inbox, "inbox"), (sent, "sent"), (done, "done")]
@@ -94,6 +101,7 @@ class ImapPoller:
         if checkpoint.data.mailbox not in ("", mailbox_id):
             raise ImapError(f"{checkpoint.path}: checkpoint of mailbox '{checkpoint.data.mailbox}', not '{mailbox_id}'")
         self.host, self.port, self.user, self._password = host, port, user, password
+        self._token = token
         self.mailbox_id = mailbox_id
         self.source = f"imap/{mailbox_id}"
         self.ssl = ssl
@@ -101,9 +109,10 @@ class ImapPoller:
         self._tls = None if insecure_plaintext else _tls_context(tls_ca)
         if insecure_plaintext:
             log.warning(
-                "imap %s: --insecure-plaintext: the password of '%s' and the mail headers cross the network "
+                "imap %s: --insecure-plaintext: the %s of '%s' and the mail headers cross the network "
                 "to %s:%d in clear text, readable by anyone on the way; only for a test server on loopback",
                 mailbox_id,
+                "password" if token is None else "OAuth2 token",
                 user,
                 host,
                 port,
@@ -154,10 +163,15 @@ class ImapPoller:
     @contextmanager
     def _session(self) -> Iterator[imaplib.IMAP4]:
         where = f"{self.host}:{self.port}"
+        # The token first: with no token there is nothing to connect for (its errors name Entra).
+        token = self._token() if self._token is not None else None
         conn = self._connect(where)
         try:
             self._secure(conn, where)
-            self._login(conn, where)
+            if token is None:
+                self._login(conn, where)
+            else:
+                self._authenticate(conn, where, token)
             yield conn
         except (imaplib.IMAP4.abort, OSError) as exc:
             raise ImapUnavailable(f"IMAP at {where} failed ({_reason(exc)})") from None
@@ -196,6 +210,10 @@ class ImapPoller:
                 raise ImapError(
                     f"IMAP at {where} refused STARTTLS ({_reason(exc)}); the password was not sent"
                 ) from None
+        if self._token is not None:
+            if "AUTH=XOAUTH2" not in conn.capabilities:  # asked before the token is sent
+                raise ImapError(f"IMAP at {where} does not offer OAuth2 sign-in (no AUTH=XOAUTH2 capability)")
+            return
         if "LOGINDISABLED" in conn.capabilities:
             detail = "without TLS; drop --insecure-plaintext" if self.insecure_plaintext else "(even over TLS)"
             raise ImapError(f"IMAP at {where} does not allow a login {detail} (LOGINDISABLED)")
@@ -211,6 +229,18 @@ class ImapPoller:
             raise
         except imaplib.IMAP4.error:
             raise ImapError(f"IMAP at {where} refused the login of '{self.user}'") from None
+
+    def _authenticate(self, conn: imaplib.IMAP4, where: str, token: str) -> None:
+        """AUTHENTICATE XOAUTH2 (Exchange Online, Gmail, Dovecot's oauth2 passdb); a refusal
+        names the server's reason (its NO text and the JSON challenge), never the token."""
+        exchange = Xoauth2(self.user, token)
+        try:
+            conn.authenticate("XOAUTH2", exchange)
+        except imaplib.IMAP4.abort:
+            raise
+        except (imaplib.IMAP4.error, ValueError) as exc:  # NO or BAD; ValueError: a challenge not in base64
+            why = "; ".join(part for part in (one_line(str(exc), token), exchange.refusal) if part)
+            raise ImapError(f"IMAP at {where} refused the OAuth2 token of '{self.user}' ({why})") from None
 
     def _read(self, conn: imaplib.IMAP4, folder: str, role: Role, mark: FolderMark | None) -> tuple[int, list[Fetched]]:
         """The folder's UIDVALIDITY and its messages after the mark (all of them if UIDVALIDITY changed)."""
