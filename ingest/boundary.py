@@ -530,6 +530,23 @@ class Boundary:
         return None
 
 
+class _SourceOnly(msgspec.Struct, gc=False):
+    source: str = ""
+
+
+_source_only = msgspec.json.Decoder(_SourceOnly).decode
+
+
+def claimed_source(raw: bytes | str | None) -> str:
+    """The `source` a rejected input names, for source health; '' when it names none that is
+    a valid source name (not JSON, no such field, a value that is no short name)."""
+    try:
+        source = _source_only(raw).source if raw is not None else ""
+    except Exception:  # any input that does not decode to an object with a string `source`
+        return ""
+    return source if _SOURCE(source) else ""
+
+
 def _not_pseudonym(field: str) -> str:
     return f"{field}: not a pseudonym (32 hex digits){_AROUND}"
 

@@ -69,6 +69,9 @@ SHARDING_KEYS: dict[str, str] = {
     "stream_positions": "cityHash64(topic, partition)",
     # ORDER BY (source, id, other_digest): each other version of an event once, whichever shard.
     "event_conflicts": "cityHash64(source, id, other_digest)",
+    # ORDER BY (source, origin), ReplacingMergeTree(rejected_at): an input rejected again meets
+    # its earlier row.
+    "source_rejects": "cityHash64(source, origin)",
     # ORDER BY fingerprint, ReplacingMergeTree(recorded_at): a fingerprint's rows meet.
     "agreements_seen": "cityHash64(fingerprint)",
     # Plain MergeTree, append-only (one row per DDL file), never merged or read with FINAL:

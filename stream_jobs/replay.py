@@ -2,7 +2,7 @@
 
 The same derivations and warehouse code as the stream path, without Kafka. A line is rejected
 (with its file, number and reason) when the boundary refuses it or when the Deriver cannot
-derive its call or thread; every other line is stored.
+derive its call or thread, and noted in the store for source health; every other line is stored.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.boundary import Boundary
+from ingest.boundary import Boundary, claimed_source
 from ingest.jsonl import RejectedLine, read_batches
 from stream_jobs.core.deriver import Deriver
 
@@ -41,6 +41,7 @@ def replay(
     with fewer_collections():
         for path in paths:
             read = 0
+            where = str(path.resolve())  # the rejects' origin: the same from any directory
             for batch in read_batches(path, boundary, batch_size):
                 applied = deriver.apply(batch.events)
                 rejected = batch.rejected
@@ -49,6 +50,10 @@ def replay(
                     rejected = sorted(rejected + failed, key=lambda r: r.line)
                 for r in rejected:
                     on_reject(r)
+                if rejected:  # source health (`availability sources`): each line once, however often processed
+                    deriver.store.record_rejects(
+                        (claimed_source(r.raw), f"{where}:{r.line}", r.reason) for r in rejected
+                    )
                 result.accepted += applied.events
                 result.rejected += len(rejected)
                 result.calls += applied.calls

@@ -316,6 +316,29 @@ class Warehouse:
         )
         return {f: msgspec.json.decode(text) for f, text in rows}
 
+    def source_health(self) -> list[tuple[str, int, datetime | None, datetime | None, list[tuple[str, int]]]]:
+        """Per source: distinct events stored, the newest event's time, when it last stored one, and
+        its rejected inputs by reason (source_rejects); sources known only by their rejects too."""
+        stored = {
+            source: (events, newest, last)
+            for source, events, newest, last in self.query(
+                "SELECT source, uniqExact(id), max(time), max(ingested_at) FROM events GROUP BY source"
+            )
+        }
+        rejects: dict[str, list[tuple[str, int]]] = {}
+        for source, reason, n in self.query(
+            "SELECT source, reason, count() FROM source_rejects FINAL GROUP BY source, reason ORDER BY source, reason"
+        ):
+            rejects.setdefault(source, []).append((reason, n))
+        return [
+            (source, *stored.get(source, (0, None, None)), rejects.get(source, []))
+            for source in sorted(set(stored) | set(rejects))
+        ]
+
+    def record_rejects(self, rejects: Iterable[tuple[str, str, str]]) -> None:
+        """(source, origin, reason) of rejected inputs (schemas/ddl/008_source_rejects.sql)."""
+        self._insert_rows("source_rejects", ["source", "origin", "reason"], [list(r) for r in rejects])
+
     def record_positions(self, positions: Iterable[tuple[str, int, int]]) -> None:
         """(topic, partition, next offset) whose messages the warehouse now holds
         (schemas/ddl/005_stream_positions.sql), written in order with the batch's rows."""

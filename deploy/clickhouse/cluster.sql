@@ -201,3 +201,17 @@ ORDER BY fingerprint;
 CREATE TABLE IF NOT EXISTS agreements_seen ON CLUSTER availability AS agreements_seen_local
 ENGINE = Distributed('availability', currentDatabase(), agreements_seen_local, cityHash64(fingerprint));
 INSERT INTO schema_migrations (name) VALUES ('007_derived_with.sql');
+
+-- schemas/ddl/008_source_rejects.sql
+CREATE TABLE IF NOT EXISTS source_rejects_local ON CLUSTER availability
+(
+    source      LowCardinality(String),
+    origin      String,
+    reason      String,
+    rejected_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/source_rejects_local', '{replica}', rejected_at)
+ORDER BY (source, origin);
+CREATE TABLE IF NOT EXISTS source_rejects ON CLUSTER availability AS source_rejects_local
+ENGINE = Distributed('availability', currentDatabase(), source_rejects_local, cityHash64(source, origin));
+INSERT INTO schema_migrations (name) VALUES ('008_source_rejects.sql');

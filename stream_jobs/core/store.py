@@ -68,6 +68,11 @@ class Store(Protocol):
         often it is met again (a redelivery, a restart, a reload)."""
         ...
 
+    def record_rejects(self, rejects: Iterable[tuple[str, str, str]]) -> None:
+        """(source, origin, reason) of rejected inputs, for source health: each origin (a file's
+        line, a topic's offset) once, however often it is rejected again."""
+        ...
+
     # -- what the stream sink adds --------------------------------------------------------------
 
     def record_positions(self, positions: Iterable[tuple[str, int, int]]) -> None:
@@ -136,6 +141,7 @@ class MemoryStore:
         # warehouse's FINAL reads them (`calls` keeps each call's last fact whole, for tests).
         self.contacts: dict[tuple[str, int], Contact] = {}
         self.positions: dict[tuple[str, int], int] = {}  # the highest next offset per partition
+        self.rejects: dict[tuple[str, str], str] = {}  # (source, origin) -> reason
         self.derived_with: dict[str, str] = {}  # call id or `mailbox/thread` -> agreements fingerprint
         self.agreements: dict[str, dict[str, Any]] = {}  # fingerprint -> derivation inputs
         self.flushes = 0
@@ -181,6 +187,9 @@ class MemoryStore:
 
     def record_conflicts(self, conflicts: Iterable[tuple[Event, Event]]) -> None:
         self.conflicts.update(conflict_key(other) for _, other in conflicts)
+
+    def record_rejects(self, rejects: Iterable[tuple[str, str, str]]) -> None:
+        self.rejects.update(((source, origin), reason) for source, origin, reason in rejects)
 
     def record_positions(self, positions: Iterable[tuple[str, int, int]]) -> None:
         for topic, partition, next_offset in positions:

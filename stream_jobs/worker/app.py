@@ -49,6 +49,7 @@ from stream_jobs.warehouse import Warehouse, redact
 from stream_jobs.worker.control import Jobs
 from stream_jobs.worker.serving import Serving, SqlOptions
 from stream_jobs.worker.sink import DEAD_LETTER_LOGGER, DeadLetters, Message, SinkUnavailable, WarehouseSink, dead_log
+from stream_jobs.worker.source_health import SourceHealth
 
 log = logging.getLogger(__name__)
 GROUP = "availability-stream"
@@ -368,6 +369,8 @@ def build_app(parts: WorkerParts, options: WorkerOptions = WorkerOptions(), *, d
     deriver = Deriver(warehouse, parts.agreements, track_changes=True)
     sink = WarehouseSink(parts.boundary, deriver, dead_letters)
     metrics = PipelineMetrics(sink)
+    sink.health = SourceHealth()  # per source on /metrics (docs/sources.md)
+    metrics.registry.register(sink.health)
     live = LiveState(parts.agreements, clock=parts.clock)  # the wall's and the alerts' metrics (docs/live-metrics.md)
     sink.on_stored.append(live.observe)
     live_registry = CollectorRegistry()

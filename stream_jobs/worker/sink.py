@@ -33,12 +33,13 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from ingest.boundary import Boundary, Rejection
+from ingest.boundary import Boundary, Rejection, claimed_source
 from ingest.kafka.publisher import MessageTooLarge
 from ingest.pseudonymise import Pseudonymiser
 from schemas.events import MAX_EVENT_BYTES, PSEUDONYM_PATTERN, TOKEN_PATTERN, Event
 from stream_jobs.core.deriver import BatchResult, Deriver
 from stream_jobs.core.store import Store
+from stream_jobs.worker.source_health import SourceHealth
 
 log = logging.getLogger(__name__)
 _PSEUDONYM = re.compile(PSEUDONYM_PATTERN).fullmatch
@@ -197,6 +198,7 @@ class WarehouseSink:
         self.record_positions = record_positions
         self.stats = SinkStats()
         self.isolated = 0  # events the warehouse refused, found by storing in halves
+        self.health: SourceHealth | None = None  # per-source counts on /metrics
         # Called with each stored batch and the Deriver's result (the live metrics).
         self.on_stored: list[Callable[[Sequence[Event], BatchResult], None]] = []
 
@@ -237,6 +239,15 @@ class WarehouseSink:
                 except Exception as exc:  # the live metrics are secondary to storing; never stop for them
                     log.error("a stored batch could not update the live metrics (%s: %s)", type(exc).__name__, exc)
         rejected += failed
+        if rejected:  # source health; stored before the dead letters, so a failure here sends none twice
+            self.store.record_rejects(
+                (claimed_source(m.value), f"{m.topic}/{m.partition}/{m.offset}", reason) for m, reason in rejected
+            )
+            self._flush()
+        if self.health is not None:
+            self.health.observe(
+                [e for events, _ in stored for e in events], [(claimed_source(m.value), r) for m, r in rejected]
+            )
         for m, reason in rejected:
             self.dead_letters.send(m, reason)
         if rejected:

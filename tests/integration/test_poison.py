@@ -191,6 +191,11 @@ def test_each_poison_kind_is_dead_lettered_by_the_sink_and_the_rest_stored(
     assert all(headers["reason"] for _, _, headers in published.messages)
     assert sink.stats.rejected == len(poison) and sink.stats.processed == len(good)
     assert sink.isolated == 0  # no valid event is refused by the warehouse (the long keys fit in its queries)
+    # Source health: each rejected message once in the warehouse, keyed by where it was read.
+    origins = [row[0] for row in warehouse.query("SELECT origin FROM source_rejects FINAL ORDER BY origin")]
+    assert origins == sorted(f"t.availability.calls/0/{offset}" for offset in range(100, 100 + len(poison)))
+    sink.write(messages_of([*good[:100], *poison, *good[100:]]))  # the batch again (a retry): no new row
+    assert warehouse.query("SELECT count() FROM source_rejects FINAL") == [(len(poison),)]
 
 
 def test_the_warehouse_refusing_one_event_isolates_it(warehouse: Warehouse, tmp_path: Path) -> None:
@@ -503,6 +508,14 @@ def test_every_poison_kind_between_valid_messages_on_the_real_topics(
         metrics = worker.metrics() or {}  # alive, and /metrics answers
         assert metrics['availability_stream_events_total{outcome="processed"}'] == len(events)
         assert metrics['availability_stream_events_total{outcome="rejected"}'] == len(where)
+        # Source health: the valid events all come from one source; every poison message is counted
+        # under the source it names, or '' when it names none.
+        sources = {e.source for e in events}
+        stored = sum(
+            metrics.get(f'availability_source_events_total{{outcome="stored",source="{s}"}}', 0) for s in sources
+        )
+        rejected = sum(v for k, v in metrics.items() if k.startswith("availability_source_rejects_total{"))
+        assert (stored, rejected) == (len(events), len(where))
         assert worker.stop() == 0
 
     dead = {
