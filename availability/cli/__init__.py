@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from availability import __version__
-from availability.cli import batch, generate, rederive, report, services, stream
+from availability.cli import batch, generate, rederive, report, services, sources, stream
 from availability.cli.args import SharedOptions
 from availability.settings import Settings
 from availability.wiring import Wiring, say
@@ -73,5 +73,6 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     rederive.add_command(sub, options)
     stream.add_commands(sub, options)
     services.add_commands(sub, options)
+    sources.add_commands(sub, options)
     generate.add_command(sub)
     return parser

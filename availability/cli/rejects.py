@@ -1,4 +1,5 @@
-"""Rejected lines of `process` and `publish`: to a private JSONL file, or one line each on stderr."""
+"""Rejected lines of `process` and `publish`, and rejected records of `import`: to a private JSONL
+file, or one line each on stderr."""
 
 from __future__ import annotations
 
@@ -36,6 +37,15 @@ class RejectsWriter:
             self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         else:
             print(f"{r.origin}: rejected: {r.reason}", file=sys.stderr)  # origin: FILE:LINE
+
+    def record(self, origin: str, reason: str, text: str) -> None:
+        """A rejected record of a source (`import`): where it was read, why, and the record."""
+        if self.handle is not None:
+            self.handle.write(
+                json.dumps({"origin": origin, "reason": reason, "record": text}, ensure_ascii=False) + "\n"
+            )
+        else:
+            print(f"{origin}: rejected: {reason}", file=sys.stderr)
 
     def __enter__(self) -> RejectsWriter:
         return self

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from availability.cli.args import KAFKA_ENV, SharedOptions, positive
+from availability.cli.sources import add_ingest_queue_log
 from availability.wiring import Wiring
 from schemas.errors import InputError
 
@@ -37,6 +38,7 @@ def cmd_ingest_imap(args: argparse.Namespace, wiring: Wiring) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("msal").setLevel(logging.WARNING)  # its INFO lines are request details
     limit_repeats()  # a broker outage: one line a minute per kind
     agreements = wiring.agreements(args.agreements)
     boundary = wiring.boundary(agreements, live=True)  # warns about the development key before polling
@@ -53,6 +55,11 @@ def cmd_ingest_imap(args: argparse.Namespace, wiring: Wiring) -> int:
         sent=args.sent,
         done=args.done or None,
         checkpoint=args.checkpoint,
+        auth=args.auth,
+        tenant=args.tenant,
+        client_id=args.client_id,
+        authority=args.authority,
+        authority_ca=args.authority_ca,
     )
     with wiring.publisher() as publisher:
         stats = run(poller, boundary, publisher.publish, interval=args.interval, once=args.once)
@@ -91,7 +98,9 @@ def cmd_dashboards_provision(args: argparse.Namespace, wiring: Wiring) -> int:
 
 
 def add_commands(sub: Any, options: SharedOptions) -> None:
-    ingest = sub.add_parser("ingest", help="run a source: the CallGuide webhook or an IMAP function mailbox")
+    ingest = sub.add_parser(
+        "ingest", help="run a source: the CallGuide webhook, an IMAP function mailbox, a growing queue_log"
+    )
     sources = ingest.add_subparsers(title="sources", required=True, metavar="SOURCE")
     p = sources.add_parser(
         "webhook",
@@ -109,7 +118,8 @@ def add_commands(sub: Any, options: SharedOptions) -> None:
         "imap",
         help=f"poll a function mailbox over IMAP -> Kafka ({KAFKA_ENV}, AVAILABILITY_IMAP_PASSWORD)",
         epilog="Inbox -> mail.received, sent folder -> mail.replied, done folder -> mail.closed; see docs/imap.md. "
-        "The password comes from env AVAILABILITY_IMAP_PASSWORD.",
+        "The password comes from env AVAILABILITY_IMAP_PASSWORD; with --auth oauth2 (Exchange Online) the app's "
+        "client secret from env AVAILABILITY_IMAP_CLIENT_SECRET.",
     )
     p.add_argument("--mailbox", required=True, metavar="ID", help="the mailbox id in the agreements")
     p.add_argument("--host", required=True)
@@ -124,6 +134,23 @@ def add_commands(sub: Any, options: SharedOptions) -> None:
         action="store_true",
         help="log in WITHOUT TLS: the password crosses the network in clear text (test servers only)",
     )
+    p.add_argument(
+        "--auth",
+        choices=["password", "oauth2"],
+        default="password",
+        help="password: LOGIN with AVAILABILITY_IMAP_PASSWORD; oauth2: XOAUTH2 with an app-only token from "
+        "Microsoft Entra ID (Exchange Online; --user is the shared mailbox's address)",
+    )
+    p.add_argument("--tenant", help="--auth oauth2: the Entra tenant (directory) id or domain")
+    p.add_argument("--client-id", help="--auth oauth2: the app registration's application (client) id")
+    p.add_argument(
+        "--authority",
+        metavar="URL",
+        help="--auth oauth2: the Entra host (default https://login.microsoftonline.com; national clouds differ)",
+    )
+    p.add_argument(
+        "--authority-ca", metavar="FILE", help="--auth oauth2: verify the authority's certificate against this CA (PEM)"
+    )
     p.add_argument("--inbox", default="INBOX")
     p.add_argument("--sent", default="Sent")
     p.add_argument("--done", default="Done", help="folder of cases finished without reply ('' for none)")
@@ -134,6 +161,8 @@ def add_commands(sub: Any, options: SharedOptions) -> None:
     p.add_argument("--once", action="store_true", help="poll once and exit")
     options.agreements(p)
     p.set_defaults(run=cmd_ingest_imap)
+
+    add_ingest_queue_log(sources, options)
 
     dashboards = sub.add_parser("dashboards", help="Grafana dashboards, alert rules and datasources")
     actions = dashboards.add_subparsers(title="actions", required=True, metavar="ACTION")

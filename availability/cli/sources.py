@@ -1,0 +1,320 @@
+"""Real sources: `import queue-log|calls-csv|mail` (files -> canonical events, to a JSONL file or
+to Kafka), `ingest queue-log --follow` (a growing queue_log -> Kafka), and `sources` (each
+source's health in the warehouse). docs/sources.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from availability.cli.args import KAFKA_ENV, KEY_NOTE, SharedOptions, positive
+from availability.cli.rejects import EXIT_REJECTED, RejectsWriter
+from availability.wiring import Wiring
+from schemas.errors import InputError
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from ingest.sources.importer import Refused
+    from ingest.sources.records import Record
+    from schemas.events import Event
+
+BATCH = 5000  # events a Kafka publish or a file write takes at once
+
+
+# -- import ---------------------------------------------------------------------------------------
+
+
+def cmd_import(args: argparse.Namespace, wiring: Wiring) -> int:
+    from ingest.sources.importer import ImportStats, accept_records
+
+    paths = [Path(p) for p in args.paths]
+    for path in paths:
+        if not path.exists():
+            raise InputError(f"{path}: no such file or directory")
+    agreements = wiring.agreements(args.agreements)
+    read = _reader(args, agreements)  # a mapping or option mistake: one line before any work
+    boundary = wiring.boundary(agreements)
+    stats = ImportStats()
+    outputs = [Path(args.out)] if args.out else []
+    with RejectsWriter(args.rejects, inputs=paths + outputs) as rejects:
+        records = (record for path in paths for record in read(path))
+        events = accept_records(records, boundary, stats, _refused_to(rejects))
+        if args.to_kafka:
+            sent = _publish(wiring, events)
+            where = f"published {sent} events to Kafka"
+        else:
+            fingerprint = wiring.pseudonymiser(agreements).fingerprint
+            where = f"wrote {_write(Path(args.out), events, fingerprint)} events to {args.out}"
+    print(f"{where}; {stats.summary()}", file=sys.stderr)
+    for line in stats.by_reason():
+        print(line, file=sys.stderr)
+    return EXIT_REJECTED if stats.rejected else 0
+
+
+def _reader(args: argparse.Namespace, agreements: Any) -> Callable[[Path], Iterable[Record]]:
+    """The adapter of `args.kind`, configured: path -> its records."""
+    if args.kind == "queue-log":
+        from ingest.sources.queue_log import QueueLogOptions, read_queue_log
+
+        options = QueueLogOptions(source=args.source, queue_map=dict(args.queue_map), timezone=args.timezone)
+        return lambda path: read_queue_log(path, options)
+    if args.kind == "calls-csv":
+        from ingest.sources.calls_csv import load_mapping, read_calls_csv
+
+        mapping = load_mapping(args.mapping)
+        return lambda path: read_calls_csv(path, mapping)
+    from ingest.sources.mail_archive import read_mail_archive
+
+    if args.mailbox not in agreements.mailboxes:
+        known = ", ".join(agreements.mailboxes) or "none"
+        raise InputError(f"unknown mailbox '{args.mailbox}' (the agreements define: {known})")
+    return lambda path: read_mail_archive(path, args.mailbox, args.address, source=args.source)
+
+
+def _refused_to(rejects: RejectsWriter) -> Callable[[Refused], None]:
+    def refused(r: Refused) -> None:
+        rejects.record(r.origin, r.reason, r.text)
+
+    return refused
+
+
+def _write(path: Path, events: Iterator[Event], fingerprint: str) -> int:
+    """The events as JSONL, each marked with the key's fingerprint, so `process` takes them as
+    they are (ingest/boundary.py); written to a temporary name and renamed when complete."""
+    from schemas.events import encode
+
+    partial = path.with_name(f".{path.name}.partial")
+    count = 0
+    try:
+        with partial.open("wb") as handle:
+            for event in events:
+                event.pseudonymised = fingerprint
+                handle.write(encode(event) + b"\n")
+                count += 1
+        partial.replace(path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise InputError(f"{path}: cannot write ({exc.strerror})") from None
+    return count
+
+
+def _publish(wiring: Wiring, events: Iterator[Event]) -> int:
+    from ingest.kafka.admin import ensure_topics
+
+    ensure_topics(wiring.bootstrap, wiring.prefix)
+    sent = 0
+    with wiring.retrying_publisher() as publisher:
+        batch: list[Event] = []
+        for event in events:
+            batch.append(event)
+            if len(batch) >= BATCH:
+                sent += publisher.publish(batch)
+                batch = []
+        sent += publisher.publish(batch)
+    return sent
+
+
+# -- sources --------------------------------------------------------------------------------------
+
+
+def cmd_sources(args: argparse.Namespace, wiring: Wiring) -> int:
+    from stream_jobs.worker.source_health import reason_kind
+
+    with wiring.warehouse(args.warehouse, create=False) as wh:
+        health = wh.source_health()
+    now = datetime.now(UTC)
+    rows = []
+    for source, events, newest, stored, rejects in health:
+        kinds: dict[str, int] = {}
+        for reason, n in rejects:
+            kinds[reason_kind(reason)] = kinds.get(reason_kind(reason), 0) + n
+        rows.append(
+            {
+                "source": source,
+                "events": events,
+                "newest_event": _z(newest),
+                "last_stored": _z(stored),
+                "rejected": sum(kinds.values()),
+                "rejected_by_reason": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
+            }
+        )
+    if args.format == "json":
+        print(json.dumps({"evaluated_at": _z(now), "sources": rows}, ensure_ascii=False, indent=2))
+    else:
+        _table(rows, now, sys.stdout)
+    return 0
+
+
+def _z(t: datetime | None) -> str | None:
+    """An instant the warehouse gave (UTC, maybe without its zone) as RFC 3339 with Z."""
+    from schemas.events import utc_z
+
+    return utc_z(t if t.tzinfo else t.replace(tzinfo=UTC)) if t is not None else None
+
+
+def _table(rows: list[dict[str, Any]], now: datetime, out: IO[str]) -> None:
+    if not rows:
+        print("no source has sent anything to this warehouse yet", file=out)
+        return
+    width = max(len("source"), *(len(r["source"] or "(unnamed)") for r in rows))
+    print(f"{'source':<{width}}  {'events':>9}  {'newest event':<17}  {'last stored':<17}  {'rejected':>8}", file=out)
+    for r in rows:
+        print(
+            f"{r['source'] or '(unnamed)':<{width}}  {r['events']:>9}  {_minute(r['newest_event']):<17}  "
+            f"{_minute(r['last_stored']):<17}  {r['rejected']:>8}",
+            file=out,
+        )
+        for reason, n in r["rejected_by_reason"].items():
+            print(f"{'':<{width}}    {n:>7} × {reason}", file=out)
+
+
+def _minute(text: str | None) -> str:
+    return text[:16].replace("T", " ") if text else "–"
+
+
+# -- the parsers ----------------------------------------------------------------------------------
+
+
+def queue_map_arg(text: str) -> tuple[str, str]:
+    name, sep, queue = text.partition("=")
+    if not sep or not name or not queue:
+        raise argparse.ArgumentTypeError(f"'{text}' is not NAME=QUEUE_ID (e.g. IT=kundreskontra)")
+    return name, queue
+
+
+def timezone_arg(text: str) -> ZoneInfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"unknown time zone '{text}' (e.g. Europe/Stockholm)") from None
+
+
+def queue_log_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--queue-map",
+        type=queue_map_arg,
+        action="append",
+        default=[],
+        metavar="NAME=ID",
+        help="a queue_log queue name -> the agreements' queue id (repeat; others are lower-cased)",
+    )
+    p.add_argument(
+        "--timezone",
+        type=timezone_arg,
+        default=UTC,
+        metavar="TZ",
+        help="the zone of times written without one (Wazo's table); epoch seconds need none (default UTC)",
+    )
+    p.add_argument("--source", default="asterisk", help="the events' source name (default asterisk)")
+
+
+def add_commands(sub: Any, options: SharedOptions) -> None:
+    p = sub.add_parser(
+        "import",
+        help="real sources -> canonical events: an Asterisk queue_log, a call-record CSV, a mail archive",
+        epilog="Writes --out FILE.jsonl (then `availability process FILE.jsonl`) or publishes --to-kafka "
+        f"({KAFKA_ENV}). Exit 2 when some records were rejected. {KEY_NOTE} See docs/sources.md.",
+    )
+    kinds = p.add_subparsers(title="kinds", required=True, metavar="KIND", dest="kind")
+    q = kinds.add_parser("queue-log", help="Asterisk/FreePBX/PBXware/Wazo queue_log: native lines or a table export")
+    q.add_argument("paths", nargs="+", metavar="FILE")
+    queue_log_options(q)
+    c = kinds.add_parser("calls-csv", help="a call-record CSV export, read by a YAML mapping")
+    c.add_argument("paths", nargs="+", metavar="FILE")
+    c.add_argument("--mapping", required=True, metavar="M.yaml", help="columns -> the call lifecycle (docs/sources.md)")
+    m = kinds.add_parser("mail", help="a mailbox's archive: .eml files, an mbox file or a Maildir")
+    m.add_argument("paths", nargs="+", metavar="PATH")
+    m.add_argument("--mailbox", required=True, metavar="ID", help="the mailbox id in the agreements")
+    m.add_argument(
+        "--address",
+        action="append",
+        required=True,
+        metavar="ADDR",
+        help="the mailbox's own address (repeat for aliases): a message from it is a reply",
+    )
+    m.add_argument("--source", help="the events' source name (default mail/ID)")
+    for kind in (q, c, m):
+        options.agreements(kind)
+        target = kind.add_mutually_exclusive_group(required=True)
+        target.add_argument("--out", metavar="FILE.jsonl", help="write the events here (pseudonymised)")
+        target.add_argument("--to-kafka", action="store_true", help=f"publish them to Kafka ({KAFKA_ENV})")
+        kind.add_argument("--rejects", metavar="FILE", help="write rejected records here (JSONL) instead of stderr")
+        kind.set_defaults(run=cmd_import)
+
+    p = sub.add_parser("sources", help="each source's health: events stored, newest event, rejects by reason")
+    options.warehouse(p)
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(run=cmd_sources)
+
+
+def add_ingest_queue_log(sources: Any, options: SharedOptions) -> None:
+    """`ingest queue-log --follow FILE` (under `ingest`, beside the webhook and IMAP)."""
+    p = sources.add_parser(
+        "queue-log",
+        help=f"tail a growing Asterisk queue_log -> Kafka, with a checkpoint that survives rotation ({KAFKA_ENV})",
+    )
+    p.add_argument("--follow", required=True, metavar="FILE", help="the queue_log to follow")
+    p.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="where the position is kept (default ./queue-log-NAME.checkpoint.json; private: it may hold caller ids)",
+    )
+    p.add_argument("--interval", type=positive(float), default=1.0, help="seconds between looks at the file")
+    p.add_argument("--once", action="store_true", help="read what is there, publish it and exit")
+    queue_log_options(p)
+    options.agreements(p)
+    p.set_defaults(run=cmd_follow_queue_log)
+
+
+def cmd_follow_queue_log(args: argparse.Namespace, wiring: Wiring) -> int:
+    """Tail the queue_log to Kafka: read, translate, pass the live boundary, publish, and only
+    then move the checkpoint (ingest/sources/follow.py): a crash reads the last batch again,
+    whose stable ids make the repeat harmless. SIGTERM stops after the batch at hand."""
+    import logging
+    import signal
+
+    from ingest.kafka.admin import ensure_topics
+    from ingest.log_limit import limit_repeats
+    from ingest.sources.follow import Follower, run_follow
+    from ingest.sources.importer import ImportStats, accept_records
+    from ingest.sources.queue_log import QueueLogOptions, QueueLogTranslator
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    limit_repeats()
+    log = logging.getLogger("ingest.sources.follow")
+    agreements = wiring.agreements(args.agreements)
+    boundary = wiring.boundary(agreements, live=True)
+    path = Path(args.follow)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else Path(f"queue-log-{path.name}.checkpoint.json")
+    follower = Follower(path, checkpoint, args.interval)
+    options = QueueLogOptions(source=args.source, queue_map=dict(args.queue_map), timezone=args.timezone)
+    translator = QueueLogTranslator(options, follower.state)
+    stats = ImportStats()
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _: stopping.append(signum))
+
+    def refused(r: Refused) -> None:  # the origin (file:line) and the reason: never the line itself
+        log.warning("%s: rejected: %s", r.origin, r.reason)
+
+    ensure_topics(wiring.bootstrap, wiring.prefix)
+    with wiring.retrying_publisher() as publisher:
+
+        def accept_and_publish(records: list[Record]) -> None:
+            publisher.publish(list(accept_records(records, boundary, stats, refused)))
+            log.info("%s: %s", path, stats.summary())
+
+        run_follow(follower, translator, accept_and_publish, stop=lambda: bool(stopping), once=args.once)
+    follower.close()
+    print(f"queue-log {path}: {stats.summary()}", file=sys.stderr)
+    for line in stats.by_reason():
+        print(line, file=sys.stderr)
+    return 0
