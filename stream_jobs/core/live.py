@@ -40,7 +40,10 @@ AGENT_HORIZON = timedelta(days=1)  # an agent with no state change for a day is 
 
 # The `source` label takes these values, `imap/<mailbox>` of the agreements, or OTHER_SOURCE:
 # a source name is free text from outside, and every distinct label value is a new series.
-FIXED_SOURCES = ("callguide", "simulator")
+# Sources labelled by name besides each mailbox's `imap/<id>` and `mail/<id>` (the IMAP poller, a
+# mail archive's import): the webhook, the simulator, the queue_log adapter's and the shipped
+# Telia ACE mapping's default names (docs/sources.md). Any other source is `other`.
+FIXED_SOURCES = ("callguide", "simulator", "asterisk", "telia-ace")
 OTHER_SOURCE = "other"
 
 
@@ -84,7 +87,8 @@ class LiveState(Collector):
         self.ended_cases: Counter[tuple[str, str]] = Counter()  # (mailbox, outcome)
         self.agents: dict[str, AgentStateChanged] = {}  # latest state event per agent
         self.source_event: dict[str, float] = {}
-        self.sources = frozenset([*FIXED_SOURCES, *(f"imap/{m}" for m in agreements.mailboxes)])
+        mailboxes = [f"{kind}/{m}" for m in agreements.mailboxes for kind in ("imap", "mail")]
+        self.sources = frozenset([*FIXED_SOURCES, *mailboxes])
         # The sources that must keep sending start as seen now, so one silent since the worker
         # started still sets off the freshness alert.
         started = time.time()

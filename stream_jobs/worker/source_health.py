@@ -1,27 +1,27 @@
-"""Source health on the worker's /metrics: per source, events stored, inputs rejected by reason,
-and the time of its newest event, so that an adapter that silently stops or starts rejecting is
-seen (docs/sources.md). The same counts, kept in the warehouse, make `availability sources`.
+"""Source health on the worker's /metrics: per source, inputs stored and rejected, and the
+rejects by kind of reason, so that an adapter that starts rejecting is seen (docs/sources.md).
+The time of each source's newest event and of its last input are the live metrics'
+(`availability_source_last_event_timestamp_seconds`, `…_last_seen_…`, stream_jobs/core/live.py);
+the same counts, kept in the warehouse, make `availability sources`.
 
-Label values stay bounded: a reason becomes its kind (quoted values and numbers masked: an unknown
-queue's name is no label), at most MAX_REASONS kinds a source and MAX_SOURCES sources; beyond,
-`(other)`. A rejected input that names no valid source counts under the source ''.
+Label values stay bounded and free of personal data: the source label is the live metrics' (a
+known source by name, any other `other`), a reason becomes its kind (quoted values and numbers
+masked: an unknown queue's name is no label), at most MAX_REASONS kinds a source, then `(other)`.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from schemas.events import Event
 
-MAX_SOURCES = 100
 MAX_REASONS = 20
-OTHER = "(other)"
+OTHER_REASON = "(other)"
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
@@ -33,60 +33,34 @@ def reason_kind(reason: str) -> str:
 
 
 class SourceHealth(Collector):
-    def __init__(self) -> None:
+    def __init__(self, label: Callable[[str], str]) -> None:
+        self.label = label  # source -> its label (LiveState.source_label)
         self.stored: Counter[str] = Counter()
-        self.rejected: Counter[tuple[str, str]] = Counter()  # (source, reason kind)
-        self.newest: dict[str, float] = {}  # source -> its newest stored event's time (epoch s)
-        self.received: dict[str, float] = {}  # source -> when its last input arrived (wall clock)
-        self._now = time.time  # tests set it
+        self.rejected: Counter[tuple[str, str]] = Counter()  # (source label, reason kind)
 
     def observe(self, events: Sequence[Event], rejected: Iterable[tuple[str, str]]) -> None:
-        """One batch: the events stored, and (source, reason) of each rejected input."""
-        now = self._now()
+        """One batch: the events stored, and (claimed source, reason) of each rejected input."""
+        label = self.label
         for event in events:
-            source = self._source(event.source)
-            self.stored[source] += 1
-            self.received[source] = now
-            t = event.time.timestamp()
-            if t > self.newest.get(source, float("-inf")):
-                self.newest[source] = t
+            self.stored[label(event.source)] += 1
         for claimed, reason in rejected:
-            source = self._source(claimed)
-            kind = reason_kind(reason)
-            if (source, kind) not in self.rejected and sum(1 for s, _ in self.rejected if s == source) >= MAX_REASONS:
-                kind = OTHER
+            source, kind = label(claimed), reason_kind(reason)
+            if (source, kind) not in self.rejected and sum(s == source for s, _ in self.rejected) >= MAX_REASONS:
+                kind = OTHER_REASON
             self.rejected[source, kind] += 1
-            self.received[source] = now
 
-    def _source(self, source: str) -> str:
-        known = source in self.stored or source in self.received
-        return source if known or len(self.received) < MAX_SOURCES else OTHER
-
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily]:
         events = CounterMetricFamily(
             "availability_source_events", "Inputs per source: events stored, or rejected", labels=["source", "outcome"]
         )
         rejects = CounterMetricFamily(
             "availability_source_rejects", "Rejected inputs per source and kind of reason", labels=["source", "reason"]
         )
-        newest = GaugeMetricFamily(
-            "availability_source_newest_event_timestamp_seconds",
-            "The event time of the newest event stored from the source",
-            labels=["source"],
-        )
-        received = GaugeMetricFamily(
-            "availability_source_last_received_timestamp_seconds",
-            "When this worker last received an input from the source (stored or rejected)",
-            labels=["source"],
-        )
         rejected_by_source: Counter[str] = Counter()
         for (source, kind), n in sorted(self.rejected.items()):
             rejects.add_metric([source, kind], n)
             rejected_by_source[source] += n
-        for source in sorted(self.received):
+        for source in sorted(set(self.stored) | set(rejected_by_source)):
             events.add_metric([source, "stored"], self.stored[source])
             events.add_metric([source, "rejected"], rejected_by_source[source])
-            received.add_metric([source], self.received[source])
-            if source in self.newest:
-                newest.add_metric([source], self.newest[source])
-        yield from (events, rejects, newest, received)
+        yield from (events, rejects)

@@ -275,8 +275,21 @@ def test_the_source_label_only_takes_known_values(agreements):
     ]
     live.observe(events, BatchResult())
     labels = {labels[0] for (name, labels) in samples(live) if name.startswith("availability_source_")}
-    # The fixed set and the agreements' mailboxes (the test agreements have only kundreskontra).
+    # The fixed set (the webhook, the simulator, the queue_log adapter and the shipped ACE mapping)
+    # and the agreements' mailboxes, polled or imported (the test agreements have only kundreskontra).
     assert labels == {"callguide", "simulator", "imap/kundreskontra", "other"}
+    live.observe([ev("agent.state", "2026-04-14T09:00:00+02:00", source=s, agent="a1", state="ready",
+                     queues=["kundreskontra"]) for s in ("asterisk", "telia-ace", "mail/kundreskontra")], BatchResult())  # fmt: skip
+    labels = {labels[0] for (name, labels) in samples(live) if name.startswith("availability_source_")}
+    assert labels == {
+        "callguide",
+        "simulator",
+        "imap/kundreskontra",
+        "asterisk",
+        "telia-ace",
+        "mail/kundreskontra",
+        "other",
+    }
 
 
 def test_restore_and_collect_survive_bad_stored_rows(warehouse, agreements):

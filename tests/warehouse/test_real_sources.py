@@ -292,12 +292,12 @@ def test_the_scan_finds_a_raw_value_in_any_table(tmp_path):
     with Warehouse.open(str(warehouse)) as wh:
         wh.record_rejects([("asterisk", "queue_log:7", "caller PSEUDO0042 refused")])
         wh.flush()
-    with pytest.raises(AssertionError, match="source_rejects.reason"):
+    with pytest.raises(AssertionError, match=r"source_rejects\.reason"):
         assert_no_raw(warehouse, {"pseudo0042", "Agent/1127"})
     with Warehouse.open(str(warehouse)) as wh:
         wh.record_rejects([("asterisk", "queue_log:8", "about Re: [notmuch] archive here")])
         wh.flush()
-    with pytest.raises(AssertionError, match="source_rejects.reason"):
+    with pytest.raises(AssertionError, match=r"source_rejects\.reason"):
         assert_no_raw(warehouse, {"Agent/1127", "Re: [notmuch] archive"})
 
 
