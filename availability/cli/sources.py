@@ -38,10 +38,15 @@ def cmd_import(args: argparse.Namespace, wiring: Wiring) -> int:
         if not path.exists():
             raise InputError(f"{path}: no such file or directory")
     agreements = wiring.agreements(args.agreements)
-    read = _reader(args, agreements)  # a mapping or option mistake: one line before any work
+    read = _reader(args, agreements, wiring)  # a mapping or option mistake: one line before any work
     boundary = wiring.boundary(agreements)
     stats = ImportStats()
     outputs = [Path(args.out)] if args.out else []
+    for out in outputs:
+        if not out.parent.is_dir():
+            raise InputError(f"--out {out}: cannot write (no such directory {out.parent})")
+        if any(out.exists() and out.samefile(path) for path in paths):
+            raise InputError(f"--out {out}: is an input; name another file")
     with RejectsWriter(args.rejects, inputs=paths + outputs) as rejects:
         records = (record for path in paths for record in read(path))
         events = accept_records(records, boundary, stats, _refused_to(rejects))
@@ -57,7 +62,7 @@ def cmd_import(args: argparse.Namespace, wiring: Wiring) -> int:
     return EXIT_REJECTED if stats.rejected else 0
 
 
-def _reader(args: argparse.Namespace, agreements: Any) -> Callable[[Path], Iterable[Record]]:
+def _reader(args: argparse.Namespace, agreements: Any, wiring: Wiring) -> Callable[[Path], Iterable[Record]]:
     """The adapter of `args.kind`, configured: path -> its records."""
     if args.kind == "queue-log":
         from ingest.sources.queue_log import QueueLogOptions, read_queue_log
@@ -74,6 +79,11 @@ def _reader(args: argparse.Namespace, agreements: Any) -> Callable[[Path], Itera
     if args.mailbox not in agreements.mailboxes:
         known = ", ".join(agreements.mailboxes) or "none"
         raise InputError(f"unknown mailbox '{args.mailbox}' (the agreements define: {known})")
+    if not args.address:
+        wiring.tell(
+            "warning: no --address: no message can be told to be the mailbox's reply, so every message counts as "
+            "received and no case is answered"
+        )
     return lambda path: read_mail_archive(path, args.mailbox, args.address, source=args.source)
 
 
@@ -236,9 +246,10 @@ def add_commands(sub: Any, options: SharedOptions) -> None:
     m.add_argument(
         "--address",
         action="append",
-        required=True,
+        default=[],
         metavar="ADDR",
-        help="the mailbox's own address (repeat for aliases): a message from it is a reply",
+        help="the mailbox's own address (repeat for aliases): a message from it is a reply; without one, "
+        "every message counts as received",
     )
     m.add_argument("--source", help="the events' source name (default mail/ID)")
     for kind in (q, c, m):
