@@ -3,14 +3,12 @@ UID read, and the thread of recent message ids and subjects."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 
 import msgspec
 
+from ingest.atomic_file import write_atomically
 from ingest.imap.errors import ImapError
 
 
@@ -63,20 +61,8 @@ class Checkpoint:
 
     def save(self, data: CheckpointData) -> None:
         payload = msgspec.json.format(msgspec.json.encode(data), indent=1)
-        folder = self.path.parent
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(payload)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temp, self.path)
-            except BaseException:
-                with suppress(OSError):
-                    os.unlink(temp)
-                raise
+            write_atomically(self.path, payload)
         except OSError as exc:
             raise ImapError(f"{self.path}: cannot write the IMAP checkpoint ({exc.strerror})") from None
         self.data = data

@@ -30,15 +30,14 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ingest.atomic_file import write_atomically
 from ingest.sources.queue_log import QueueLogTranslator
 from ingest.sources.records import Record
 
@@ -127,21 +126,8 @@ class Follower:
             "fingerprint": cur.fingerprint if cur else None,
             "state": self.state,
         }
-        payload = json.dumps(data, separators=(",", ":")).encode()
-        folder = self.checkpoint_path.parent
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{self.checkpoint_path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(payload)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temp, self.checkpoint_path)
-            except BaseException:
-                with suppress(OSError):
-                    os.unlink(temp)
-                raise
+            write_atomically(self.checkpoint_path, json.dumps(data, separators=(",", ":")).encode())
         except OSError as exc:
             raise FollowError(f"{self.checkpoint_path}: cannot write the checkpoint ({exc.strerror})") from None
 
