@@ -38,7 +38,8 @@ PROGRAM="${PROGRAM:-$VENV/bin/availability}"
 UNIT_DIR=/etc/systemd/system
 PROMETHEUS=/etc/prometheus
 PACKAGES=(openjdk-17-jre-headless maven prometheus prometheus-alertmanager python3-venv openssl)
-UNITS=(availability-kafka.service availability-stream.service availability-webhook.service availability-imap@.service)
+UNITS=(availability-kafka.service availability-stream.service availability-webhook.service availability-imap@.service
+  availability-queue-log.service)
 REPORT_UNITS=(availability-report.service availability-report.timer)
 
 SKIPPED=()
@@ -308,7 +309,10 @@ changed() { # PATH...: whether one of them was installed by this run
   return 1
 }
 
-services=(availability-stream.service availability-webhook.service "${mailboxes[@]}")
+followers=()
+[[ -f "$DESTDIR$ETC/queue-log.env" ]] && followers=(availability-queue-log.service)
+
+services=(availability-stream.service availability-webhook.service "${mailboxes[@]}" "${followers[@]}")
 if staging; then
   skip "systemctl daemon-reload; systemctl enable --now availability-kafka.service prometheus prometheus-alertmanager"
   skip "availability topics create (as $SERVICE_USER, against the box's Kafka)"

@@ -51,13 +51,15 @@ STREAM = BOX / "availability-stream.service"
 WEBHOOK = BOX / "availability-webhook.service"
 IMAP = BOX / "availability-imap@.service"
 KAFKA = BOX / "availability-kafka.service"
-SERVICES = (STREAM, WEBHOOK, IMAP, KAFKA)
+QUEUE_LOG = BOX / "availability-queue-log.service"
+SERVICES = (STREAM, WEBHOOK, IMAP, KAFKA, QUEUE_LOG)
 REPORT = (
     ROOT / "deploy" / "report" / "availability-report.service",
     ROOT / "deploy" / "report" / "availability-report.timer",
 )
 ENV_EXAMPLE = BOX / "availability.env.example"
 IMAP_EXAMPLE = BOX / "imap.env.example"
+QUEUE_LOG_EXAMPLE = BOX / "queue-log.env.example"
 MAILBOX = "kundreskontra"  # a mailbox of the shipped agreements
 JAVA = "/usr/bin/java"
 SECRET = "ab" * 32  # what install.sh's `openssl rand -hex 32` looks like
@@ -243,6 +245,17 @@ def test_the_imap_command_parses_with_the_mailbox_settings(parse: Parse) -> None
     assert (args.ssl, args.tls_ca, args.done) == (True, "/etc/availability/imap/ca.pem", "")  # "": no done folder
 
 
+def test_the_queue_log_command_parses_with_its_settings(parse: Parse) -> None:
+    args = parse(QUEUE_LOG, {**example_environment(), **env_file(QUEUE_LOG_EXAMPLE)})
+    assert args.run.__name__ == "cmd_follow_queue_log"
+    assert args.follow == "/var/log/asterisk/queue_log"
+    assert args.queue_map == [("6001", "kundreskontra"), ("6002", "avgifter")]  # split at spaces into options
+    state = Path("/var/lib") / setting(QUEUE_LOG, "Service", "StateDirectory")
+    assert Path(args.checkpoint).parent == state
+    # Enabled without its settings file, the unit does not start (and does not fail).
+    assert setting(QUEUE_LOG, "Unit", "ConditionPathExists") == "/etc/availability/queue-log.env"
+
+
 def test_a_misspelt_option_fails_the_parse_check(parse: Parse, tmp_path: Path) -> None:
     """The checks above can fail: an option the command does not have is refused."""
     broken = tmp_path / WEBHOOK.name
@@ -264,6 +277,8 @@ def test_the_environment_files_hold_only_settings_the_program_reads() -> None:
     imap = env_file(IMAP_EXAMPLE)
     used = set(re.findall(r"\$\{?(IMAP_\w+)", setting(IMAP, "Service", "ExecStart")))
     assert set(imap) == used | {"AVAILABILITY_IMAP_PASSWORD"}
+    follower = env_file(QUEUE_LOG_EXAMPLE)
+    assert set(follower) == set(re.findall(r"\$\{?(QUEUE_LOG_\w+)", setting(QUEUE_LOG, "Service", "ExecStart")))
 
 
 def test_the_example_settings_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -346,10 +361,12 @@ def test_install_stages_the_box_and_a_second_run_changes_nothing(tmp_path: Path)
     assert os.readlink(root / INSTALLED.lstrip("/")) == "/opt/availability/venv/bin/availability"
     for path in (*SERVICES, *REPORT):  # the report's units as they are in deploy/report/
         assert (root / "etc/systemd/system" / path.name).read_bytes() == path.read_bytes(), path.name
-    # Every unit's settings file is one install.sh makes (the mailbox files come from the admin).
+    # Every unit's settings file is one install.sh makes (the mailbox files and the queue_log
+    # follower's come from the admin; the follower's unit does not start without it).
     for path in (*SERVICES, REPORT[0]):
         for _, value in (kv for kv in unit(path)["Service"] if kv[0] == "EnvironmentFile"):
-            assert "%i" in value or (root / value.lstrip("/")).is_file(), value
+            optional = "%i" in value or value == setting(QUEUE_LOG, "Unit", "ConditionPathExists")
+            assert optional or (root / value.lstrip("/")).is_file(), value
 
     # Fresh secrets, each its own, that the program accepts and sh can read (the cron line does).
     secrets = env_file(etc / "availability.env")
