@@ -53,15 +53,15 @@ def test_a_syntax_error_fails_the_check(warehouse: Warehouse):
 
 def test_every_statement_of_the_cluster_schema_parses(warehouse: Warehouse):
     statements = ddl_statements(cluster.cluster_ddl(C))
-    assert len(statements) == 37  # 9 tables x 2, 8 ALTER, 2 DROP, 2 data, 7 files recorded
+    assert len(statements) == 40  # 10 tables x 2, 8 ALTER, 2 DROP, 2 data, 8 files recorded
     for statement in statements:
         formatted = parses(warehouse, statement)
         if statement.startswith(("CREATE", "ALTER", "DROP")):
             assert f"ON CLUSTER {C}" in formatted, formatted
     engines = [parses(warehouse, s) for s in statements if s.startswith("CREATE TABLE")]
-    assert sum("ENGINE = Distributed('availability', currentDatabase(), " in e for e in engines) == 9
+    assert sum("ENGINE = Distributed('availability', currentDatabase(), " in e for e in engines) == 10
     assert (
-        sum("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/" in e for e in engines) == 8
+        sum("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/" in e for e in engines) == 9
     )
 
 
@@ -101,7 +101,7 @@ def test_the_users_settings_and_password_parameters_are_the_engines(tmp_path: Pa
 def test_the_replicated_tables_are_created_by_the_engine(tmp_path: Path):
     result = in_child("replicated", tmp_path)
     created = result["created"]
-    assert len(created) == 2 * 18  # 9 local + 9 Distributed tables, in two databases
+    assert len(created) == 2 * 20  # 10 local + 10 Distributed tables, in two databases
     engines = {name: (engine, full) for name, engine, full in result["tables"]}
     for table, key in cluster.SHARDING_KEYS.items():
         engine, full = engines[f"{table}_local"]

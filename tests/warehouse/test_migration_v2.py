@@ -51,7 +51,7 @@ def test_the_calls_of_an_older_warehouse_become_contacts(chdb_dir, agreements):
         )
         wh.insert_events([direct])
 
-        assert wh.migrate() == ["006_contract_v2.sql", "007_derived_with.sql"]
+        assert wh.migrate() == ["006_contract_v2.sql", "007_derived_with.sql", "008_source_rejects.sql"]
         rows = wh.records(
             "SELECT call_id, seq, internal, queue, outcome, wait_seconds, left_at, transferred_from, caller_ref,"
             " talk_seconds FROM call_contacts FINAL ORDER BY call_id, seq"
