@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -314,7 +314,9 @@ class _Times:
             text = self.get(step.seconds)
             if base is None or not text:
                 return None
-            return base + timedelta(seconds=_seconds(step.seconds, text))
+            # A duration is elapsed time: added to the instant, not to the local clock reading
+            # (which would gain or lose an hour across a DST change).
+            return base.astimezone(UTC) + timedelta(seconds=_seconds(step.seconds, text))
         for column in [step] if isinstance(step, str) else step:
             text = self.get(column)
             if text and text not in self.r.never:
@@ -341,7 +343,7 @@ class _Times:
             if spec.rollover:
                 # within the 24 h from the offered time, less the clocks' skew
                 delta %= _DAY
-                if delta > _DAY - spec.skew_seconds:
+                if delta >= _DAY - spec.skew_seconds:  # at most skew_seconds earlier: the same day
                     delta -= _DAY
             clock = anchor + timedelta(seconds=delta)
         return datetime.combine(self.day, datetime.min.time()).replace(tzinfo=self.r.zone) + clock

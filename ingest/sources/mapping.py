@@ -364,9 +364,11 @@ def _check_csv(c: CsvDialect) -> None:
     if c.delimiter in ('"', "\n", "\r"):
         raise MappingError("csv.delimiter: cannot be a quote or a line break")
     try:
-        codecs.lookup(c.encoding)
+        codec = codecs.lookup(c.encoding)
     except LookupError:
         raise MappingError(f"csv.encoding: unknown encoding '{c.encoding}'") from None
+    if not getattr(codec, "_is_text_encoding", True):  # rot13, bz2_codec: codecs, but not of text files
+        raise MappingError(f"csv.encoding: '{c.encoding}' is not a text encoding")
     if c.skip_lines < 0:
         raise MappingError("csv.skip_lines: must not be negative")
     if c.header and c.columns:

@@ -181,13 +181,14 @@ def test_rollover_rule_at_the_edges() -> None:
             "AA0101", "1", "0", "PS", "990202", "0:00:18 0:00:20 23:59:58 0:01:00", "AGENT", "0:01:00 0:02:00", "A"
         ),
         bank_row(
-            "AA0101", "2", "0", "PS", "990202", "12:00:00 12:00:05 11:49:00 11:50:00", "HANG", "0:00:00 0:00:00", "A"
+            "AA0101", "2", "0", "PS", "990202", "12:00:00 12:00:05 11:49:00 11:49:50", "HANG", "0:00:00 0:00:00", "A"
         ),
     ]
     first, second = read("\n".join([BANK_HEADER, *rows]), BANK)
     assert timeline(first)[1][1] == "1999-02-01T21:59:58Z"
-    # 11:49:00 is 660 s before 12:00:00 (> 600): 3 Feb 11:49 local = 09:49Z, q_exit 3 Feb 11:50
-    assert [t for _, t, _ in timeline(second)][1:3] == ["1999-02-03T09:49:00Z", "1999-02-03T09:50:00Z"]
+    # 11:49:00 is 660 s before 12:00:00 (> 600): 3 Feb 11:49 local = 09:49Z; q_exit 11:49:50 is
+    # 610 s before: 3 Feb 11:49:50 (exactly 600 s before would be the same day: the next test)
+    assert [t for _, t, _ in timeline(second)][1:3] == ["1999-02-03T09:49:00Z", "1999-02-03T09:49:50Z"]
 
 
 MALFORMED = [
@@ -537,3 +538,28 @@ def test_any_bytes_never_raise(data: bytes, encoding: str) -> None:
     for r in records:
         assert one_outcome(r)
         r.text.encode("utf-8")  # a rejects file can hold it
+
+
+# -- review findings: a duration across the clock change, the skew's edge, a codec of no text ------
+
+
+def test_a_queue_time_across_the_autumn_clock_change_is_elapsed_time(tmp_path: Path) -> None:
+    # Sunday 25 Oct 2026, Stockholm: 03:00 CEST becomes 02:00 CET. Queued at 02:59:30 (the first
+    # 02:59:30, +02:00 = 00:59:30Z) and waiting 60 s: answered at 01:00:30Z, a wait of 60 s. Adding
+    # the seconds to the local clock reading gave 03:00:30 CET = 02:00:30Z, a wait of 3660 s.
+    row = "2001;Incoming IVR call;2026-10-25 02:59:00;0812345;+46701234567;Kundreskontra;2026-10-25 02:59:30;60;Answered;anna.a;2026-10-25 03:10:00"
+    path = tmp_path / "oktober.csv"
+    path.write_bytes("\r\n".join([ACE_HEADER, row]).encode("utf-8-sig"))
+    [record] = read_calls_csv(path, ACE)
+    times = {kind: t for kind, t, _ in timeline(record)}
+    assert (times["queued"], times["answered"]) == ("2026-10-25T00:59:30Z", "2026-10-25T01:00:30Z")
+
+
+def test_a_time_exactly_skew_seconds_before_the_entry_is_the_same_day() -> None:
+    # skew_seconds 600 (the bank's mapping): q_start 9:50:00 is exactly 600 s before the entry
+    # 10:00:00, "at most 10 minutes earlier": 1 Feb 9:50:00 local (+02:00) = 07:50:00Z, not 2 Feb.
+    row = bank_row(
+        "AA0101", "1", "0", "PS", "990201", "10:00:00 10:00:05 9:50:00 10:01:00", "HANG", "0:00:00 0:00:00", "A"
+    )
+    [record] = read("\n".join([BANK_HEADER, row]), BANK)
+    assert timeline(record)[1][1] == "1999-02-01T07:50:00Z"

@@ -161,3 +161,9 @@ def test_tab_may_be_written_as_a_word() -> None:
 
     assert delimiter_of(parse_mapping(edited(("csv.delimiter", "tab"))).csv) == "\t"
     assert delimiter_of(parse_mapping(edited(("csv.delimiter", "\\t"))).csv) == "\t"  # '\t' in single quotes
+
+
+@pytest.mark.parametrize("codec", ["rot13", "bz2_codec"])
+def test_a_codec_that_is_no_text_encoding_is_refused(codec: str) -> None:
+    # Python knows them as codecs, but open() refuses them for text: one line, not a traceback later.
+    assert error_of(edited(("csv.encoding", codec))) == f"csv.encoding: '{codec}' is not a text encoding"
