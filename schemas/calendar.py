@@ -23,6 +23,7 @@ from dateutil.easter import easter
 
 CLOCK_EPOCH_YEAR = 2000  # B = 0 here; the warehouse stores B, so this never moves
 FIRST_CLOCK_YEAR = 1990  # the clock's first year (schemas/events.py: EARLIEST_TIME)
+_FIRST_CLOCK_TS = datetime(FIRST_CLOCK_YEAR, 1, 1, tzinfo=UTC).timestamp()
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -133,7 +134,7 @@ class Calendar:
     def clock(self, t: datetime) -> float:
         """B(t): business seconds from 1 Jan CLOCK_EPOCH_YEAR (local) to t (negative before it)."""
         ts, year = self._locate(t)
-        if year.number < FIRST_CLOCK_YEAR:
+        if ts < _FIRST_CLOCK_TS:  # by the instant: 1 Jan 1990 00:30Z is 1989 in New York, yet valid
             raise ValueError(f"time {t.isoformat()} is before {FIRST_CLOCK_YEAR}")
         i = bisect.bisect_right(year.starts, ts) - 1
         if i < 0:

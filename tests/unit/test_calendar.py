@@ -11,6 +11,7 @@ valborgsmassoafton 08-13.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -491,10 +492,11 @@ def test_clock_starts_at_epoch() -> None:
 def test_clock_runs_back_before_its_epoch_to_1990() -> None:
     # Older data (the Technion bank's calls of 1999) is read off the same clock, negative before
     # 2000, so the values stored since 2000 keep their meaning. ALWAYS is open all the time:
-    # B(31 Dec 1999 22:00 local) = -2 h, B(1 Jan 1990 00:00) = -(the seconds of 1990-1999).
+    # B(31 Dec 1999 22:00 local) = -2 h, B(1 Jan 1990 01:00 local, the first instant accepted,
+    # 00:00Z) = -(the seconds from then to 2000).
     assert ALWAYS.clock(t("1999-12-31 22:00")) == pytest.approx(-2 * H)
-    elapsed = t("2000-01-01 00:00").timestamp() - t("1990-01-01 00:00").timestamp()
-    assert ALWAYS.clock(t("1990-01-01 00:00")) == pytest.approx(-elapsed)
+    elapsed = t("2000-01-01 00:00").timestamp() - t("1990-01-01 01:00").timestamp()
+    assert ALWAYS.clock(t("1990-01-01 01:00")) == pytest.approx(-elapsed)
     # Across the epoch the business time is the sum of the open hours on both sides. SPEC:
     # Thu 30 Dec 1999 15:00-16:30 (1.5 h), Fri 31 Dec nyarsafton closed, Sat 1 Jan 2000 a
     # holiday, Mon 3 Jan 08:00-09:30 (1.5 h): 3 h.
@@ -502,8 +504,14 @@ def test_clock_runs_back_before_its_epoch_to_1990() -> None:
 
 
 def test_clock_before_1990_is_an_error() -> None:
+    # The edge is the instant the boundary accepts from (1990-01-01T00:00Z), in any zone: in New
+    # York 00:30Z is still 31 Dec 1989, local, and yet a valid time.
     with pytest.raises(ValueError, match="before 1990"):
-        SPEC.clock(t("1989-12-31 23:59"))
+        SPEC.clock(datetime(1989, 12, 31, 23, 59, 59, tzinfo=UTC))
+    new_york = dataclasses.replace(ALWAYS, tz=ZoneInfo("America/New_York"), _years={}, _rule_cache={})
+    # B = -(seconds from 1 Jan 1990 00:30Z to 1 Jan 2000 00:00 New York, 05:00Z), open all along.
+    at = datetime(1990, 1, 1, 0, 30, tzinfo=UTC)
+    assert new_york.clock(at) == pytest.approx(at.timestamp() - datetime(2000, 1, 1, 5, tzinfo=UTC).timestamp())
 
 
 def test_clock_is_constant_while_closed() -> None:
