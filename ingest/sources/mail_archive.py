@@ -5,8 +5,9 @@ the live poller must (ingest/imap/poller.py, one poll at a time): every `Message
 `In-Reply-To` and `References` id of a message joins one thread, also through ids of messages
 that are not in the archive; Outlook's `Thread-Index` joins messages that carry no
 `References`; a reply of the mailbox without any of these joins the latest received message
-with the same subject, as the poller does. Only headers are read, never a body. All messages
-are read first (a few fields each), then one Record per message is given, in reading order
+with the same subject, as the poller does. Several PATHs (an inbox and a sent folder exported
+apart) are one archive. Only headers are read, never a body. All messages of all PATHs are read
+first (a few fields each), then one Record per message is given, in reading order
 (docs/sources.md, "Mail archives").
 """
 
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import os
 import re
-from collections.abc import Collection, Iterator
+from collections import Counter
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
@@ -58,28 +61,37 @@ class _Message:
 
 
 def read_mail_archive(
-    path: Path, mailbox: str, own_addresses: Collection[str], *, source: str | None = None
+    path: Path | Sequence[Path], mailbox: str, own_addresses: Collection[str], *, source: str | None = None
 ) -> Iterator[Record]:
     """One Record per message of the archive at `path`: a single message file, an mbox file
     (first line `From `, unless named `*.eml`), or a directory: its `*.eml` files and its
     Maildirs' messages (directories with `cur/` and `new/`, such as `.Sent` in Maildir++), at
     any depth.
 
+    `path` may be several PATHs (an inbox and a sent folder exported apart): they are one
+    archive, read in the order given, threaded and de-duplicated together (a copy in two PATHs
+    counts once, the first read). A record's origin is then prefixed by its PATH's name (the
+    PATH as given when its name is empty or another PATH's too): `inbox.mbox:mbox:3`,
+    `Maildir/cur/1.eml`, `saved.eml`; with one PATH it is relative to that PATH, as before.
+
     A message From one of `own_addresses` (the mailbox's address and its aliases, any case) is
     `mail.replied`, any other `mail.received`. `source` defaults to `mail/{mailbox}`. Raises
-    FileNotFoundError at once when `path` does not exist; a message that cannot be read is a
-    rejected Record."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or directory")
+    FileNotFoundError at once, before any is read, when a PATH does not exist; a message that
+    cannot be read is a rejected Record."""
+    paths = [path] if isinstance(path, Path) else list(path)
+    for p in paths:
+        if not p.exists():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(p))
     own = frozenset(a.strip().casefold() for a in own_addresses if a.strip())
-    return _records(path, mailbox, own, source or f"mail/{mailbox}")
+    return _records(paths, mailbox, own, source or f"mail/{mailbox}")
 
 
-def _records(path: Path, mailbox: str, own: frozenset[str], source: str) -> Iterator[Record]:
-    """Read every header first (threads are known only then), then give the Records in reading order."""
+def _records(paths: list[Path], mailbox: str, own: frozenset[str], source: str) -> Iterator[Record]:
+    """Read every header of every PATH first (threads are known only then), then give the
+    Records in reading order."""
     read: list[_Message | Record] = []
     seen: set[str] = set()
-    for origin, head in _heads(path):
+    for origin, head in _all_heads(paths):
         if isinstance(head, str):  # the file could not be read: the reason
             read.append(Record(origin, rejected=head))
             continue
@@ -299,14 +311,41 @@ def _shown(head: bytes) -> str:
 # -- layouts: where the messages are --------------------------------------------------------------
 
 
-def _heads(path: Path) -> Iterator[tuple[str, bytes | str]]:
-    """(origin, header bytes) per message, or (origin, why it cannot be read)."""
+def _all_heads(paths: list[Path]) -> Iterator[tuple[str, bytes | str]]:
+    """(origin, header bytes or why it cannot be read) per message of every PATH in turn; with
+    several PATHs each origin names its PATH (`_labels`)."""
+    if len(paths) == 1:
+        yield from _heads(paths[0])
+        return
+    for p, label in zip(paths, _labels(paths), strict=True):
+        yield from _heads(p, label)
+
+
+def _labels(paths: list[Path]) -> list[str]:
+    """Each PATH's name, or the PATH as given when its name is empty (`.`) or another PATH's
+    too (`a/Maildir` and `b/Maildir`): the origins of two PATHs never look alike."""
+    names = Counter(p.name for p in paths)
+    return [p.name if p.name and names[p.name] == 1 else p.as_posix() for p in paths]
+
+
+def _heads(path: Path, label: str | None = None) -> Iterator[tuple[str, bytes | str]]:
+    """(origin, header bytes) per message, or (origin, why it cannot be read). Under a `label`
+    (one of several PATHs) an origin names the PATH: a path below a directory
+    (`Maildir/cur/1`), a message of an mbox (`inbox.mbox:mbox:3`), a message file itself
+    (`saved.eml`)."""
+    heads: Iterator[tuple[str, bytes | str]]
     if path.is_dir():
-        yield from _files(path, _message_files(path))
+        heads = _files(path, _message_files(path))
+        if label is None:
+            yield from heads
+        else:
+            yield from ((label if o == "." else f"{label}/{o}", h) for o, h in heads)
     elif path.suffix.lower() != ".eml" and _starts_with_from(path):
-        yield from _mbox(path)
+        heads = _mbox(path)
+        yield from heads if label is None else ((f"{label}:{o}", h) for o, h in heads)
     else:
-        yield from _files(path.parent, iter([path]))
+        heads = _files(path.parent, iter([path]))
+        yield from heads if label is None else ((label, h) for _, h in heads)
 
 
 def _message_files(root: Path) -> Iterator[Path | str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import mailbox
 import re
+import shutil
 from collections import Counter
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -37,7 +38,7 @@ def corpus() -> Path:
     return CORPUS
 
 
-def read(path: Path, own: tuple[str, ...] = (), mailbox_id: str = MAILBOX) -> list[Record]:
+def read(path: Path | list[Path], own: tuple[str, ...] = (), mailbox_id: str = MAILBOX) -> list[Record]:
     return list(read_mail_archive(path, mailbox_id, own))
 
 
@@ -427,3 +428,131 @@ def test_any_mbox_gives_one_record_per_from_line(tmp_path: Path, lines: list[byt
     p.write_bytes(data)
     records = read(p)
     assert len(records) == sum(line.startswith(b"From ") for line in data.split(b"\n"))
+
+
+# -- (6) several PATHs: one archive --------------------------------------------------------------------
+
+OWN = ("kundreskontra@kommun.se",)
+
+
+def write_mbox(path: Path, messages: list[bytes]) -> Path:
+    box = mailbox.mbox(path)
+    for m in messages:
+        box.add(m)
+    box.flush()
+    return path
+
+
+def test_an_inbox_and_a_sent_mbox_are_threaded_as_one_archive(tmp_path: Path) -> None:
+    inbox = [
+        message(
+            "From: c@example.org\nSubject: Faktura 4711\nMessage-ID: <m1@example.org>\nDate: Mon, 2 Mar 2026 09:00:00 +0100"
+        ),
+        message(
+            "From: d@example.org\nSubject: Bygglov\nMessage-ID: <m2@example.org>\nDate: Mon, 2 Mar 2026 09:30:00 +0100"
+        ),
+    ]
+    sent = [
+        # No References, In-Reply-To or Thread-Index: only the subject ties it to <m1@example.org>.
+        message(
+            "From: kundreskontra@kommun.se\nSubject: SV: Faktura 4711\nMessage-ID: <r1@kommun.se>\n"
+            "Date: Mon, 2 Mar 2026 11:00:00 +0100"
+        ),
+        message(
+            "From: kundreskontra@kommun.se\nSubject: SV: Bygglov\nMessage-ID: <r2@kommun.se>\n"
+            "In-Reply-To: <m2@example.org>\nDate: Mon, 2 Mar 2026 11:30:00 +0100"
+        ),
+    ]
+    (tmp_path / "split").mkdir()
+    inbox_box = write_mbox(tmp_path / "split" / "inbox.mbox", inbox)
+    sent_box = write_mbox(tmp_path / "split" / "sent.mbox", sent)
+    whole = write_mbox(tmp_path / "whole.mbox", inbox + sent)
+    together = read([inbox_box, sent_box], own=OWN)
+    # Each origin names its PATH; the records come in reading order: the inbox, then the sent mbox.
+    assert [r.origin for r in together] == [
+        "inbox.mbox:mbox:1",
+        "inbox.mbox:mbox:2",
+        "sent.mbox:mbox:1",
+        "sent.mbox:mbox:2",
+    ]
+    # r1 (11:00) joins the latest received "Faktura 4711" before it, m1 (09:00); r2 follows its In-Reply-To.
+    thread = {e["data"]["message_id"]: e["data"]["thread_id"] for e in events(together)}
+    assert thread == {
+        "<m1@example.org>": "<m1@example.org>",
+        "<m2@example.org>": "<m2@example.org>",
+        "<r1@kommun.se>": "<m1@example.org>",
+        "<r2@kommun.se>": "<m2@example.org>",
+    }
+    # Exactly the events of the same four messages in one mbox.
+    assert events(together) == events(read(whole, own=OWN))
+    # Read on its own, sent.mbox has no received message to match: r1 is a thread of its own (the bug).
+    alone = {e["data"]["message_id"]: e["data"]["thread_id"] for e in events(read(sent_box, own=OWN))}
+    assert alone["<r1@kommun.se>"] == "<r1@kommun.se>"
+    # A list of one PATH is that PATH: origins unprefixed, as before.
+    assert [r.origin for r in read([inbox_box], own=OWN)] == ["mbox:1", "mbox:2"]
+
+
+def test_a_copy_in_two_paths_is_one_event_the_first_in_reading_order(tmp_path: Path) -> None:
+    copy = message(
+        "From: c@example.org\nSubject: Faktura\nMessage-ID: <k@example.org>\nDate: Mon, 2 Mar 2026 09:00:00 +0100"
+    )
+    other = message(
+        "From: d@example.org\nSubject: Annat\nMessage-ID: <o@example.org>\nDate: Mon, 2 Mar 2026 10:00:00 +0100"
+    )
+    a, b = tmp_path / "a" / "INBOX", tmp_path / "b" / "INBOX"
+    a.mkdir(parents=True)
+    b.mkdir(parents=True)
+    (a / "1.eml").write_bytes(copy)
+    (b / "1.eml").write_bytes(copy)  # the same message, the same relative name, another PATH
+    (b / "2.eml").write_bytes(other)
+    (tmp_path / "saved.eml").write_bytes(copy)  # and once more as a single file
+    records = read([a, b, tmp_path / "saved.eml"])
+    # Both directories are named INBOX: their origins name them by the PATH as given instead.
+    assert [(r.origin, len(r.events), r.ignored) for r in records] == [
+        (f"{a.as_posix()}/1.eml", 1, None),  # read first: the one that counts
+        (f"{b.as_posix()}/1.eml", 0, DUPLICATE),
+        (f"{b.as_posix()}/2.eml", 1, None),
+        ("saved.eml", 0, DUPLICATE),  # a message file PATH: its name
+    ]
+    assert [e["data"]["message_id"] for e in events(records)] == ["<k@example.org>", "<o@example.org>"]
+    # Reversed, b's copy is read first and counts; the events are the same.
+    reversed_records = read([b, a])
+    assert [(r.origin, r.ignored) for r in reversed_records] == [
+        (f"{b.as_posix()}/1.eml", None),
+        (f"{b.as_posix()}/2.eml", None),
+        (f"{a.as_posix()}/1.eml", DUPLICATE),
+    ]
+    assert sorted_events(reversed_records) == sorted_events(records)
+    # A PATH that does not exist: an error at the call, naming it, before anything is read.
+    with pytest.raises(FileNotFoundError) as missing:
+        read_mail_archive([a, tmp_path / "missing"], MAILBOX, ())
+    assert missing.value.filename == str(tmp_path / "missing")
+
+
+def test_the_corpus_split_in_two_paths_gives_the_same_threads(corpus: Path, tmp_path: Path) -> None:
+    files = sorted((corpus / "messages").iterdir())
+    first, rest = tmp_path / "part1", tmp_path / "part2"
+    for part, names in ((first, files[:26]), (rest, files[26:])):
+        part.mkdir()
+        for f in names:
+            shutil.copy(f, part / f.name)
+    # The split (01.eml … cur__39.eml | cur__40.eml … new__04.eml) cuts across the corpus: the
+    # duplicate pair bar__18.eml / cur__51.eml falls one in each part, and so does the 7-message
+    # "Working with Maildir storage?" thread (bar__new__22.eml in part1, its root foo__new__03.eml in part2).
+    assert (first / "bar__18.eml").exists() and (rest / "cur__51.eml").exists()
+    whole = read(corpus / "messages", own=(CARL,))
+    split = read([first, rest], own=(CARL,))
+    assert len(split) == 53  # one Record per file
+    # bar__18.eml is read first (part1), so its copy in part2 is the duplicate, as in the whole corpus.
+    assert [(r.origin, r.ignored) for r in split if not r.events] == [("part2/cur__51.eml", DUPLICATE)]
+    assert sorted(r.origin for r in split) == sorted(
+        f"part1/{r.origin}" if r.origin < "cur__40.eml" else f"part2/{r.origin}" for r in whole
+    )
+    # notmuch's 24 threads of 52 messages (SOURCE.md), with each event exactly as from the whole corpus.
+    found = threads(split)
+    assert len(found) == 24 and sum(len(t) for t in found.values()) == 52
+    assert sorted_events(split) == sorted_events(whole)
+    maildir = found["<20091117190054.GU3165@dottiness.seas.harvard.edu>"]
+    assert len(maildir) == 7
+    origin_of = {e["id"]: r.origin for r in split for e in r.events}
+    assert {origin_of[e["id"]].split("/")[0] for e in maildir} == {"part1", "part2"}
