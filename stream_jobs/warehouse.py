@@ -316,20 +316,24 @@ class Warehouse:
         )
         return {f: msgspec.json.decode(text) for f, text in rows}
 
-    def source_health(self) -> list[tuple[str, int, datetime | None, datetime | None, list[tuple[str, int]]]]:
+    def source_health(
+        self,
+    ) -> list[tuple[str, int, datetime | None, datetime | None, list[tuple[str, int, datetime]]]]:
         """Per source: distinct events stored, the newest event's time, when it last stored one, and
-        its rejected inputs by reason (source_rejects); sources known only by their rejects too."""
+        its rejected inputs by reason with the last time (source_rejects); sources known only by
+        their rejects too."""
         stored = {
             source: (events, newest, last)
             for source, events, newest, last in self.query(
                 "SELECT source, uniqExact(id), max(time), max(ingested_at) FROM events GROUP BY source"
             )
         }
-        rejects: dict[str, list[tuple[str, int]]] = {}
-        for source, reason, n in self.query(
-            "SELECT source, reason, count() FROM source_rejects FINAL GROUP BY source, reason ORDER BY source, reason"
+        rejects: dict[str, list[tuple[str, int, datetime]]] = {}
+        for source, reason, n, last in self.query(
+            "SELECT source, reason, count(), max(rejected_at) FROM source_rejects FINAL GROUP BY source, reason "
+            "ORDER BY source, reason"
         ):
-            rejects.setdefault(source, []).append((reason, n))
+            rejects.setdefault(source, []).append((reason, n, last))
         return [
             (source, *stored.get(source, (0, None, None)), rejects.get(source, []))
             for source in sorted(set(stored) | set(rejects))

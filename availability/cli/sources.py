@@ -37,6 +37,8 @@ def cmd_import(args: argparse.Namespace, wiring: Wiring) -> int:
     for path in paths:
         if not path.exists():
             raise InputError(f"{path}: no such file or directory")
+        if args.kind != "mail" and not path.is_file():  # a mail archive may be a directory
+            raise InputError(f"{path}: not a file")
     agreements = wiring.agreements(args.agreements)
     read = _reader(args, agreements, wiring)  # a mapping or option mistake: one line before any work
     boundary = wiring.boundary(agreements)
@@ -48,7 +50,7 @@ def cmd_import(args: argparse.Namespace, wiring: Wiring) -> int:
         if any(out.exists() and out.samefile(path) for path in paths):
             raise InputError(f"--out {out}: is an input; name another file")
     with RejectsWriter(args.rejects, inputs=paths + outputs) as rejects:
-        records = (record for path in paths for record in read(path))
+        records = read(paths)
         events = accept_records(records, boundary, stats, _refused_to(rejects))
         if args.to_kafka:
             sent = _publish(wiring, events)
@@ -59,21 +61,21 @@ def cmd_import(args: argparse.Namespace, wiring: Wiring) -> int:
     print(f"{where}; {stats.summary()}", file=sys.stderr)
     for line in stats.by_reason():
         print(line, file=sys.stderr)
-    return EXIT_REJECTED if stats.rejected else 0
+    return EXIT_REJECTED if stats.refusals else 0
 
 
-def _reader(args: argparse.Namespace, agreements: Any, wiring: Wiring) -> Callable[[Path], Iterable[Record]]:
-    """The adapter of `args.kind`, configured: path -> its records."""
+def _reader(args: argparse.Namespace, agreements: Any, wiring: Wiring) -> Callable[[list[Path]], Iterator[Record]]:
+    """The adapter of `args.kind`, configured: the paths -> their records."""
     if args.kind == "queue-log":
         from ingest.sources.queue_log import QueueLogOptions, read_queue_log
 
         options = QueueLogOptions(source=args.source, queue_map=dict(args.queue_map), timezone=args.timezone)
-        return lambda path: read_queue_log(path, options)
+        return lambda paths: _each(paths, lambda path: read_queue_log(path, options))
     if args.kind == "calls-csv":
         from ingest.sources.calls_csv import load_mapping, read_calls_csv
 
         mapping = load_mapping(args.mapping)
-        return lambda path: read_calls_csv(path, mapping)
+        return lambda paths: _each(paths, lambda path: read_calls_csv(path, mapping))
     from ingest.sources.mail_archive import read_mail_archive
 
     if args.mailbox not in agreements.mailboxes:
@@ -84,7 +86,18 @@ def _reader(args: argparse.Namespace, agreements: Any, wiring: Wiring) -> Callab
             "warning: no --address: no message can be told to be the mailbox's reply, so every message counts as "
             "received and no case is answered"
         )
-    return lambda path: read_mail_archive(path, args.mailbox, args.address, source=args.source)
+    # One call for all paths: an inbox and a sent archive are threaded (and de-duplicated) together.
+    return lambda paths: _each([paths], lambda p: read_mail_archive(p, args.mailbox, args.address, source=args.source))
+
+
+def _each(paths: Iterable[Any], read: Callable[[Any], Iterable[Record]]) -> Iterator[Record]:
+    """The records of each path in turn; a file that cannot be read is one line naming it."""
+    for path in paths:
+        try:
+            yield from read(path)
+        except OSError as exc:  # an error of the reading only: the writing's are the consumer's
+            name = exc.filename or path
+            raise InputError(f"{name}: cannot read ({exc.strerror or type(exc).__name__})") from None
 
 
 def _refused_to(rejects: RejectsWriter) -> Callable[[Refused], None]:
@@ -103,7 +116,7 @@ def _write(path: Path, events: Iterator[Event], fingerprint: str) -> int:
     count = 0
     try:
         with partial.open("wb") as handle:
-            for event in events:
+            for event in events:  # reading errors come as InputError (_each), never as OSError
                 event.pseudonymised = fingerprint
                 handle.write(encode(event) + b"\n")
                 count += 1
@@ -111,6 +124,9 @@ def _write(path: Path, events: Iterator[Event], fingerprint: str) -> int:
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise InputError(f"{path}: cannot write ({exc.strerror})") from None
+    except BaseException:  # a reading error or Ctrl-C: no half file left behind
+        partial.unlink(missing_ok=True)
+        raise
     return count
 
 
@@ -142,7 +158,7 @@ def cmd_sources(args: argparse.Namespace, wiring: Wiring) -> int:
     rows = []
     for source, events, newest, stored, rejects in health:
         kinds: dict[str, int] = {}
-        for reason, n in rejects:
+        for reason, n, _ in rejects:
             kinds[reason_kind(reason)] = kinds.get(reason_kind(reason), 0) + n
         rows.append(
             {
@@ -151,6 +167,9 @@ def cmd_sources(args: argparse.Namespace, wiring: Wiring) -> int:
                 "newest_event": _z(newest),
                 "last_stored": _z(stored),
                 "rejected": sum(kinds.values()),
+                # A line rejected once stays counted after a later run stored it (agreements
+                # corrected): the last time says whether the rejects are still coming.
+                "last_rejected": _z(max((last for _, _, last in rejects), default=None)),
                 "rejected_by_reason": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
             }
         )
@@ -173,11 +192,12 @@ def _table(rows: list[dict[str, Any]], now: datetime, out: IO[str]) -> None:
         print("no source has sent anything to this warehouse yet", file=out)
         return
     width = max(len("source"), *(len(r["source"] or "(unnamed)") for r in rows))
-    print(f"{'source':<{width}}  {'events':>9}  {'newest event':<17}  {'last stored':<17}  {'rejected':>8}", file=out)
+    heads = f"{'events':>9}  {'newest event':<17}  {'last stored':<17}  {'rejected':>8}  last rejected"
+    print(f"{'source':<{width}}  {heads}", file=out)
     for r in rows:
         print(
             f"{r['source'] or '(unnamed)':<{width}}  {r['events']:>9}  {_minute(r['newest_event']):<17}  "
-            f"{_minute(r['last_stored']):<17}  {r['rejected']:>8}",
+            f"{_minute(r['last_stored']):<17}  {r['rejected']:>8}  {_minute(r['last_rejected'])}",
             file=out,
         )
         for reason, n in r["rejected_by_reason"].items():

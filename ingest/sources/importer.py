@@ -1,5 +1,5 @@
 """A source adapter's records -> canonical events through the ingest boundary, every record
-accounted for: its events accepted (or each rejected by the boundary, with the record's origin),
+accounted for: its events accepted (or each refused by the boundary, with the record's origin),
 or the record ignored or rejected by the adapter, each counted by reason (docs/sources.md)."""
 
 from __future__ import annotations
@@ -32,20 +32,28 @@ class Refused:
 class ImportStats:
     records: int = 0
     events: int = 0  # accepted by the boundary
-    ignored: Counter[str] = field(default_factory=Counter)
-    rejected: Counter[str] = field(default_factory=Counter)  # the adapter's and the boundary's
+    ignored: Counter[str] = field(default_factory=Counter)  # records, by reason
+    rejected: Counter[str] = field(default_factory=Counter)  # records the adapter could not read
+    refused: Counter[str] = field(default_factory=Counter)  # events the boundary refused
     newest: datetime | None = None  # the newest accepted event's time
 
+    @property
+    def refusals(self) -> int:
+        """Rejected records and refused events: what the rejects hold."""
+        return sum(self.rejected.values()) + sum(self.refused.values())
+
     def summary(self) -> str:
-        """One line: the counts that account for every record."""
+        """One line: records = with events + ignored + rejected; events accepted and refused."""
+        with_events = self.records - sum(self.ignored.values()) - sum(self.rejected.values())
         return (
-            f"{self.records} records: {self.events} events accepted, "
-            f"{sum(self.ignored.values())} records ignored, {sum(self.rejected.values())} rejected"
+            f"{self.records} records: {with_events} with events, {sum(self.ignored.values())} ignored, "
+            f"{sum(self.rejected.values())} rejected; {self.events} events accepted, "
+            f"{sum(self.refused.values())} refused by the boundary"
         )
 
     def by_reason(self) -> Iterator[str]:
-        """The ignored and rejected counts, a line per reason, most frequent first."""
-        for kind, counts in (("ignored", self.ignored), ("rejected", self.rejected)):
+        """The counts behind the summary, a line per reason, most frequent first."""
+        for kind, counts in (("ignored", self.ignored), ("rejected", self.rejected), ("refused", self.refused)):
             for reason, n in counts.most_common():
                 yield f"  {n:>7} {kind}: {reason}"
 
@@ -77,7 +85,7 @@ def accept_records(
             else:
                 outcome = accept(line, record.origin)
             if isinstance(outcome, Rejection):
-                stats.rejected[outcome.reason] += 1
+                stats.refused[outcome.reason] += 1
                 on_refused(Refused(record.origin, outcome.reason, line.decode("utf-8", "replace")))
                 continue
             stats.events += 1

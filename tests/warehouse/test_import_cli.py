@@ -49,6 +49,7 @@ def one_line(capsys) -> str:
         (["mail", "{log}", "--mailbox", "nowhere", "--out", "x.jsonl"], "unknown mailbox 'nowhere'"),
         (["queue-log", "{log}", "--out", "{log}"], "is an input; name another file"),
         (["queue-log", "{log}", "--out", "/no/such/dir/x.jsonl"], "no such directory"),
+        (["queue-log", ".", "--out", "x.jsonl"], ".: not a file"),  # a directory is blamed on itself, not --out
     ],
 )
 def test_a_mistake_is_one_line(tmp_path, log, capsys, monkeypatch, args, message):
@@ -76,7 +77,7 @@ def test_the_written_file_replays_unchanged_and_only_with_its_key(tmp_path, log,
     # queued, answered + agent busy, ended + agent ready (6), and the other call's offered (7).
     assert code == 2
     summary = capsys.readouterr().err
-    assert "5 records: 7 events accepted, 1 records ignored, 1 rejected" in summary
+    assert "5 records: 4 with events, 1 ignored, 0 rejected; 7 events accepted, 1 refused by the boundary" in summary
     kept = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert [r["origin"] for r in kept] == [f"{log.name}:5"]
     assert "unknown queue 'elsewhere'" in kept[0]["reason"] and "ENTERQUEUE" in kept[0]["record"]
@@ -91,3 +92,15 @@ def test_the_written_file_replays_unchanged_and_only_with_its_key(tmp_path, log,
     capsys.readouterr()
     assert main(["process", str(out), "--warehouse", str(tmp_path / "other")]) == 2
     assert capsys.readouterr().err.count("made with another pseudonym key") == len(events)
+
+
+def test_a_file_the_mapping_cannot_read_leaves_no_half_output(tmp_path, capsys, monkeypatch):
+    # The ACE mapping names columns this file lacks: one line naming them, no events file, no
+    # temporary file left beside it.
+    monkeypatch.chdir(tmp_path)
+    export = tmp_path / "export.csv"
+    export.write_text("a;b\n1;2\n")
+    mapping = Path(__file__).resolve().parents[2] / "ingest/sources/mappings/telia-ace-contact-list.yaml"
+    assert main(["import", "calls-csv", str(export), "--mapping", str(mapping), "--out", "ace.jsonl"]) == 1
+    assert "Contact ID" in one_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export.csv"]

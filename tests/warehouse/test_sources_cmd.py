@@ -4,6 +4,7 @@ event, rejected inputs by kind of reason), the same however often a file is proc
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -55,11 +56,14 @@ def test_sources_counts_stored_events_and_rejects_by_kind_once(tmp_path, capsys)
     assert asterisk["rejected_by_reason"] == {"data.queue: unknown queue '…' (not in the agreements)": 2}
     assert (rows["calls-csv"]["events"], rows["calls-csv"]["rejected"]) == (1, 0)
     assert (rows[""]["events"], rows[""]["rejected"], rows[""]["newest_event"]) == (0, 1, None)
+    # When the rejects were last seen: during this test (the second process), to the minute.
+    assert asterisk["last_rejected"][:10] == datetime.now(UTC).date().isoformat()
+    assert rows["calls-csv"]["last_rejected"] is None
 
     capsys.readouterr()
     assert main(["sources", "--warehouse", str(warehouse)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["source", "events", "newest", "event", "last", "stored", "rejected"]
+    assert table[0].split() == ["source", "events", "newest", "event", "last", "stored", "rejected", "last", "rejected"]
     assert table[1].split()[:4] == ["(unnamed)", "0", "–", "–"]
     assert table[2].split()[:4] == ["1", "×", "not", "valid"]
     assert "2 × data.queue: unknown queue '…' (not in the agreements)" in "\n".join(table)
