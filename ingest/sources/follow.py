@@ -16,6 +16,9 @@ Rotation (logrotate and the like):
 - a restart (a new Follower on the checkpoint): the checkpoint's file is found again, as the file
   itself or, rotated meanwhile, as a sibling named like it (`queue_log.1`, `queue_log-20240601`)
   with the same inode or first line; its rest is read before the current file.
+- more than one rotation between two looks (or while stopped): after a rotated file's rest, the
+  siblings rotated after it are read whole, oldest first (by mtime, then `.2` before `.1`,
+  `-20240601` before `-20240608`), then the file itself; a compressed one among them is counted.
 
 At-least-once: a line is never skipped, and after a crash the lines given but not committed are
 given again (the translator's stable ids make that harmless). A rotated file that is gone or
@@ -30,6 +33,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -40,6 +45,7 @@ from typing import Any, BinaryIO
 from ingest.atomic_file import write_atomically
 from ingest.sources.queue_log import QueueLogTranslator
 from ingest.sources.records import Record
+from schemas.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +53,14 @@ CHUNK = 1 << 20
 MAX_LINE = 64 * 1024  # a longer line is given cut (and is rejected); without a newline, in pieces
 FINGERPRINT_BYTES = 4096  # the first line, up to this many bytes, identifies a file
 VERSION = 1
+# A rotated file with one of these endings cannot be read as lines (logrotate's `compress`).
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".lzma", ".lzo", ".Z", ".zip")
+_NUMBERED = re.compile(r"\.(\d+)")
 
 
-class FollowError(Exception):
-    """A checkpoint that cannot be read or written: the message says which file and why."""
+class FollowError(InputError):
+    """A checkpoint that cannot be read or written: one line saying which file and why (the CLI
+    prints an InputError as it is, not as a traceback)."""
 
 
 @dataclass
@@ -77,6 +87,22 @@ def _ident(st: os.stat_result) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _suffix_rank(base: str, name: str) -> tuple[int, int, str]:
+    """Rotation order by name, older first: `.2` before `.1` (logrotate's numbering counts up with
+    age), other suffixes (`-20240601`, dateext) in name order; a compression ending is ignored."""
+    suffix = name[len(base) :]
+    for ext in COMPRESSED:
+        if suffix.endswith(ext):
+            suffix = suffix[: -len(ext)]
+            break
+    m = _NUMBERED.fullmatch(suffix)
+    return (0, -int(m[1]), "") if m else (1, 0, suffix)
+
+
 class Follower:
     """Whole new lines of `path`, across rotations, with a checkpoint at `checkpoint_path`."""
 
@@ -87,10 +113,31 @@ class Follower:
         self.lost_rotations = 0
         self.state: dict[str, Any] = {}  # the translator state saved with the last commit
         self._current: _Open | None = None
-        self._then_path = False  # reading a rotated file's rest: the file at `path` comes next
+        self._then_path = False  # reading a rotated file: newer rotated ones, then `path`, come next
+        self._done: set[tuple[int, int]] = set()  # rotated files read (or counted lost) since the last switch
+        self._missing_told = False  # the warning that `path` does not exist is given once
+        self._check_writable()
         self._resume(self._load())
 
     # -- checkpoint ---------------------------------------------------------------------------------
+
+    def _check_writable(self) -> None:
+        """Fail now, before anything is published, if the checkpoint could not be written later."""
+        where = self.checkpoint_path
+        if where.is_dir():
+            raise FollowError(f"{where}: the checkpoint is a directory; give a file name")
+        try:
+            where.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise FollowError(f"{where}: the checkpoint's directory {where.parent} is not a directory") from None
+        except OSError as exc:
+            raise FollowError(f"{where}: cannot create the checkpoint's directory ({_why(exc)})") from None
+        try:
+            fd, probe = tempfile.mkstemp(dir=where.parent, prefix=f".{where.name}.", suffix=".probe")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise FollowError(f"{where}: cannot write in the checkpoint's directory ({_why(exc)})") from None
 
     def _load(self) -> dict[str, Any] | None:
         try:
@@ -98,7 +145,7 @@ class Follower:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise FollowError(f"{self.checkpoint_path}: cannot read the checkpoint ({exc.strerror})") from None
+            raise FollowError(f"{self.checkpoint_path}: cannot read the checkpoint ({_why(exc)})") from None
         try:
             data = json.loads(raw)
             if not isinstance(data, dict) or data.get("version") != VERSION:
@@ -109,6 +156,10 @@ class Follower:
                 f"{self.checkpoint_path}: not a follow checkpoint (move it away to read the file from its start)"
             ) from None
         self.state = data.get("state") or {}
+        try:  # a damaged translator state is told here, with the file's name, before anything is read
+            QueueLogTranslator(None, self.state)
+        except InputError as exc:
+            raise FollowError(f"{self.checkpoint_path}: {exc}") from None
         return data
 
     def commit(self, state: Mapping[str, Any] | None = None) -> None:
@@ -129,7 +180,7 @@ class Follower:
         try:
             write_atomically(self.checkpoint_path, json.dumps(data, separators=(",", ":")).encode())
         except OSError as exc:
-            raise FollowError(f"{self.checkpoint_path}: cannot write the checkpoint ({exc.strerror})") from None
+            raise FollowError(f"{self.checkpoint_path}: cannot write the checkpoint ({_why(exc)})") from None
 
     # -- opening --------------------------------------------------------------------------------------
 
@@ -140,10 +191,84 @@ class Follower:
             return None
         return _Open(handle, path.name, _ident(os.fstat(handle.fileno())), offset, line, _fingerprint_of(handle))
 
+    def _open_path(self) -> _Open | None:
+        """The followed file; missing, it is waited for (Asterisk creates it at its first event),
+        with one warning until it appears."""
+        try:
+            handle = self.path.open("rb")
+        except OSError as exc:
+            if not self._missing_told:
+                self._missing_told = True
+                if isinstance(exc, FileNotFoundError):
+                    log.warning("%s does not exist yet; waiting for it", self.path)
+                else:
+                    log.warning("%s cannot be opened (%s); trying again", self.path, _why(exc))
+            return None
+        self._missing_told = False
+        st = os.fstat(handle.fileno())
+        return _Open(handle, self.path.name, _ident(st), 0, 0, _fingerprint_of(handle))
+
+    def _siblings(self) -> list[Path]:
+        """Files beside `path` named like it (its rotated selves), never the checkpoint."""
+        try:
+            return [
+                p
+                for p in self.path.parent.iterdir()
+                if p.name.startswith(self.path.name)
+                and p != self.path
+                and p.absolute() != self.checkpoint_path.absolute()
+                and p.is_file()
+            ]
+        except OSError:
+            return []
+
+    def _after(self, done: _Open) -> _Open | None:
+        """The oldest rotated file newer than `done` (a rotated file read to its end) not read yet;
+        None when `path` comes next. Looked up again after each file, so a rotation during the
+        catch-up is seen too. A compressed one cannot be read: counted and skipped."""
+        self._done.add(done.ident)
+        try:
+            st = os.fstat(done.handle.fileno())
+        except (OSError, ValueError):
+            return None
+        base, ref_mtime = self.path.name, st.st_mtime
+        ref_rank = _suffix_rank(base, done.name)
+        try:
+            live = _ident(os.stat(self.path))
+        except OSError:
+            live = (-1, -1)
+        newer: list[tuple[float, tuple[int, int, str], Path, os.stat_result]] = []
+        for p in self._siblings():
+            try:
+                pst = os.stat(p)
+            except OSError:
+                continue
+            ident, rank = _ident(pst), _suffix_rank(base, p.name)
+            if ident == done.ident:
+                ref_rank = rank  # its current name: renamed again since it was opened
+                continue
+            if ident in self._done or ident == live:
+                continue
+            newer.append((pst.st_mtime, rank, p, pst))
+        newer.sort(key=lambda n: (n[0], n[1]))
+        for mtime, rank, p, pst in newer:
+            if p.name.endswith(COMPRESSED):
+                # Compressing gives the file a new mtime: its name tells its age, if comparable.
+                is_newer = rank > ref_rank if rank[0] == ref_rank[0] else mtime > ref_mtime
+                if is_newer:
+                    self._done.add(_ident(pst))
+                    self._lost(f"{p.name}, rotated after the file being read, is compressed")
+                continue
+            if (mtime, rank) > (ref_mtime, ref_rank):
+                f = self._open(p)
+                if f is not None:
+                    return f
+        return None
+
     def _resume(self, cp: dict[str, Any] | None) -> None:
         """Open where the checkpoint left off: the file itself, or its rotated self, then the file."""
         if cp is None:
-            self._current = self._open(self.path)
+            self._current = self._open_path()
             return
         ident, offset, line, fp = (
             (int(cp["dev"]), int(cp["ino"])),
@@ -151,7 +276,7 @@ class Follower:
             int(cp["line"]),
             cp.get("fingerprint"),
         )
-        here = self._open(self.path)
+        here = self._open_path()
         if here is not None and here.ident == ident and self._same_start(here, fp, offset):
             here.offset, here.line = offset, line
             self._current = here
@@ -213,7 +338,7 @@ class Follower:
         while len(out) < max_lines:
             cur = self._current
             if cur is None:
-                self._current = self._open(self.path)
+                self._current = self._open_path()
                 if self._current is None:
                     return out
                 continue
@@ -222,9 +347,14 @@ class Follower:
             self._read_lines(cur, out, max_lines, final=self._then_path)
             if len(out) >= max_lines:
                 break
-            if self._then_path:  # a rotated file's rest is read: on to the file
+            if self._then_path:  # a rotated file is read: on to a newer rotated one, or the file
+                following = self._after(cur)
                 cur.handle.close()
-                self._current, self._then_path = self._open(self.path), False
+                if following is not None:
+                    self._current = following
+                else:
+                    self._current, self._then_path = self._open_path(), False
+                    self._done.clear()
                 continue
             if not self._renamed(cur):
                 break
@@ -242,7 +372,7 @@ class Follower:
             self._current, self._then_path = copy, True
         else:
             self._lost("the file was truncated and its copy is not found beside it")
-            self._current = self._open(self.path)
+            self._current = self._open_path()
         return True
 
     def _renamed(self, cur: _Open) -> bool:

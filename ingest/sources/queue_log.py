@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.sources.records import Record, raw_event, stable_id
+from schemas.errors import InputError
 
 MAX_LINE = 64 * 1024  # a queue_log line is ~100 bytes; anything near this is not one
 _NONE = ("", "NONE")
@@ -602,12 +603,54 @@ class QueueLogTranslator:
         }
 
     def _restore(self, state: Mapping[str, Any]) -> None:
-        self._offered = OrderedDict.fromkeys(state.get("offered", []))
-        self._entrance = OrderedDict(state.get("entrance", {}))
-        self._alias = OrderedDict(state.get("alias", {}))
-        self._agents = {k: _Agent(list(v[0]), v[1], v[2], v[3]) for k, v in state.get("agents", {}).items()}
-        self._talking = dict(state.get("talking", {}))
-        self._held = {c: _Held(Row.from_json(r), o, a) for c, r, o, a in state.get("held", [])}
+        """Take back a `snapshot()`; a damaged one (a checkpoint edited or cut) raises
+        CheckpointStateError naming the part, not a TypeError from deep inside a later `feed`."""
+        if not isinstance(state, Mapping):
+            raise CheckpointStateError("checkpoint state unreadable (not an object)")
+        part = ""
+        try:
+            part = "offered"
+            offered = state.get(part, [])
+            if not isinstance(offered, list) or not all(isinstance(c, str) for c in offered):
+                raise TypeError
+            self._offered = OrderedDict.fromkeys(offered)
+            part = "entrance"
+            self._entrance = OrderedDict(_str_map(state.get(part, {})))
+            part = "alias"
+            self._alias = OrderedDict(_str_map(state.get(part, {})))
+            part = "talking"
+            self._talking = _str_map(state.get(part, {}))
+            part = "agents"
+            agents = state.get(part, {})
+            if not isinstance(agents, dict):
+                raise TypeError
+            self._agents = {}
+            for k, v in agents.items():
+                queues, paused, logged_out, busy = v
+                if not isinstance(queues, list) or not all(isinstance(x, bool) for x in (paused, logged_out, busy)):
+                    raise TypeError
+                self._agents[k] = _Agent([str(q) for q in queues], paused, logged_out, busy)
+            part = "held"
+            held = state.get(part, [])
+            if not isinstance(held, list):
+                raise TypeError
+            self._held = {}
+            for c, r, o, a in held:
+                if not isinstance(r, list) or len(r) != 10 or not all(isinstance(x, str) for x in (c, o, a)):
+                    raise TypeError
+                self._held[c] = _Held(Row.from_json(r), o, a)
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+            raise CheckpointStateError(f"checkpoint state unreadable ({part}: not as a snapshot writes it)") from None
+
+
+class CheckpointStateError(InputError):
+    """A translator state (from a follower's checkpoint) that is not a snapshot's: one line, no traceback."""
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise TypeError
+    return value
 
 
 def _parsed_lines(

@@ -19,6 +19,7 @@ import msgspec
 import pytest
 
 from ingest.sources.queue_log import (
+    CheckpointStateError,
     QueueLogOptions,
     QueueLogTranslator,
     agent_key,
@@ -27,6 +28,7 @@ from ingest.sources.queue_log import (
 )
 from ingest.sources.records import Record
 from schemas.agreements import parse_agreements
+from schemas.errors import InputError
 from schemas.events import AgentStateChanged, CallEvent, decode
 from stream_jobs.core.calls import derive_call
 from tests.conftest import AGREEMENTS, SHARED, unavailable
@@ -581,6 +583,54 @@ def test_snapshot_restores_the_state() -> None:
         assert out + second.flush() == whole, cut
     # The tie happened: c9's entry is a re-queue of c1.
     assert ("call.queued", "2023-11-14T22:15:00Z", {"call_id": "c1", "queue": "q2"}) in brief(whole)
+
+
+GOOD_ROW = ["2023-11-14T22:13:20+00:00", "1700000000", "c9", "q1", "NONE", "ENTERQUEUE",
+            ["", "7009", "1", "", ""], "7009", "0a1b2c3d", "1700000000|c9|q1|NONE|ENTERQUEUE||7009|1"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("state", "part"),
+    [
+        # Each is a snapshot with one part damaged as a hand edit or a cut file would (the
+        # message names that part); before the check each was a TypeError/KeyError/ValueError.
+        ({"offered": "c1"}, "offered"),  # a string, not a list: would become the ids "c", "1"
+        ({"offered": [1, 2]}, "offered"),
+        ({"entrance": [["c1", "0812"]]}, "entrance"),
+        ({"alias": {"c9": None}}, "alias"),
+        ({"talking": {"7009": 5}}, "talking"),
+        ({"agents": {"7009": [["q1"], False, False]}}, "agents"),  # three fields, not four
+        ({"agents": {"7009": ["q1", False, False, False]}}, "agents"),  # queues not a list
+        ({"agents": {"7009": [["q1"], "no", False, False]}}, "agents"),
+        ({"held": {"c9": GOOD_ROW}}, "held"),
+        ({"held": [["c9", GOOD_ROW[:9], "q:1", "7009"]]}, "held"),
+        ({"held": [["c9", ["yesterday", *GOOD_ROW[1:]], "q:1", "7009"]]}, "held"),  # not a time
+        ({"held": [["c9", GOOD_ROW, "q:1"]]}, "held"),
+    ],
+)
+def test_a_damaged_snapshot_is_one_clear_error(state: dict[str, Any], part: str) -> None:
+    with pytest.raises(InputError, match=rf"^checkpoint state unreadable \({part}: ") as caught:
+        QueueLogTranslator(None, state)
+    assert isinstance(caught.value, CheckpointStateError) and "\n" not in str(caught.value)
+
+
+def test_a_snapshot_that_is_not_an_object_is_refused() -> None:
+    with pytest.raises(CheckpointStateError, match=r"^checkpoint state unreadable \(not an object\)$"):
+        QueueLogTranslator(None, [["offered", []]])  # type: ignore[arg-type]
+
+
+def test_a_whole_snapshot_with_every_part_is_taken_back() -> None:
+    """The check refuses no snapshot that `snapshot()` writes: every part filled, through JSON."""
+    state = {
+        "offered": ["c1"],
+        "entrance": {"c1": "0812"},
+        "alias": {"c9": "c1"},
+        "agents": {"7009": [["q1"], True, False, True]},
+        "talking": {"7009": "c1"},
+        "held": [["c9", GOOD_ROW, "q:1", "7009"]],
+    }
+    again = QueueLogTranslator(None, msgspec.json.decode(msgspec.json.encode(state))).snapshot()
+    assert again == state
 
 
 def test_ids_are_stable_and_distinct() -> None:

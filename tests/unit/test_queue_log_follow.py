@@ -8,6 +8,7 @@ the uncommitted lines, at-least-once)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from ingest.sources.follow import Follower, FollowError, run_follow
 from ingest.sources.queue_log import QueueLogTranslator
 from ingest.sources.records import Record
+from schemas.errors import AvailabilityError, InputError
 
 
 def append(path: Path, *lines: str, end: str = "\n") -> None:
@@ -96,6 +98,109 @@ def test_rename_and_create_while_stopped(log: Path, cp: Path) -> None:
     assert g.lost_rotations == 0
 
 
+def rotate(log: Path, *lines: str) -> None:
+    """logrotate `create` with numbered names: queue_log.N -> .N+1, …, queue_log -> .1, a new queue_log."""
+    olds = [p for p in log.parent.glob(f"{log.name}.*") if p.suffix[1:].isdigit()]
+    for p in sorted(olds, key=lambda p: -int(p.suffix[1:])):
+        p.rename(log.with_name(f"{log.name}.{int(p.suffix[1:]) + 1}"))
+    log.rename(log.with_name(f"{log.name}.1"))
+    append(log, *lines)
+
+
+def age(log: Path, mtimes: dict[str, int]) -> None:
+    for name, t in mtimes.items():
+        os.utime(log.with_name(name), (t, t))
+
+
+@pytest.mark.parametrize("same_mtime", [False, True])
+def test_two_rotations_while_stopped(log: Path, cp: Path, same_mtime: bool) -> None:
+    """queue_log -> .1 -> .2 while down: the checkpoint's file (.2) rest, then the whole middle
+    file (.1), then the new file; an older rotated file (.3) is not read again."""
+    append(log, "OLD")
+    rotate(log, "L1")  # "OLD" is now queue_log.1, read long ago
+    f = Follower(log, cp)
+    f.read()  # the checkpoint starts here, in the file with L1; "OLD" is not this follower's
+    f.commit()
+    f.close()
+    append(log, "L2")
+    rotate(log, "L3")
+    rotate(log, "L4")
+    # Real rotations are hours apart; with equal mtimes (a fast test box) the suffix decides.
+    t = 1_700_000_000
+    age(log, {n: t for n in ("queue_log.3", "queue_log.2", "queue_log.1", "queue_log")} if same_mtime else
+        {"queue_log.3": t, "queue_log.2": t + 100, "queue_log.1": t + 200, "queue_log": t + 300})  # fmt: skip
+    g = Follower(log, cp)
+    # L2: the rest of the checkpoint's file (its line 2), L3: the middle file, L4: the new file.
+    assert g.read() == [("L2", "queue_log.2:2"), ("L3", "queue_log.1:1"), ("L4", "queue_log:1")]
+    assert g.lost_rotations == 0
+    g.commit()
+    assert Follower(log, cp).read() == []
+
+
+def test_two_rotations_while_running_and_one_during_the_catch_up(log: Path, cp: Path) -> None:
+    append(log, "L1")
+    f = Follower(log, cp)
+    assert texts(f.read()) == ["L1"]
+    append(log, "L2")
+    rotate(log, "L3")
+    rotate(log, "L4")  # two rotations between two looks
+    assert f.read(max_lines=2) == [("L2", "queue_log:2"), ("L3", "queue_log.1:1")]
+    f.commit()  # the checkpoint is in the middle file, now queue_log.1
+    rotate(log, "L5")  # and a third before the next look: L4's file is queue_log.1 now
+    # The origin is the name a file had when opened: L4's was queue_log.1 by then.
+    assert f.read() == [("L4", "queue_log.1:1"), ("L5", "queue_log:1")]
+    f.close()
+    # A restart from the commit in the middle file (now queue_log.2) reads the same lines again.
+    g = Follower(log, cp)
+    assert g.read() == [("L4", "queue_log.1:1"), ("L5", "queue_log:1")]
+    assert g.lost_rotations == 0
+
+
+def test_a_compressed_middle_file_is_counted(log: Path, cp: Path, caplog: pytest.LogCaptureFixture) -> None:
+    append(log, "L1")
+    f = Follower(log, cp)
+    f.read()
+    f.commit()
+    f.close()
+    append(log, "L2")
+    rotate(log, "L3")
+    rotate(log, "L4")
+    log.with_name("queue_log.3.gz").write_bytes(b"\x1f\x8b old")  # older: not counted
+    log.with_name("queue_log.1").rename(log.with_name("queue_log.1.gz"))  # L3's file, compressed
+    t = 1_700_000_000  # compressing gives the file a new mtime: its name tells its age
+    age(log, {"queue_log.3.gz": t + 400, "queue_log.2": t, "queue_log.1.gz": t + 400, "queue_log": t + 300})
+    with caplog.at_level(logging.WARNING, "ingest.sources.follow"):
+        g = Follower(log, cp)
+        assert texts(g.read()) == ["L2", "L4"]  # L3 is in the compressed file: lost, and said
+    assert g.lost_rotations == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{log}: queue_log.1.gz, rotated after the file being read, is compressed;"
+        " lines written to it after the checkpoint were not read"
+    ]
+
+
+def test_a_checkpoint_beside_the_log_is_not_read_as_a_rotated_file(tmp_path: Path) -> None:
+    log, cp = tmp_path / "queue_log", tmp_path / "queue_log.checkpoint.json"
+    append(log, "L1")
+    f = Follower(log, cp)
+    f.read()
+    f.commit()
+    f.close()
+    append(log, "L2")
+    rotate(log, "L3")
+    assert texts(Follower(log, cp).read()) == ["L2", "L3"]
+
+
+def test_a_missing_file_is_waited_for(log: Path, cp: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, "ingest.sources.follow"):
+        f = Follower(log, cp)
+        assert f.read() == [] and f.read() == []
+        append(log, "L1")  # Asterisk creates it at its first event
+        assert f.read() == [("L1", "queue_log:1")]
+    # One warning, not one per look.
+    assert [r.getMessage() for r in caplog.records] == [f"{log} does not exist yet; waiting for it"]
+
+
 def test_copytruncate_while_running(log: Path, cp: Path) -> None:
     append(log, "L1")
     f = Follower(log, cp)
@@ -146,11 +251,54 @@ def test_a_rotated_file_that_is_gone_is_counted(log: Path, cp: Path) -> None:
     assert g.lost_rotations == 1
 
 
+def one_line_error(log: Path, cp: Path) -> str:
+    """The message the CLI prints for Follower(log, cp): an InputError, so one line, not a traceback."""
+    with pytest.raises(FollowError) as caught:
+        Follower(log, cp)
+    assert isinstance(caught.value, InputError) and isinstance(caught.value, AvailabilityError)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{cp}: ")
+    return message
+
+
 def test_a_broken_checkpoint_is_an_error(log: Path, cp: Path) -> None:
     cp.parent.mkdir()
     cp.write_text("{not json")
-    with pytest.raises(FollowError, match="not a follow checkpoint"):
-        Follower(log, cp)
+    assert "not a follow checkpoint" in one_line_error(log, cp)
+
+
+def test_a_directory_as_checkpoint_is_an_error(log: Path, cp: Path) -> None:
+    cp.mkdir(parents=True)
+    assert one_line_error(log, cp) == f"{cp}: the checkpoint is a directory; give a file name"
+
+
+def test_a_checkpoint_whose_directory_cannot_be_made_is_an_error(log: Path, tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("")  # a file where the directory should be
+    cp = tmp_path / "state" / "follow.json"
+    assert one_line_error(log, cp) == f"{cp}: the checkpoint's directory {cp.parent} is not a directory"
+
+
+def test_a_checkpoint_directory_not_writable_is_an_error(log: Path, cp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Told at start, before anything is published (chmod would not stop root: the probe fails instead)."""
+
+    def refuse(**_: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("ingest.sources.follow.tempfile.mkstemp", refuse)
+    message = one_line_error(log, cp)
+    assert message == f"{cp}: cannot write in the checkpoint's directory (Permission denied)"
+
+
+def test_a_damaged_state_in_the_checkpoint_is_an_error(log: Path, cp: Path) -> None:
+    append(log, "L1")
+    f = Follower(log, cp)
+    f.read()
+    f.commit({"offered": ["c1"]})
+    f.close()
+    saved = json.loads(cp.read_text())
+    saved["state"]["offered"] = {"c1": None}  # an object, not a list
+    cp.write_text(json.dumps(saved))
+    assert one_line_error(log, cp).endswith("checkpoint state unreadable (offered: not as a snapshot writes it)")
 
 
 def test_run_follow_publishes_then_commits(log: Path, cp: Path) -> None:
