@@ -32,14 +32,6 @@ def env(kafka_bootstrap: str) -> dict[str, str]:
     return environment(kafka_bootstrap, f"test-{uuid.uuid4().hex[:10]}.", AVAILABILITY_PSEUDONYM_KEY=KEY)
 
 
-def consume(bootstrap: str, topic: str) -> list[bytes]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=4000)
-    try:
-        return [m.value for m in consumer]
-    finally:
-        consumer.close()
-
-
 def test_an_import_to_kafka_is_stored_by_the_worker_as_process_stores_the_file(tmp_path, env, kafka_bootstrap):
     if not PBXWARE.exists():
         unavailable(f"{PBXWARE} is missing (set AVAILABILITY_SHARED to the shared directory)")
@@ -120,9 +112,25 @@ def wait_until(condition, what: str, timeout: float = 60) -> None:
         time.sleep(0.3)
 
 
+class Topic:
+    """Every message of a topic so far, read by one consumer that keeps its place."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+        self.values: list[bytes] = []
+
+    def read(self) -> list[bytes]:
+        for batch in self.consumer.poll(timeout_ms=300, max_records=10_000).values():
+            self.values += [m.value for m in batch]
+        return self.values
+
+    def ids(self) -> set[str]:
+        return {json.loads(v)["id"] for v in self.read()}
+
+
 def test_a_followed_queue_log_loses_nothing_through_kill_and_rotation(tmp_path, env, kafka_bootstrap):
     cli(env, "topics", "create")
-    topic = f"{env['AVAILABILITY_TOPIC_PREFIX']}availability.calls"
+    on_topic = Topic(kafka_bootstrap, f"{env['AVAILABILITY_TOPIC_PREFIX']}availability.calls")
     start = int(time.time()) - 6 * 3600  # earlier today: the live boundary takes it
     log, checkpoint, output = tmp_path / "queue_log", tmp_path / "ql.checkpoint.json", tmp_path / "follow.log"
     everything: list[str] = []
@@ -134,7 +142,7 @@ def test_a_followed_queue_log_loses_nothing_through_kill_and_rotation(tmp_path, 
 
     append(native_calls(0, 40, start))
     follower = Follower(env, log, checkpoint, output)
-    wait_until(lambda: len(consume(kafka_bootstrap, topic)) >= 40 * 4, "the first calls on the topic")
+    wait_until(lambda: len(on_topic.read()) >= 40 * 4, "the first calls on the topic")
     append(native_calls(40, 40, start))
     # kill -9 while it may be between reading and publishing, or publishing and committing.
     time.sleep(0.3)
@@ -145,13 +153,14 @@ def test_a_followed_queue_log_loses_nothing_through_kill_and_rotation(tmp_path, 
     follower = Follower(env, log, checkpoint, output)
     append(native_calls(130, 20, start))
     expected = expected_ids(everything)
-    wait_until(lambda: ids_on(kafka_bootstrap, topic) >= expected, "every event of every line on the topic", 90)
+    wait_until(lambda: on_topic.ids() >= expected, "every event of every line on the topic", 90)
     assert follower.stop(signal.SIGTERM) == 0
-    on_topic = consume(kafka_bootstrap, topic)
-    assert ids_on(kafka_bootstrap, topic) == expected  # nothing lost, nothing made up
+    time.sleep(0.5)  # anything published after the last look
+    assert on_topic.ids() == expected  # nothing lost, nothing made up
+    on_topic.consumer.close()
     # At least once: a batch published before the kill but not committed comes again, identical.
     by_id: dict[str, bytes] = {}
-    for value in on_topic:
+    for value in on_topic.values:
         event_id = json.loads(value)["id"]
         assert by_id.setdefault(event_id, value) == value
     assert "Traceback" not in output.read_text()
@@ -175,7 +184,3 @@ def expected_ids(lines: list[str]) -> set[str]:
         return ids
     finally:
         path.unlink()
-
-
-def ids_on(bootstrap: str, topic: str) -> set[str]:
-    return {json.loads(v)["id"] for v in consume(bootstrap, topic)}
