@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,7 +57,7 @@ def cmd_import(args: argparse.Namespace, wiring: Wiring) -> int:
             sent = _publish(wiring, events)
             where = f"published {sent} events to Kafka"
         else:
-            fingerprint = wiring.pseudonymiser(agreements).fingerprint
+            fingerprint = boundary.pseudonymiser.fingerprint
             where = f"wrote {_write(Path(args.out), events, fingerprint)} events to {args.out}"
     print(f"{where}; {stats.summary()}", file=sys.stderr)
     for line in stats.by_reason():
@@ -157,9 +158,9 @@ def cmd_sources(args: argparse.Namespace, wiring: Wiring) -> int:
     now = datetime.now(UTC)
     rows = []
     for source, events, newest, stored, rejects in health:
-        kinds: dict[str, int] = {}
+        kinds: Counter[str] = Counter()
         for reason, n, _ in rejects:
-            kinds[reason_kind(reason)] = kinds.get(reason_kind(reason), 0) + n
+            kinds[reason_kind(reason)] += n
         rows.append(
             {
                 "source": source,
@@ -170,7 +171,7 @@ def cmd_sources(args: argparse.Namespace, wiring: Wiring) -> int:
                 # A line rejected once stays counted after a later run stored it (agreements
                 # corrected): the last time says whether the rejects are still coming.
                 "last_rejected": _z(max((last for _, _, last in rejects), default=None)),
-                "rejected_by_reason": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
+                "rejected_by_reason": dict(kinds.most_common()),
             }
         )
     if args.format == "json":

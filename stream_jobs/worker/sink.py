@@ -239,21 +239,24 @@ class WarehouseSink:
                 except Exception as exc:  # the live metrics are secondary to storing; never stop for them
                     log.error("a stored batch could not update the live metrics (%s: %s)", type(exc).__name__, exc)
         rejected += failed
+        sources = [claimed_source(m.value) for m, _ in rejected]  # each rejected message parsed once
         if rejected:  # source health; stored before the dead letters, so a failure here sends none twice
             self.store.record_rejects(
-                (claimed_source(m.value), f"{m.topic}/{m.partition}/{m.offset}", reason) for m, reason in rejected
+                (source, f"{m.topic}/{m.partition}/{m.offset}", reason)
+                for source, (m, reason) in zip(sources, rejected, strict=True)
             )
-            self._flush()
+            self._flush()  # the positions too
         if self.health is not None:
             self.health.observe(
-                [e for events, _ in stored for e in events], [(claimed_source(m.value), r) for m, r in rejected]
+                [e for events, _ in stored for e in events],
+                [(source, reason) for source, (_, reason) in zip(sources, rejected, strict=True)],
             )
         for m, reason in rejected:
             self.dead_letters.send(m, reason)
         if rejected:
             log.warning("%d of %d messages rejected (first: %s)", len(rejected), len(messages), rejected[0][1])
-        if not accepted and self.record_positions:
-            self._flush()  # no events to store: the positions alone
+        if not accepted and not rejected and self.record_positions:
+            self._flush()  # nothing stored or rejected: the positions alone
         stored_at = time.time()  # the rows are queryable from here on
         processed = sum(len(events) for events, _ in stored)
         self.stats.processed += processed
