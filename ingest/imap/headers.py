@@ -61,7 +61,7 @@ def parse_internaldate(meta: bytes) -> datetime | None:
     return datetime(int(year), _MONTHS[mon.lower()], int(day), int(hh), int(mm), int(ss), tzinfo=timezone(offset))
 
 
-def _text(value: str | Header | None) -> str:
+def header_text(value: str | Header | None) -> str:
     """A header's text with RFC 2047 words decoded (raw 8-bit bytes read as UTF-8), unfolded."""
     if value is None:
         return ""
@@ -80,26 +80,35 @@ def _text(value: str | Header | None) -> str:
     return " ".join("".join(out).split())
 
 
-def _ids(value: str | Header | None) -> list[str]:
-    return _ID.findall(_text(value))
+def header_ids(value: str | Header | None) -> list[str]:
+    return _ID.findall(header_text(value))
+
+
+def sender_of(headers: Message) -> str | None:
+    """The From address as written (personal data: the boundary hashes it): the first with an `@`.
+    Read from the undecoded header, since a decoded display name may hold a comma."""
+    raw = headers["From"]
+    pairs = getaddresses([raw if isinstance(raw, str) else header_text(raw)])
+    addresses = [a for _, a in pairs if "@" in a] or [a for _, a in pairs if a]
+    return addresses[0] if addresses else None
 
 
 def ignore_reason(headers: Message, sender: str | None) -> str | None:
     """Auto-replies, bounces and bulk mail are not citizens writing: why a message is skipped."""
-    auto = _text(headers["Auto-Submitted"]).split(";")[0].strip().lower()
+    auto = header_text(headers["Auto-Submitted"]).split(";")[0].strip().lower()
     if auto and auto != "no":
         return "auto-reply"
     if headers.get_content_type() == "multipart/report":  # delivery status or read receipt
         return "bounce"
     for name in ("X-Autoreply", "X-Autorespond"):
-        if name in headers and _text(headers[name]).strip().lower() not in ("no", "false", "0"):
+        if name in headers and header_text(headers[name]).strip().lower() not in ("no", "false", "0"):
             return "auto-reply"
-    precedence = _text(headers["Precedence"]).strip().lower()
+    precedence = header_text(headers["Precedence"]).strip().lower()
     if precedence in _AUTO_PRECEDENCE:
         return _AUTO_PRECEDENCE[precedence]
     if sender is not None and sender.partition("@")[0].lower() in _DAEMONS:
         return "bounce"
-    if _text(headers["Return-Path"]).replace(" ", "") == "<>":  # the null sender of bounces
+    if header_text(headers["Return-Path"]).replace(" ", "") == "<>":  # the null sender of bounces
         return "bounce"
     return None
 
@@ -137,16 +146,12 @@ def read_message(
     folder: str, role: Role, uidvalidity: int, uid: int, arrived: datetime, header: bytes, mailbox_id: str, key: bytes
 ) -> Fetched:
     headers = BytesHeaderParser().parsebytes(header)
-    message_ids = _ids(headers["Message-ID"])
+    message_ids = header_ids(headers["Message-ID"])
     # A stable stand-in from the header itself (same bytes in every folder it is moved to).
     message_id = message_ids[0] if message_ids else f"<{keyed_digest(key, header)}@{mailbox_id}.imap.invalid>"
-    in_reply_to = _ids(headers["In-Reply-To"])
-    references = _ids(headers["References"])
-    # Addresses from the undecoded header: a decoded display name may hold a comma.
-    raw_from = headers["From"]
-    pairs = getaddresses([raw_from if isinstance(raw_from, str) else _text(raw_from)])
-    addresses = [a for _, a in pairs if "@" in a] or [a for _, a in pairs if a]
-    sender = addresses[0] if addresses else None
+    in_reply_to = header_ids(headers["In-Reply-To"])
+    references = header_ids(headers["References"])
+    sender = sender_of(headers)
     return Fetched(
         folder=folder,
         role=role,
@@ -157,7 +162,7 @@ def read_message(
         references=tuple(dict.fromkeys(references + in_reply_to)),
         in_reply_to=in_reply_to[0] if in_reply_to else None,
         sender=sender,
-        subject=_text(headers["Subject"]),
+        subject=header_text(headers["Subject"]),
         ignore=ignore_reason(headers, sender),
     )
 

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
 from email.parser import BytesHeaderParser
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-from ingest.imap.headers import _ids, _text, ignore_reason, normal_subject
+from ingest.imap.headers import header_ids, header_text, ignore_reason, normal_subject, sender_of
 from ingest.sources.records import Record, raw_event, stable_id
 from schemas.events import in_time_range
 
@@ -196,10 +196,10 @@ def _subject_matches(messages: list[_Message]) -> Iterator[tuple[_Message, _Mess
 
 def _message(origin: str, head: bytes, mailbox: str, own: frozenset[str]) -> _Message:
     headers = BytesHeaderParser().parsebytes(head)
-    ids = _ids(headers["Message-ID"])
+    ids = header_ids(headers["Message-ID"])
     message_id = _clean(ids[0]) if ids else _stand_in(head, mailbox)
-    references = [_clean(i) for i in _ids(headers["References"])]
-    in_reply_to = [_clean(i) for i in _ids(headers["In-Reply-To"])]
+    references = [_clean(i) for i in header_ids(headers["References"])]
+    in_reply_to = [_clean(i) for i in header_ids(headers["In-Reply-To"])]
     links = list(dict.fromkeys(references + in_reply_to))
     if not references and (conversation := _thread_index(headers)) is not None:
         links.append(conversation)
@@ -213,7 +213,7 @@ def _message(origin: str, head: bytes, mailbox: str, own: frozenset[str]) -> _Me
         root=root,
         in_reply_to=in_reply_to[0] if in_reply_to else None,
         sender=sender,
-        subject=_clean(_text(headers["Subject"])),
+        subject=_clean(header_text(headers["Subject"])),
         own=sender is not None and sender.casefold() in own,
         time=time,
         ignore=ignore_reason(headers, sender),
@@ -222,17 +222,14 @@ def _message(origin: str, head: bytes, mailbox: str, own: frozenset[str]) -> _Me
 
 
 def _sender(headers: Message) -> str | None:
-    """The From address as written (the boundary hashes it); the first with an `@`."""
-    raw = headers["From"]
-    pairs = getaddresses([raw if isinstance(raw, str) else _text(raw)])  # undecoded: a name may hold a comma
-    addresses = [a for _, a in pairs if "@" in a] or [a for _, a in pairs if a]
-    return _clean(addresses[0]) if addresses else None
+    sender = sender_of(headers)  # as the IMAP poller reads it
+    return _clean(sender) if sender is not None else None
 
 
 def _thread_index(headers: Message) -> str | None:
     """Outlook's conversation: the first 22 bytes of `Thread-Index` (base64), the same in every
     message of it. A link, never a thread id (that is always a message's id)."""
-    value = "".join(_text(headers["Thread-Index"]).split())
+    value = "".join(header_text(headers["Thread-Index"]).split())
     if not value:
         return None
     try:
@@ -251,8 +248,8 @@ def _time(headers: Message) -> datetime | None:
     it rejects it)."""
     received = headers.get_all("Received") or []
     candidates = [
-        _parse_date(_text(headers["Date"])),
-        _parse_date(_text(received[0]).rpartition(";")[2]) if received else None,
+        _parse_date(header_text(headers["Date"])),
+        _parse_date(header_text(received[0]).rpartition(";")[2]) if received else None,
         _from_line_date(headers.get_unixfrom() or ""),
     ]
     dated = [t for t in candidates if t is not None]
