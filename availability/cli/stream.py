@@ -90,7 +90,10 @@ def cmd_stream(args: argparse.Namespace, wiring: Wiring) -> int:
 
     wiring.warehouse_target(args.warehouse)  # before Kafka is asked: a mistake costs no wait
     agreements = wiring.agreements(args.agreements)
-    clock = shifted_clock(args.clock_start, args.clock_speed) if args.clock_start else now_utc
+    if args.clock_anchor and not args.clock_start:
+        raise InputError("--clock-anchor needs --clock-start")
+    anchor = args.clock_anchor.timestamp() if args.clock_anchor else None
+    clock = shifted_clock(args.clock_start, args.clock_speed, anchor=anchor) if args.clock_start else now_utc
     boundary = wiring.boundary(agreements, live=True, clock=clock)  # warns before the worker starts
     ensure_topics(wiring.bootstrap, wiring.prefix)
     options = WorkerOptions(
@@ -194,5 +197,12 @@ def add_commands(sub: Any, options: SharedOptions) -> None:
         type=positive(float),
         default=1.0,
         help="with --clock-start: the clock runs this many times as fast as the wall clock (as simulate --speed)",
+    )
+    p.add_argument(
+        "--clock-anchor",
+        type=instant_arg,
+        metavar="TIME",
+        help="with --clock-start: the wall-clock instant (RFC 3339) at which the clock reads --clock-start "
+        "(default: when the worker starts), so a publisher paced by the same clock agrees with it",
     )
     p.set_defaults(run=cmd_stream)

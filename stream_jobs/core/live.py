@@ -47,10 +47,14 @@ FIXED_SOURCES = ("callguide", "simulator", "asterisk", "telia-ace")
 OTHER_SOURCE = "other"
 
 
-def shifted_clock(start: datetime, speed: float = 1.0, wall: Callable[[], float] = time.time) -> Callable[[], datetime]:
-    """A clock that reads `start` now and runs at `speed` × the wall clock (demos and tests that
-    replay a past day; `availability stream --clock-start`)."""
-    origin = wall()
+def shifted_clock(
+    start: datetime, speed: float = 1.0, wall: Callable[[], float] = time.time, anchor: float | None = None
+) -> Callable[[], datetime]:
+    """A clock that reads `start` at the wall-clock instant `anchor` (Unix seconds; default now)
+    and runs at `speed` × the wall clock (demos and tests that replay a past day; `availability
+    stream --clock-start`). A shared anchor lets a publisher and a worker started a few seconds
+    apart keep the same simulated time, which at 600× matters: a second's skew is 10 minutes."""
+    origin = wall() if anchor is None else anchor
     return lambda: start + timedelta(seconds=(wall() - origin) * speed)
 
 

@@ -8,7 +8,7 @@ kundreskontra: service level 60 s, short abandon under 5 s; its mailbox: 8 h, pr
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -276,3 +276,18 @@ def test_restore_keeps_only_what_the_worker_owns(agreements, owned):
     held = {"call": len(live.waiting), "mail": len(live.open_cases), "agent": len(live.agents)}
     # The scene has 2 waiting calls, 2 open cases and 2 agents; the worker owns one kind only.
     assert held == {kind: 2 if kind == owned else 0 for kind in held}
+
+
+def test_a_shifted_clock_with_an_anchor_reads_its_start_at_that_instant() -> None:
+    """Two processes given the same start, speed and anchor read the same time, whenever each
+    was made: at 600×, the anchor 10 wall seconds ago puts the clock 100 minutes past its start."""
+    from stream_jobs.core.live import shifted_clock
+
+    start = datetime(2026, 4, 1, 7, 0, tzinfo=UTC)
+    wall = iter([1000.0, 1000.0, 1010.0]).__next__
+    clock = shifted_clock(start, 600.0, wall=wall, anchor=1000.0)
+    assert clock() == start
+    assert clock() == start
+    assert clock() == start + timedelta(minutes=100)
+    unanchored = shifted_clock(start, 2.0, wall=iter([50.0, 53.0]).__next__)  # origin: when made
+    assert unanchored() == start + timedelta(seconds=6)
