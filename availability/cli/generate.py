@@ -1,5 +1,5 @@
 """`availability generate [--check]`: the committed generated files (JSON Schemas, Grafana
-dashboards, alert rules, Alertmanager configuration) written from their code, or checked to be
+dashboards, alert rules, Alertmanager configuration, docs/metrics.md) written from their code, or checked to be
 what the code generates (CI fails on drift)."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ def generated_files(
     agreements: Agreements, managers: Path | None = None, dashboard_url: str | None = None
 ) -> dict[Path, str]:
     """Repository-relative path -> text, for every generated file."""
+    from dashboards import definitions_doc
     from dashboards.alerting import files as alerting
     from dashboards.grafana import files as grafana
     from schemas import cluster, jsonschema_gen
@@ -30,7 +31,8 @@ def generated_files(
     alerts = alerting.generate(
         agreements, dashboard_url=dashboard_url or alerting.DASHBOARD_URL, managers_path=managers
     )
-    return jsonschema_gen.files() | grafana.files(agreements) | alerts | cluster.generated_files()
+    docs = {Path(definitions_doc.PATH): definitions_doc.markdown()}
+    return jsonschema_gen.files() | grafana.files(agreements) | alerts | cluster.generated_files() | docs
 
 
 def drifted(root: Path, expected: Mapping[Path, str], stale: tuple[str, ...] = STALE) -> list[str]:
@@ -79,7 +81,8 @@ def _read(path: Path) -> str | None:
 def add_command(sub: Any) -> None:
     p = sub.add_parser(
         "generate",
-        help="write the generated files (JSON Schemas, dashboards, alert rules, Alertmanager configuration)",
+        help="write the generated files (JSON Schemas, dashboards, alert rules, Alertmanager configuration, "
+        "docs/metrics.md)",
         description="Write the committed generated files from their code and the agreements, or with --check "
         "only compare them (exit 1, listing what drifted).",
     )
