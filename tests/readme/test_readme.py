@@ -214,3 +214,27 @@ def test_every_readme_command_works_as_written_in_a_fresh_copy(tmp_path: Path, k
             f"--- stderr (last 4000 characters) ---\n{done.stderr[-4000:]}\n--- stdout ---\n{done.stdout[-2000:]}"
         )
         carried += [without_comment(line) for line in lines if carries_over(without_comment(line))]
+
+
+@pytest.mark.parametrize("page", ["README.md", *sorted(p.name for p in (ROOT / "docs").glob("*.md"))])
+def test_every_table_ends_before_the_text_after_it(page: str) -> None:
+    """A table row followed by text without a blank line swallows that text as a row (the
+    README's Speed section did): each table ends at a blank line, and every line that starts
+    with `|` outside code is inside a table."""
+    from markdown_it import MarkdownIt
+
+    path = ROOT / page if page == "README.md" else ROOT / "docs" / page
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    covered: set[int] = set()
+    for token in MarkdownIt("commonmark").enable("table").parse(source):
+        if token.type == "table_open" and token.map:
+            start, end = token.map
+            covered.update(range(start, end))
+            swallowed = [n + 1 for n in range(start, end) if not lines[n].lstrip().startswith("|")]
+            assert not swallowed, f"{page}:{swallowed[0]}: text runs into the table above it"
+            assert end == len(lines) or not lines[end].strip(), f"{page}:{end + 1}: no blank line after a table"
+    fenced = False
+    for number, line in enumerate(lines):
+        fenced ^= line.startswith("```")
+        assert fenced or not line.startswith("|") or number in covered, f"{page}:{number + 1}: a row outside any table"
