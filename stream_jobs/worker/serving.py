@@ -94,7 +94,7 @@ class Serving:
         command = " ".join(["availability", *sys.argv[1:]]) if sys.argv[1:] else "availability stream"
         holder = announce(directory, command, sql.url if sql else None, str(control.path))
         if sql is not None:
-            log.warning("read-only SQL (ClickHouse HTTP interface) on %s as user %s", sql.url, options.user)
+            log.info("read-only SQL (ClickHouse HTTP interface) on %s as user %s", sql.url, options.user)
         return cls(sql, control, holder)
 
     def stop(self) -> None:
