@@ -5,7 +5,7 @@ Secrets are SecretStr so they never show up in a repr, a log line or a traceback
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import AvailabilityError
@@ -34,7 +34,7 @@ class Settings(BaseSettings):
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "AVAILABILITY_KAFKA_BOOTSTRAP_SERVERS"),
     )
-    topic_prefix: str = ""  # e.g. "test-1234." so environments can share a broker
+    topic_prefix: str = ""  # e.g. "test-1234." so environments can share a broker (see below)
     webhook_token: SecretStr | None = None  # bearer token the CallGuide webhook must send
     imap_password: SecretStr | None = None  # the function mailbox account's password
     # Exchange Online (`ingest imap --auth oauth2`): the Entra app registration's client secret.
@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     # A ClickHouse cluster (a name in the servers' remote_servers): the migrator makes replicated
     # tables on every server and Distributed tables over them (deploy/clickhouse/README.md).
     clickhouse_cluster: str | None = None
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _separated_prefix(cls, value: str) -> str:
+        """`test` means topics `test.availability.calls` and group `test.availability-stream`,
+        not `testavailability.calls`: a "." is added unless the prefix is empty or already ends
+        with a separator (".", "-" or "_")."""
+        value = value.strip()
+        return value if not value or value.endswith((".", "-", "_")) else value + "."
 
     @property
     def uses_development_key(self) -> bool:

@@ -37,3 +37,25 @@ def test_unset_means_the_development_key_which_the_commands_warn_about(monkeypat
 def test_the_key_never_shows_in_the_settings_repr() -> None:
     secret = "s3cret-" + "x" * 40
     assert secret not in repr(Settings(pseudonym_key=SecretStr(secret)))
+
+
+@pytest.mark.parametrize(
+    ("given", "prefix"),
+    [
+        ("test", "test."),  # the issue: `test` gave `testavailability.calls`
+        ("", ""),  # no prefix: the topics' own names
+        ("test.", "test."),  # a separator already there: kept as given
+        ("test-", "test-"),
+        ("test_", "test_"),
+        ("  test ", "test."),  # spaces from an env file are not part of a topic name
+    ],
+)
+def test_the_topic_prefix_is_separated_from_the_topic_names(
+    monkeypatch: pytest.MonkeyPatch, given: str, prefix: str
+) -> None:
+    from schemas.topics import CALLS, with_prefix
+
+    monkeypatch.setenv("AVAILABILITY_TOPIC_PREFIX", given)
+    settings = Settings()
+    assert settings.topic_prefix == prefix
+    assert with_prefix(CALLS, settings.topic_prefix).name == prefix + "availability.calls"
