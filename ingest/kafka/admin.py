@@ -63,15 +63,19 @@ def _ensure(admin: Any, prefix: str, replication_factor: int) -> list[str]:
         if t.name not in existing:
             missing.append(t)
         elif existing[t.name] != t.partitions:
-            raise TopicsError(f"topic {t.name} has {existing[t.name]} partitions, the definition says {t.partitions}")
+            raise TopicsError(f"topic {t.name} has {_partitions(existing[t.name])}, the definition says {t.partitions}")
         else:
-            lines.append(f"{t.name}: exists, {t.partitions} partitions{_align_retention(admin, t)}")
+            lines.append(f"{t.name}: exists, {_partitions(t.partitions)}{_align_retention(admin, t)}")
     if missing:
         admin.create_topics(
             [NewTopic(t.name, t.partitions, replication_factor, topic_configs=t.config()) for t in missing]
         )
-        lines += [f"{t.name}: created, {t.partitions} partitions, key {t.key}" for t in missing]
+        lines += [f"{t.name}: created, {_partitions(t.partitions)}, key {t.key}" for t in missing]
     return lines
+
+
+def _partitions(n: int) -> str:
+    return f"{n} partition" if n == 1 else f"{n} partitions"
 
 
 def _align_retention(admin: Any, topic: Topic) -> str:
@@ -95,4 +99,5 @@ def _days(ms: str | None) -> str:
     if ms is None or not ms.lstrip("-").isdigit():
         return "unknown"
     value = int(ms)
-    return "forever" if value < 0 else f"{value / 86_400_000:g} days"
+    days = value / 86_400_000
+    return "forever" if value < 0 else f"{days:g} day" if days == 1 else f"{days:g} days"

@@ -205,12 +205,12 @@ def test_topics_create_keeps_dead_letters_a_week_also_on_an_existing_topic(
         configs = {"retention.ms": str(90 * 86_400_000), "max.message.bytes": "500000"}
         admin.create_topics([NewTopic(dead, 1, 1, topic_configs=configs)])
         out = cli(env, "topics", "create").stdout
-        assert f"{dead}: exists, 1 partitions, retention changed from 90 days to 7 days" in out.splitlines()
+        assert f"{dead}: exists, 1 partition, retention changed from 90 days to 7 days" in out.splitlines()
         described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, dead)], config_filter="all")
         values = {k: v["value"] for k, v in described["topic"][dead].items()}
         assert values["retention.ms"] == str(7 * 86_400_000)
         assert values["max.message.bytes"] == "500000"  # only the retention is changed
-        assert f"{dead}: exists, 1 partitions" in cli(env, "topics", "create").stdout.splitlines()  # nothing to do
+        assert f"{dead}: exists, 1 partition" in cli(env, "topics", "create").stdout.splitlines()  # nothing to do
     finally:
         admin.close()
 
