@@ -62,7 +62,7 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -171,11 +171,25 @@ def create_app(
         min_body_rate,
     )
     app = web.Application(client_max_size=max_body_bytes)
+    app[COUNTS] = webhook.counts
     app.router.add_post("/events", webhook.events)
     app.router.add_get("/healthz", webhook.healthz)
     app.router.add_get("/metrics", webhook.metrics)
     app.on_cleanup.append(webhook.cleanup)
     return app
+
+
+@dataclass
+class WebhookCounts:
+    """What the webhook did since it started (plain numbers, for a status line)."""
+
+    requests: int = 0  # POST /events, whatever the answer
+    accepted: int = 0  # events published (202)
+    refused: int = 0  # invalid events (422 answers)
+    unavailable: int = 0  # requests answered 503: Kafka did not acknowledge
+
+
+COUNTS = web.AppKey("counts", WebhookCounts)
 
 
 class _Webhook:
@@ -194,6 +208,7 @@ class _Webhook:
         self.boundary = boundary
         self.publisher = publisher
         self.token = token.encode() if token is not None else None
+        self.counts = WebhookCounts()
         self.max_body_bytes = max_body_bytes
         self.max_event_bytes = max_event_bytes
         self.publish_timeout = publish_timeout
@@ -236,6 +251,9 @@ class _Webhook:
             return web.Response(status=_CLIENT_CLOSED)  # for the access log; it cannot be sent
         finally:
             self.requests_total.labels(str(status)).inc()
+            self.counts.requests += 1
+            if status == 503:
+                self.counts.unavailable += 1
 
     async def healthz(self, request: web.Request) -> web.Response:
         if getattr(self.publisher, "connected", True):
@@ -276,6 +294,7 @@ class _Webhook:
         events, rejected = self._validate(items)
         if rejected:
             self.events_total.labels("rejected").inc(len(rejected))
+            self.counts.refused += len(rejected)
             shown = "; ".join(f"[{i}] {reason}" for i, reason in rejected[:_LOGGED_REASONS])
             more = f" (and {len(rejected) - _LOGGED_REASONS} more)" if len(rejected) > _LOGGED_REASONS else ""
             log.info(
@@ -303,6 +322,7 @@ class _Webhook:
         finally:
             self.publish_seconds.observe(time.perf_counter() - started)
         self.events_total.labels("accepted").inc(accepted)
+        self.counts.accepted += accepted
         return web.json_response({"accepted": accepted}, status=202)
 
     async def _read_body(self, request: web.Request) -> bytes | web.Response:
@@ -553,8 +573,16 @@ def create_service_app(
     return app
 
 
-def serve(app: web.Application, host: str, port: int, *, limits: ServerLimits = ServerLimits()) -> None:
-    """Run the webhook `app` until SIGINT/SIGTERM; prints the address it listens on."""
+def serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    limits: ServerLimits = ServerLimits(),
+    on_listening: Callable[[str], None] | None = None,
+) -> None:
+    """Run the webhook `app` until SIGINT/SIGTERM; prints the address it listens on (stdout: a
+    script that asked for port 0 reads it there), then calls `on_listening(address)`."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO is every connection
@@ -566,10 +594,16 @@ def serve(app: web.Application, host: str, port: int, *, limits: ServerLimits = 
         raise WebhookError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     bound = sock.getsockname()[1]
     address = f"http://{f'[{host}]' if ':' in host else host}:{bound}"
-    asyncio.run(_serve(app, sock, address, limits))
+    asyncio.run(_serve(app, sock, address, limits, on_listening))
 
 
-async def _serve(app: web.Application, sock: socket.socket, address: str, limits: ServerLimits) -> None:
+async def _serve(
+    app: web.Application,
+    sock: socket.socket,
+    address: str,
+    limits: ServerLimits,
+    on_listening: Callable[[str], None] | None = None,
+) -> None:
     """Until the first SIGINT/SIGTERM: then stop accepting, let running requests finish, clean
     up (thread pool, Kafka producer). A second signal acts as usual (Ctrl-C interrupts at once)."""
     loop = asyncio.get_running_loop()
@@ -582,6 +616,8 @@ async def _serve(app: web.Application, sock: socket.socket, address: str, limits
             print(
                 f"availability: webhook listening on {address} (POST /events, GET /healthz, GET /metrics)", flush=True
             )
+            if on_listening is not None:
+                on_listening(address)
             await stop.wait()
             for sig in signals:
                 loop.remove_signal_handler(sig)

@@ -116,3 +116,36 @@ def listen_arg(text: str) -> tuple[str, int] | None:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8123) or off")
     return host, int(port)
+
+
+def non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive number of seconds, got '{text}'")
+    return value
+
+
+def console_options(p: argparse.ArgumentParser, counts: str, *, loglevel: str = "warning") -> None:
+    """--quiet, --status-every and --loglevel of a long-running command; `counts` names what
+    its status line counts. The sources keep `info` (a line per request, poll or batch); the
+    worker `warning`."""
+    p.add_argument(
+        "--status-every",
+        type=non_negative,
+        default=60.0,
+        metavar="SECONDS",
+        help=f"print a status line this often: {counts}, since the last line and in total (default 60; 0: never)",
+    )
+    p.add_argument(
+        "--quiet", action="store_true", help="no start-up banner and no status lines (warnings and errors remain)"
+    )
+    p.add_argument(
+        "--loglevel",
+        default=loglevel,
+        choices=["debug", "info", "warning", "error"],
+        help=f"the level of the log lines on stderr (default {loglevel}; the Kafka and Faust libraries' own "
+        "start-up and connection lines only at debug)",
+    )

@@ -6,39 +6,59 @@ import argparse
 import sys
 from typing import Any
 
-from availability.cli.args import KAFKA_ENV, SharedOptions, positive
-from availability.cli.sources import add_ingest_queue_log
+from availability.cli.args import KAFKA_ENV, SharedOptions, console_options, positive
+from availability.cli.progress import STOP, Console, key_text, setup_logging
+from availability.cli.sources import add_ingest_queue_log, event_topics
 from availability.wiring import Wiring
 from schemas.errors import InputError
 
 
 def cmd_ingest_webhook(args: argparse.Namespace, wiring: Wiring) -> int:
-    from ingest.webhook import check_token, create_service_app, serve
+    from ingest.log_limit import limit_repeats
+    from ingest.webhook import COUNTS, check_token, create_service_app, serve
 
+    setup_logging(args.loglevel)
+    limit_repeats()  # at once: a broker outage while starting is one line a minute, not ~150 a second
     agreements = wiring.agreements(args.agreements)
     token = wiring.webhook_token()
     check_token(token, args.allow_anonymous)  # before the boundary's key warning: the error alone
-    app = create_service_app(
-        wiring.boundary(agreements, live=True),
-        wiring.reconnecting_publisher(),
-        token=token,
-        allow_anonymous=args.allow_anonymous,
-    )
+    boundary = wiring.boundary(agreements, live=True)
+    publisher = wiring.reconnecting_publisher()
+    app = create_service_app(boundary, publisher, token=token, allow_anonymous=args.allow_anonymous)
     if token is None:
         wiring.tell("warning: the webhook accepts posts without a token (--allow-anonymous)")
-    serve(app, args.host, args.port)
+    console = Console("webhook", quiet=args.quiet, status_every=args.status_every)
+    counts = app[COUNTS]
+
+    def listening(address: str) -> None:
+        login = "a bearer token (AVAILABILITY_WEBHOOK_TOKEN)" if token else "no token (--allow-anonymous)"
+        console.banner(
+            f"listening on {address}",
+            [
+                ("reads", f"POST {address}/events: CloudEvents from CallGuide, with {login}"),
+                ("writes", f"Kafka {wiring.bootstrap}: {event_topics(wiring.prefix)}"),
+                ("metrics", f"{address}/metrics, health {address}/healthz (503 while Kafka is away)"),
+                ("key", key_text(boundary.pseudonymiser.fingerprint, wiring.settings.uses_development_key)),
+                ("stop", f"{STOP} (requests under way are answered first)"),
+            ],
+        )
+
+    totals = lambda: {  # noqa: E731
+        "requests": counts.requests,
+        "events accepted": counts.accepted,
+        "refused": counts.refused,
+        "requests answered 503": counts.unavailable,
+    }
+    with console.ticking(totals):
+        serve(app, args.host, args.port, on_listening=listening)
     return 0
 
 
 def cmd_ingest_imap(args: argparse.Namespace, wiring: Wiring) -> int:
-    import logging
-
-    from ingest.imap.source import run
+    from ingest.imap.source import RunStats, run
     from ingest.log_limit import limit_repeats
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
-    logging.getLogger("msal").setLevel(logging.WARNING)  # its INFO lines are request details
+    setup_logging(args.loglevel)
     limit_repeats()  # a broker outage: one line a minute per kind
     agreements = wiring.agreements(args.agreements)
     boundary = wiring.boundary(agreements, live=True)  # warns about the development key before polling
@@ -61,10 +81,42 @@ def cmd_ingest_imap(args: argparse.Namespace, wiring: Wiring) -> int:
         authority=args.authority,
         authority_ca=args.authority_ca,
     )
-    with wiring.publisher() as publisher:
-        stats = run(poller, boundary, publisher.publish, interval=args.interval, once=args.once)
-    print(f"imap {args.mailbox}: {stats}", file=sys.stderr)
+    console = Console(f"imap {args.mailbox}", quiet=args.quiet, status_every=args.status_every)
+    stats = RunStats()
+    security = "IMAPS" if args.ssl else "plain text, NO TLS" if args.insecure_plaintext else "STARTTLS"
+    folders = ", ".join(f"{f} ({kind})" for f, kind in _folders(args))
+
+    def polled() -> None:
+        console.banner(
+            f"polling every {args.interval:g} s" if not args.once else "polled once",
+            [
+                ("reads", f"{args.user} at {args.host}:{poller.port} ({security}, {args.auth}): {folders}"),
+                ("keeps", f"its place in {poller.checkpoint.path}"),
+                ("writes", f"Kafka {wiring.bootstrap}: {event_topics(wiring.prefix)}"),
+                ("key", key_text(boundary.pseudonymiser.fingerprint, wiring.settings.uses_development_key)),
+                ("stop", f"{STOP} (the poll under way is published and committed first)"),
+            ],
+        )
+
+    totals = lambda: {  # noqa: E731
+        "polls": stats.polls,
+        "messages read": stats.read,
+        "events published": stats.published,
+        "rejected": stats.rejected,
+    }
+    with wiring.publisher() as publisher, console.ticking(totals):
+        run(poller, boundary, publisher.publish, interval=args.interval, once=args.once, stats=stats, polled=polled)
+    print(
+        f"imap {args.mailbox}: {stats.polls} polls, {stats.read} messages read, {stats.published} events published, "
+        f"{stats.rejected} rejected" + (f", ignored {dict(stats.ignored)}" if stats.ignored else ""),
+        file=sys.stderr,
+    )
     return 0
+
+
+def _folders(args: argparse.Namespace) -> list[tuple[str, str]]:
+    folders = [(args.inbox, "received"), (args.sent, "replied")]
+    return [*folders, (args.done, "closed")] if args.done else folders
 
 
 def cmd_dashboards_provision(args: argparse.Namespace, wiring: Wiring) -> int:
@@ -108,10 +160,19 @@ def add_commands(sub: Any, options: SharedOptions) -> None:
         epilog="POST /events (one CloudEvent or application/cloudevents-batch+json), GET /healthz, GET /metrics. "
         "A bearer token (env AVAILABILITY_WEBHOOK_TOKEN) is required unless --allow-anonymous.",
     )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8088)
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 accepts other machines' "
+        "posts, which should come through a TLS-terminating proxy: the webhook speaks plain HTTP)",
+    )
+    p.add_argument(
+        "--port", type=int, default=8088, metavar="PORT", help="the port to listen on (default 8088; 0: any free one)"
+    )
     p.add_argument("--allow-anonymous", action="store_true", help="accept requests without a token (tests only)")
     options.agreements(p)
+    console_options(p, "requests, events accepted and refused, requests answered 503", loglevel="info")
     p.set_defaults(run=cmd_ingest_webhook)
 
     p = sources.add_parser(
@@ -122,9 +183,9 @@ def add_commands(sub: Any, options: SharedOptions) -> None:
         "client secret from env AVAILABILITY_IMAP_CLIENT_SECRET.",
     )
     p.add_argument("--mailbox", required=True, metavar="ID", help="the mailbox id in the agreements")
-    p.add_argument("--host", required=True)
-    p.add_argument("--port", type=int, help="default 993 with --ssl, else 143")
-    p.add_argument("--user", required=True)
+    p.add_argument("--host", required=True, help="the IMAP server")
+    p.add_argument("--port", type=int, help="the IMAP server's port (default 993 with --ssl, else 143)")
+    p.add_argument("--user", required=True, help="the account to log in as (with oauth2: the mailbox's address)")
     p.add_argument("--ssl", action="store_true", help="implicit TLS (IMAPS, port 993); without it STARTTLS (port 143)")
     p.add_argument(
         "--tls-ca", metavar="FILE", help="verify the server's certificate against this CA (PEM), not the system's CAs"
@@ -138,8 +199,8 @@ def add_commands(sub: Any, options: SharedOptions) -> None:
         "--auth",
         choices=["password", "oauth2"],
         default="password",
-        help="password: LOGIN with AVAILABILITY_IMAP_PASSWORD; oauth2: XOAUTH2 with an app-only token from "
-        "Microsoft Entra ID (Exchange Online; --user is the shared mailbox's address)",
+        help="password (the default): LOGIN with AVAILABILITY_IMAP_PASSWORD; oauth2: XOAUTH2 with an app-only token "
+        "from Microsoft Entra ID (Exchange Online; --user is the shared mailbox's address)",
     )
     p.add_argument("--tenant", help="--auth oauth2: the Entra tenant (directory) id or domain")
     p.add_argument("--client-id", help="--auth oauth2: the app registration's application (client) id")
@@ -151,15 +212,18 @@ def add_commands(sub: Any, options: SharedOptions) -> None:
     p.add_argument(
         "--authority-ca", metavar="FILE", help="--auth oauth2: verify the authority's certificate against this CA (PEM)"
     )
-    p.add_argument("--inbox", default="INBOX")
-    p.add_argument("--sent", default="Sent")
-    p.add_argument("--done", default="Done", help="folder of cases finished without reply ('' for none)")
+    p.add_argument("--inbox", default="INBOX", help="the folder of received mail (default INBOX)")
+    p.add_argument("--sent", default="Sent", help="the folder of the mailbox's replies (default Sent)")
+    p.add_argument("--done", default="Done", help="folder of cases finished without reply (default Done; '' for none)")
     p.add_argument(
         "--checkpoint", metavar="FILE", help="UIDVALIDITY/UID checkpoint (default ./imap-ID.checkpoint.json)"
     )
-    p.add_argument("--interval", type=positive(float), default=60.0, help="seconds between polls")
+    p.add_argument(
+        "--interval", type=positive(float), default=60.0, metavar="S", help="seconds between polls (default 60)"
+    )
     p.add_argument("--once", action="store_true", help="poll once and exit")
     options.agreements(p)
+    console_options(p, "polls, messages read, events published and rejected", loglevel="info")
     p.set_defaults(run=cmd_ingest_imap)
 
     add_ingest_queue_log(sources, options)
@@ -171,16 +235,33 @@ def add_commands(sub: Any, options: SharedOptions) -> None:
     )
     p.add_argument("--grafana-url", default=options.settings.grafana_url, help="env AVAILABILITY_GRAFANA_URL")
     p.add_argument("--token", help="a service-account token (env AVAILABILITY_GRAFANA_TOKEN)")
-    p.add_argument("--prometheus-url", default="http://localhost:9090")
-    p.add_argument("--clickhouse-host", default="localhost")
+    p.add_argument(
+        "--prometheus-url",
+        default="http://localhost:9090",
+        metavar="URL",
+        help="the Prometheus the live dashboards' datasource queries, as Grafana reaches it "
+        "(default http://localhost:9090)",
+    )
+    p.add_argument(
+        "--clickhouse-host",
+        default="localhost",
+        metavar="HOST",
+        help="the warehouse's host as Grafana reaches it (default localhost)",
+    )
     p.add_argument(
         "--clickhouse-protocol",
         choices=["native", "http"],
         default="native",
-        help="native (a ClickHouse server, port 9000) or http (a server's 8123, or the stream worker's read-only SQL "
-        "on an embedded warehouse); the user and password are AVAILABILITY_SQL_USER and AVAILABILITY_SQL_PASSWORD",
+        help="native (the default: a ClickHouse server, port 9000) or http (a server's 8123, or the stream worker's "
+        "read-only SQL on an embedded warehouse); the user and password are AVAILABILITY_SQL_USER and "
+        "AVAILABILITY_SQL_PASSWORD",
     )
     p.add_argument("--clickhouse-port", type=int, help="default 9000, or 8123 with --clickhouse-protocol http")
-    p.add_argument("--clickhouse-database", default="availability")
+    p.add_argument(
+        "--clickhouse-database",
+        default="availability",
+        metavar="DB",
+        help="the warehouse's database (default availability)",
+    )
     options.agreements(p)
     p.set_defaults(run=cmd_dashboards_provision)

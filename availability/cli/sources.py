@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from availability.cli.args import KAFKA_ENV, KEY_NOTE, SharedOptions, positive
+from availability.cli.args import KAFKA_ENV, KEY_NOTE, SharedOptions, console_options, positive
+from availability.cli.progress import STOP, Console, key_text, setup_logging
 from availability.cli.rejects import EXIT_REJECTED, RejectsWriter
 from availability.wiring import Wiring
 from schemas.errors import InputError
@@ -145,6 +146,13 @@ def _publish(wiring: Wiring, events: Iterator[Event]) -> int:
                 batch = []
         sent += publisher.publish(batch)
     return sent
+
+
+def event_topics(prefix: str) -> str:
+    """The event topics' names, for a banner."""
+    from schemas.topics import EVENT_TOPICS, with_prefix
+
+    return ", ".join(with_prefix(t, prefix).name for t in EVENT_TOPICS)
 
 
 # -- sources --------------------------------------------------------------------------------------
@@ -283,7 +291,9 @@ def add_commands(sub: Any, options: SharedOptions) -> None:
 
     p = sub.add_parser("sources", help="each source's health: events stored, newest event, rejects by reason")
     options.warehouse(p)
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument(
+        "--format", choices=["table", "json"], default="table", help="a table to read, or JSON (default table)"
+    )
     p.set_defaults(run=cmd_sources)
 
 
@@ -299,10 +309,17 @@ def add_ingest_queue_log(sources: Any, options: SharedOptions) -> None:
         metavar="FILE",
         help="where the position is kept (default ./queue-log-NAME.checkpoint.json; private: it may hold caller ids)",
     )
-    p.add_argument("--interval", type=positive(float), default=1.0, help="seconds between looks at the file")
+    p.add_argument(
+        "--interval",
+        type=positive(float),
+        default=1.0,
+        metavar="S",
+        help="seconds between looks at the file (default 1)",
+    )
     p.add_argument("--once", action="store_true", help="read what is there, publish it and exit")
     queue_log_options(p)
     options.agreements(p)
+    console_options(p, "lines read, events published, records rejected", loglevel="info")
     p.set_defaults(run=cmd_follow_queue_log)
 
 
@@ -315,12 +332,11 @@ def cmd_follow_queue_log(args: argparse.Namespace, wiring: Wiring) -> int:
 
     from ingest.kafka.admin import ensure_topics
     from ingest.log_limit import limit_repeats
-    from ingest.sources.follow import Follower, run_follow
+    from ingest.sources.follow import Follower, FollowStats, run_follow
     from ingest.sources.importer import ImportStats, accept_records
     from ingest.sources.queue_log import QueueLogOptions, QueueLogTranslator
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    setup_logging(args.loglevel)
     limit_repeats()
     log = logging.getLogger("ingest.sources.follow")
     agreements = wiring.agreements(args.agreements)
@@ -338,13 +354,32 @@ def cmd_follow_queue_log(args: argparse.Namespace, wiring: Wiring) -> int:
         log.warning("%s: rejected: %s", r.origin, r.reason)
 
     ensure_topics(wiring.bootstrap, wiring.prefix)
-    with wiring.retrying_publisher() as publisher:
+    console = Console("queue-log", quiet=args.quiet, status_every=args.status_every)
+    where = follower.position
+    reads = f"{path} from line {where[1] + 1} of {where[0]}" if where else f"{path} (not there yet: waiting for it)"
+    console.banner(
+        f"following {path}" + (" once" if args.once else f", looking every {args.interval:g} s"),
+        [
+            ("reads", reads),
+            ("keeps", f"its place in {checkpoint}"),
+            ("writes", f"Kafka {wiring.bootstrap}: {event_topics(wiring.prefix)}"),
+            ("key", key_text(boundary.pseudonymiser.fingerprint, wiring.settings.uses_development_key)),
+            ("stop", f"{STOP} (the batch under way is published and checkpointed first)"),
+        ],
+    )
+    lines = FollowStats()
+    totals = lambda: {  # noqa: E731
+        "lines read": lines.lines,
+        "events published": stats.events,
+        "rejected": stats.refusals,
+    }
+    with wiring.retrying_publisher() as publisher, console.ticking(totals):
 
         def accept_and_publish(records: list[Record]) -> None:
             publisher.publish(list(accept_records(records, boundary, stats, refused)))
             log.info("%s: %s", path, stats.summary())
 
-        run_follow(follower, translator, accept_and_publish, stop=lambda: bool(stopping), once=args.once)
+        run_follow(follower, translator, accept_and_publish, stop=lambda: bool(stopping), once=args.once, stats=lines)
     follower.close()
     print(f"queue-log {path}: {stats.summary()}", file=sys.stderr)
     for line in stats.by_reason():

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class RunStats:
     polls: int = 0
+    read: int = 0  # messages that became events (before the boundary)
     published: int = 0
     rejected: int = 0
     ignored: Counter[str] = field(default_factory=Counter)
@@ -78,7 +79,9 @@ def forward(poller: ImapPoller, boundary: Boundary, publish: Callable[[list[Even
         rejected,
         dict(poller.ignored) or "none",
     )
-    return RunStats(polls=1, published=len(accepted), rejected=rejected, ignored=Counter(poller.ignored))
+    return RunStats(
+        polls=1, read=len(events), published=len(accepted), rejected=rejected, ignored=Counter(poller.ignored)
+    )
 
 
 def run(
@@ -89,15 +92,18 @@ def run(
     interval: float = 60.0,
     once: bool = False,
     stop: threading.Event | None = None,
+    stats: RunStats | None = None,
+    polled: Callable[[], None] | None = None,
 ) -> RunStats:
     """Poll the mailbox every `interval` seconds (or once) and `publish` what passes the
     boundary (a live one: no future events). Stops cleanly on SIGTERM/SIGINT or when `stop` is
     set; an unreachable server or broker is retried at the next interval (with `once`, it is the
     error). A server that cannot be reached securely (no STARTTLS, an untrusted certificate) is
-    an ImapError at the first poll, not retried."""
+    an ImapError at the first poll, not retried. `stats` is kept up to date (a status line reads
+    it); `polled()` is called once, after the first poll, failed or not (the CLI's banner)."""
     mailbox_id = poller.mailbox_id
     stop = stop or threading.Event()
-    stats = RunStats()
+    stats = stats if stats is not None else RunStats()
     with _stop_on_signals(stop):
         while not stop.is_set():
             try:
@@ -108,9 +114,13 @@ def run(
                 log.warning("imap %s: %s; retrying in %g s", mailbox_id, exc, interval)
             else:
                 stats.polls += 1
+                stats.read += one.read
                 stats.published += one.published
                 stats.rejected += one.rejected
                 stats.ignored.update(one.ignored)
+            if polled is not None:
+                polled()
+                polled = None
             if once or stop.wait(interval):
                 break
     log.info("imap %s: stopped after %d polls, %d events published", mailbox_id, stats.polls, stats.published)

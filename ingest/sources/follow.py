@@ -413,6 +413,12 @@ class Follower:
             if cur.fingerprint is None and cur.offset > 0:
                 cur.fingerprint = _fingerprint_of(cur.handle)
 
+    @property
+    def position(self) -> tuple[str, int] | None:
+        """The file being read (its name when opened) and the lines of it given so far."""
+        cur = self._current
+        return (cur.name, cur.line) if cur is not None else None
+
     def close(self) -> None:
         if self._current is not None:
             self._current.handle.close()
@@ -446,14 +452,16 @@ def run_follow(
     stop: Callable[[], bool],
     once: bool = False,
     sleep: Callable[[float], None] = time.sleep,
+    stats: FollowStats | None = None,
 ) -> FollowStats:
     """Read, translate, publish, commit, until `stop()` (or, with `once`, until nothing is new).
 
     The checkpoint moves only after `accept_and_publish` returned, so a failure (it raises) leaves
     the batch to be read again by the next run. Held records stay in the translator's state in
     the checkpoint: a follower is not flushed when it stops. Build the translator with
-    `QueueLogTranslator(options, follower.state)` to continue where the last run left off."""
-    stats = FollowStats()
+    `QueueLogTranslator(options, follower.state)` to continue where the last run left off.
+    `stats` is kept up to date as it runs (a status line reads it)."""
+    stats = stats if stats is not None else FollowStats()
     while not stop():
         batch = follower.read()
         if batch:

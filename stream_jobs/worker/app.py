@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -153,6 +154,7 @@ class BatchConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer: AIOKafkaConsumer | None = None  # made in run(): it needs the running loop
         self._stored: dict[TopicPartition, int] = {}  # stored, maybe not yet committed
         self.refusal: str | None = None  # set when the warehouse lacks committed messages
+        self.on_assigned: Callable[[Mapping[str, int]], None] | None = None  # partitions per topic, for the CLI
         self._stopped = False
 
     async def run(self) -> None:
@@ -199,6 +201,7 @@ class BatchConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                 pause = RETRY_PAUSES[min(attempt, len(RETRY_PAUSES) - 1)]
                 attempt += 1
                 self.metrics.retries.inc()
+                self.metrics.counts.retries += 1
                 if isinstance(exc, SinkUnavailable):
                     log.error("a batch of %d messages was not stored: %s; retrying in %g s", len(messages), exc, pause)
                 else:  # a bug: say where, once per attempt
@@ -265,6 +268,11 @@ class BatchConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             self.refusal = warehouse_gap(self.warehouse, committed, self.group)
             if self.refusal is not None:
                 return
+        if self.on_assigned is not None:
+            by_topic: dict[str, int] = {}
+            for tp in assigned:
+                by_topic[tp.topic] = by_topic.get(tp.topic, 0) + 1
+            self.on_assigned(by_topic)
         owned = set(assigned)
         topics = {"call": CALLS, "mail": MAIL, "agent": AGENTS}
 
@@ -318,10 +326,24 @@ class DeadLetterTopic:
             publisher.close(timeout=1.0)
 
 
+@dataclass
+class WorkerCounts:
+    """What the worker did since it started, for the CLI's status line (plain numbers: read
+    from another thread); `lag` is the consumer lag summed over this worker's partitions."""
+
+    stored: int = 0  # events written to the warehouse
+    rejected: int = 0  # events rejected (dead-lettered) by this worker
+    dead_letters: int = 0  # messages seen on the dead-letter topic (from all workers)
+    retries: int = 0  # batches the warehouse did not take, fetched again
+    lag: Callable[[], int | None] = lambda: None
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
     """How the worker runs (the `availability stream` options)."""
 
+    # The interface /metrics listens on (Faust's web_bind, whose own default is every interface):
+    # loopback like every other listener of the project; a container passes 0.0.0.0.
     web_host: str = "127.0.0.1"
     web_port: int = 6066  # /metrics
     loglevel: str = "warning"
@@ -330,6 +352,9 @@ class WorkerOptions:
     from_beginning: bool = False  # read the topics from their start (a new or restored warehouse)
     dead_letter_file: Path | None = None  # the fallback when the dead-letter topic refuses a copy
     sql: SqlOptions = field(default_factory=SqlOptions)  # the read-only SQL interface of an embedded warehouse
+    counts: WorkerCounts = field(default_factory=WorkerCounts)  # kept up to date while the worker runs
+    on_started: Callable[[], None] | None = None  # Faust has started: /metrics answers (the CLI's banner)
+    on_assigned: Callable[[Mapping[str, int]], None] | None = None  # the partitions this worker consumes now
 
 
 @dataclass(frozen=True)
@@ -354,6 +379,7 @@ def build_app(parts: WorkerParts, options: WorkerOptions = WorkerOptions(), *, d
         datadir=str(datadir),  # Faust's own files; the worker keeps no state of its own on disk
         store="memory://",
         web_enabled=True,
+        web_bind=options.web_host,  # where it listens; web_host is only the name it gives itself
         web_host=options.web_host,
         web_port=options.web_port,
         topic_disable_leader=True,
@@ -368,7 +394,7 @@ def build_app(parts: WorkerParts, options: WorkerOptions = WorkerOptions(), *, d
     )
     deriver = Deriver(warehouse, parts.agreements, track_changes=True)
     sink = WarehouseSink(parts.boundary, deriver, dead_letters)
-    metrics = PipelineMetrics(sink)
+    metrics = PipelineMetrics(sink, options.counts)
     live = LiveState(parts.agreements, clock=parts.clock)  # the wall's and the alerts' metrics (docs/live-metrics.md)
     sink.health = SourceHealth(live.source_label)  # per source on /metrics (docs/sources.md)
     metrics.registry.register(sink.health)
@@ -386,6 +412,7 @@ def build_app(parts: WorkerParts, options: WorkerOptions = WorkerOptions(), *, d
         max_seconds=options.max_seconds,
         from_beginning=options.from_beginning,
     )
+    consumer.on_assigned = options.on_assigned
     app.batch_consumer = consumer
     app.task(consumer.run)
 
@@ -399,6 +426,7 @@ def build_app(parts: WorkerParts, options: WorkerOptions = WorkerOptions(), *, d
             headers = dict(event.headers or {})
             reason = headers.get("reason", b"?").decode("utf-8", "replace")
             metrics.dead_letters.inc()
+            metrics.counts.dead_letters += 1
             dead_log.warning(
                 "dead letter at %s[%s]@%s: %s", dead.name, event.message.partition, event.message.offset, reason
             )
@@ -422,9 +450,11 @@ def build_app(parts: WorkerParts, options: WorkerOptions = WorkerOptions(), *, d
 class PipelineMetrics(Collector):
     """Pipeline health on /metrics: events processed and rejected, batch latency, freshness, lag."""
 
-    def __init__(self, sink: WarehouseSink) -> None:
+    def __init__(self, sink: WarehouseSink, counts: WorkerCounts | None = None) -> None:
         self.registry = CollectorRegistry()
         self.sink = sink
+        self.counts = counts or WorkerCounts()
+        self.counts.lag = self.total_lag
         self.consumer: AIOKafkaConsumer | None = None
         self.positions: dict[TopicPartition, int] = {}
         events = Counter(
@@ -458,6 +488,8 @@ class PipelineMetrics(Collector):
         def observe(processed: int, rejected: int, seconds: float, latencies: list[float]) -> None:
             events.labels("processed").inc(processed)
             events.labels("rejected").inc(rejected)
+            self.counts.stored += processed
+            self.counts.rejected += rejected
             batch.observe(seconds)
             for latency in latencies:
                 freshness.observe(latency)
@@ -493,6 +525,13 @@ class PipelineMetrics(Collector):
             "Messages in the partition after the last one stored",
             labels=["topic", "partition"],
         )
+        for tp, lag in self.lags().items():
+            family.add_metric([tp.topic, str(tp.partition)], lag)
+        yield family
+
+    def lags(self) -> dict[TopicPartition, int]:
+        """Per assigned partition: messages after the last one stored (known once one is stored)."""
+        lags: dict[TopicPartition, int] = {}
         consumer = self.consumer
         if consumer is not None:
             try:
@@ -500,13 +539,53 @@ class PipelineMetrics(Collector):
                     highwater = consumer.highwater(tp)
                     position = self.positions.get(tp)
                     if highwater is not None and position is not None:
-                        family.add_metric([tp.topic, str(tp.partition)], max(0, highwater - position))
-            except Exception:  # the consumer is between assignments; the lag shows next scrape
+                        lags[tp] = max(0, highwater - position)
+            except Exception:  # the consumer is between assignments; the lag shows next time
                 pass
-        yield family
+        return lags
+
+    def total_lag(self) -> int | None:
+        """The lag summed over this worker's partitions; None before it stored anything."""
+        lags = self.lags()
+        return sum(lags.values()) if lags else None
+
+
+# Faust's, mode's and the Kafka clients' INFO is their start-up and connection chatter.
+CHATTY = ("faust", "mode", "aiokafka", "kafka")
+# kafka-python's warnings that its own event loop ran slow: timing noise, nothing to act on.
+NOISY = ("kafka.net.selector",)
 
 
 class _Worker(faust.Worker):
+    """Faust's worker without its terminal dressing: no spinner, no "starting➢"/"OK ^", and
+    plain log lines on stderr (mode's colour formatter asks whether *stdout* is a terminal, so
+    `availability stream 2>worker.log` in a terminal wrote colour codes into the file)."""
+
+    # Not `on_started` or `started`: mode's Service has a hook and a flag of those names.
+    announce_started: Callable[[], None] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spinner = None
+
+    def _setup_logging(self) -> None:
+        level = logging.getLevelNamesMapping()[str(self.loglevel or "warning").upper()]
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.handlers[:] = [handler]
+        root.setLevel(level)
+        for name in CHATTY:  # at info, the worker's own lines; the libraries' only at debug
+            logging.getLogger(name).setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))
+        for name in NOISY:
+            logging.getLogger(name).setLevel(level if level <= logging.DEBUG else max(level, logging.ERROR))
+        self.on_setup_root_logger(root, level)
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        if self.announce_started is not None and not self._shutdown_immediately:
+            self.announce_started()
+
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)
         # While the broker is away the clients log every attempt (~150 lines a second): let the
@@ -535,7 +614,8 @@ def run(parts: WorkerParts, options: WorkerOptions = WorkerOptions()) -> None:
             parts.warehouse, consumer.sink.deriver, consumer.jobs, options.sql, consumer.metrics.registry,
             str(parts.agreements.timezone),
         )  # fmt: skip
-        worker = _Worker(app, loglevel=options.loglevel, quiet=True, override_logging=True)
+        worker = _Worker(app, loglevel=options.loglevel, quiet=True, override_logging=True, redirect_stdouts=False)
+        worker.announce_started = options.on_started
         try:
             worker.execute_from_commandline()
         except SystemExit:

@@ -166,6 +166,8 @@ def test_the_worker_can_be_scaled() -> None:
     assert "container_name" not in worker  # a fixed name allows one container
     assert not worker.get("ports")  # a published port allows one container
     assert worker["command"][:1] == ["stream"]
+    # /metrics binds loopback unless told: Prometheus scrapes it from another container.
+    assert worker["command"][worker["command"].index("--web-host") + 1] == "0.0.0.0"
     environment = worker["environment"]
     assert environment["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert environment["AVAILABILITY_WAREHOUSE"] == f"http://availability:{DUMMY}@clickhouse:8123/availability"

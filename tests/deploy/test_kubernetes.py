@@ -104,8 +104,8 @@ BREAKAGES = {
     # name: (file, old text, new text, what kubeconform says)
     "unknown field": (
         "worker.yaml",
-        '          args: ["stream", "--web-port", "6066"]\n',
-        '          args: ["stream", "--web-port", "6066"]\n          imagePullPolcy: Always\n',
+        '          args: ["stream", "--web-host", "0.0.0.0", "--web-port", "6066"]\n',
+        '          args: ["stream", "--web-host", "0.0.0.0", "--web-port", "6066"]\n          imagePullPolcy: Always\n',
         "additional properties 'imagePullPolcy' not allowed",
     ),
     "wrong type": ("worker.yaml", "  replicas: 3\n", '  replicas: "three"\n', "'/spec/replicas': got string"),
@@ -207,6 +207,9 @@ def test_the_workers_fit_the_partitions_and_are_all_scraped() -> None:
     jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
     (sd,) = jobs["availability-stream"]["dns_sd_configs"]
     assert sd["names"] == ["worker-metrics"] and sd["port"] == 6066
+    # /metrics binds loopback unless told: Prometheus and the kubelet's probes come from outside the pod.
+    (container,) = (c for c in worker["spec"]["template"]["spec"]["containers"] if c["name"] == "worker")
+    assert container["args"][container["args"].index("--web-host") + 1] == "0.0.0.0"
 
 
 def secret_keys(container: dict[str, Any]) -> set[str]:

@@ -216,6 +216,7 @@ def test_the_worker_command_parses(parse: Parse) -> None:
     args = parse(STREAM, example_environment())
     assert args.run.__name__ == "cmd_stream"
     assert (args.warehouse, args.web_port) == ("/var/lib/availability/warehouse", 6066)
+    assert args.web_host == "127.0.0.1"  # /metrics for this machine only: Prometheus scrapes localhost
     if hasattr(args, "sql_listen"):  # the read-only SQL interface: its default is the box's
         assert args.sql_listen == ("127.0.0.1", 8123)
 

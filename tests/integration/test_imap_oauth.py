@@ -211,7 +211,7 @@ def test_the_command_publishes_with_oauth2(
     # The secret only in the environment: nothing in the command line (`ps`) names it.
     env = environment(kafka_bootstrap, prefix, AVAILABILITY_PSEUDONYM_KEY=KEY)
     ran = cli(env | {"AVAILABILITY_IMAP_CLIENT_SECRET": app.secret}, *args, timeout=60)
-    assert "published=2" in ran.stderr, ran.stderr
+    assert "2 events published" in ran.stderr, ran.stderr
     assert app.secret not in ran.stderr + ran.stdout
     records = _read(kafka_bootstrap, with_prefix(MAIL, prefix).name, count=2)
     assert [json.loads(r)["type"] for r in records] == ["mail.received", "mail.replied"]
