@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from availability.cli.args import KEY_NOTE, SharedOptions, date_arg, input_files, month_arg, positive
+from availability.cli.args import KEY_NOTE, SharedOptions, date_arg, input_files, month_arg, non_negative, positive
 from availability.cli.progress import days_ticked, progress
 from availability.cli.rejects import EXIT_REJECTED, RejectsWriter
 from availability.wiring import Wiring
@@ -102,32 +102,131 @@ def cmd_demo(args: argparse.Namespace, wiring: Wiring) -> int:
     return 0
 
 
+LIVE_DEFAULTS = {"speed": 200.0, "from_time": time(7, 0), "until_time": time(18, 0), "lang": "sv"}
+# demo --live's options by destination; each None unless given
+LIVE_ONLY = {
+    "day": "--day", "speed": "--speed", "from_time": "--from", "until_time": "--until", "web_port": "--web-port",
+    "lang": "--lang",
+}  # fmt: skip
+PROCESS_EXIT = (
+    "Exit status: 0 when every line was stored; 2 when some lines were rejected (the others are stored; 2 is "
+    "also argparse's status for a wrong option); 1 for any other error, said in one line; 130 when interrupted "
+    "(the load stays marked unfinished)."
+)
+
+
+def cmd_demo_any(args: argparse.Namespace, wiring: Wiring) -> int:
+    """`demo`, or with --live the replay through the real worker (availability/cli/demo_live.py)."""
+    if not args.live:
+        given = [option for name, option in LIVE_ONLY.items() if getattr(args, name) is not None]
+        if given:
+            raise InputError(f"{', '.join(given)}: only with demo --live")
+        return cmd_demo(args, wiring)
+    from availability.cli.demo_live import run_live_demo
+
+    for name, value in LIVE_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return run_live_demo(args, wiring)
+
+
+def clock_time_arg(text: str) -> time:
+    """HH:MM, a local time of day; 24:00 is the day's end."""
+    if text.strip() == "24:00":
+        return time.max
+    try:
+        return datetime.strptime(text, "%H:%M").time()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid time of day '{text}' (expected HH:MM)") from None
+
+
 def add_commands(sub: Any, options: SharedOptions) -> None:
-    p = sub.add_parser("demo", help="simulate a month, process it, print and write the report", epilog=KEY_NOTE)
-    p.add_argument("--out", metavar="DIR", default="./availability-demo", help="where to put everything")
+    p = sub.add_parser(
+        "demo",
+        help="simulate a month, process it, print and write the report; --live: a day through the stream worker, "
+        "its wall in the terminal",
+        epilog=KEY_NOTE,
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default="./availability-demo",
+        help="where to put everything (default ./availability-demo)",
+    )
     p.add_argument("--month", type=month_arg, help="month to simulate (default: last month)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--scale", type=positive(float), default=1.0)
+    p.add_argument("--seed", type=int, default=1, help="random seed: the same seed, the same events (default 1)")
+    p.add_argument(
+        "--scale", type=positive(float), default=1.0, metavar="X", help="volume multiplier (default 1 = one centre)"
+    )
     options.agreements(p)
-    p.set_defaults(run=cmd_demo)
+    live = p.add_argument_group(
+        "--live",
+        "a simulated day replayed quickly through the real stream worker (needs Kafka, env KAFKA_BOOTSTRAP_SERVERS); "
+        "the supervisors' wall is drawn from the worker's /metrics until Ctrl-C (exit 0); topics of the run's own, "
+        "deleted at the end; the warehouse and the worker's log in DIR/live/ (docs/live-wall.md)",
+    )
+    live.add_argument("--live", action="store_true", help="replay one day live instead of a month's report")
+    live.add_argument("--day", type=date_arg, metavar="DATE", help="the day (default: the latest working day)")
+    live.add_argument(
+        "--speed",
+        type=positive(float),
+        metavar="N",
+        help=f"simulated seconds per real second (default {LIVE_DEFAULTS['speed']:g}: 07:00-18:00 in 3 min 20 s)",
+    )
+    live.add_argument(
+        "--from",
+        dest="from_time",
+        type=clock_time_arg,
+        metavar="HH:MM",
+        help="the local time the replay starts at; earlier events of the day are published at once (default 07:00)",
+    )
+    live.add_argument(
+        "--until",
+        dest="until_time",
+        type=clock_time_arg,
+        metavar="HH:MM",
+        help="the local time the replay ends at (24:00: the whole day); later events are left out, the worker's clock "
+        "runs on (default 18:00)",
+    )
+    live.add_argument("--web-port", type=int, metavar="PORT", help="the worker's /metrics port (default: a free one)")
+    live.add_argument("--lang", choices=["sv", "en"], help="the wall's language (default sv)")
+    p.set_defaults(run=cmd_demo_any)
 
     p = sub.add_parser("simulate", help="write synthetic canonical events (deterministic per seed)")
-    p.add_argument("--start", type=date_arg, required=True, metavar="DATE")
-    p.add_argument("--days", type=positive(int), required=True, metavar="N")
-    p.add_argument("--seed", type=int, required=True, metavar="S")
-    p.add_argument("--scale", type=positive(float), default=1.0, metavar="X", help="volume multiplier (1 = one centre)")
+    p.add_argument("--start", type=date_arg, required=True, metavar="DATE", help="the first local day simulated")
+    p.add_argument("--days", type=positive(int), required=True, metavar="N", help="how many days")
+    p.add_argument("--seed", type=int, required=True, metavar="S", help="random seed: the same seed, the same events")
+    p.add_argument(
+        "--scale", type=positive(float), default=1.0, metavar="X", help="volume multiplier (default 1 = one centre)"
+    )
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--out", metavar="FILE.jsonl")
+    target.add_argument("--out", metavar="FILE.jsonl", help="write the events to this file")
     target.add_argument(
         "--to-kafka",
         action="store_true",
         help="publish through the ingest boundary to Kafka (env KAFKA_BOOTSTRAP_SERVERS)",
     )
-    p.add_argument("--speed", type=positive(float), help="with --to-kafka: replay at N× real time")
+    p.add_argument(
+        "--speed",
+        type=positive(float),
+        metavar="N",
+        help="with --to-kafka: replay at N× real time (default: as fast as it goes)",
+    )
+    p.add_argument(
+        "--status-every",
+        type=non_negative,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --to-kafka, where stderr is not a terminal: a progress line this often (default 60; 0: never)",
+    )
     options.agreements(p)
     p.set_defaults(run=cmd_simulate)
 
-    p = sub.add_parser("process", help="replay JSONL events into the warehouse (idempotent)", epilog=KEY_NOTE)
+    p = sub.add_parser(
+        "process",
+        help="replay JSONL events into the warehouse (idempotent); exit 2 when some lines were rejected",
+        epilog=f"{PROCESS_EXIT} {KEY_NOTE}",
+    )
     p.add_argument("files", nargs="+", metavar="FILE.jsonl")
     options.agreements(p)
     options.warehouse(p)

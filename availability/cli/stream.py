@@ -83,7 +83,7 @@ def publish_simulation(args: argparse.Namespace, wiring: Wiring, agreements: Agr
     count = 0
     pending: list[Any] = []
     started, first, day, days = time.monotonic(), None, None, 0
-    every = getattr(args, "status_every", STATUS_EVERY)
+    every = args.status_every
     speed = args.speed
     # Without --speed a bar of the simulated days; with it the simulated clock, since a paced
     # run may wait minutes for its first event (an evening start waits for the morning).
