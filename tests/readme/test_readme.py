@@ -61,6 +61,9 @@ RULES = (
     ),
     Rule(r"^availability stream\b", ready="curl -sf http://127.0.0.1:6066/metrics >/dev/null"),
     Rule(r"^availability ingest webhook\b", ready="curl -sf http://127.0.0.1:8088/healthz >/dev/null"),
+    # The live wall (demo and a worker's): its queue table must be drawn, then Ctrl-C ends it.
+    Rule(r"^availability demo --live\b", ready="grep -q Telefonköer {log}", stop="INT"),
+    Rule(r"^availability wall\b", ready="grep -q Telefonköer {log}", stop="INT"),
     # A paced simulation runs for a simulated day: it must show its clock, then Ctrl-C ends it.
     Rule(r"^availability simulate .*--speed", ready="grep -q 'simulated 20' {log}", stop="INT", code=130),
 )
