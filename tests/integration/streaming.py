@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -90,14 +91,19 @@ class Webhook:
     def __init__(self, env: dict[str, str], agreements: str, port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
         args = ["ingest", "webhook", "--port", str(port), "--allow-anonymous", *_agreements(agreements)]
-        self.process = subprocess.Popen(
-            [*AVAILABILITY, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
+        # Its output goes to a file, not a pipe: nobody reads a pipe while it runs, and a full one
+        # (64 KiB of access log) would stop the webhook.
+        self.output = tempfile.TemporaryFile()  # noqa: SIM115  # closed by __exit__ (or a failed start)
+        self.process = subprocess.Popen([*AVAILABILITY, *args], env=env, stdout=self.output, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while not self._healthy():
             if time.monotonic() > deadline or self.process.poll() is not None:
                 self.process.kill()
-                raise AssertionError(f"the webhook did not start: {self.process.stdout.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                self.process.wait()
+                self.output.seek(0)
+                output = self.output.read().decode(errors="replace")[-2000:]
+                self.output.close()
+                raise AssertionError(f"the webhook did not start: {output}")
             time.sleep(0.2)
 
     def _healthy(self) -> bool:
@@ -120,7 +126,10 @@ class Webhook:
 
     def __exit__(self, *_: object) -> None:
         self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=30)
+        try:
+            self.process.wait(timeout=30)
+        finally:
+            self.output.close()
 
 
 def committed_everything(bootstrap: str, group: str, topics: list[str]) -> bool:

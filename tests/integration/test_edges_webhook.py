@@ -251,6 +251,7 @@ def served(tmp_path: Path, bootstrap: str, prefix: str, prelude: str = "") -> It
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        process.stdout.close()  # type: ignore[union-attr]  # else the garbage collector does, with a ResourceWarning
 
 
 def wait_until_publishing(port: int, timeout: float = 30.0) -> None:
@@ -341,9 +342,14 @@ def test_slow_clients_are_cut_off_in_bounded_time_while_others_are_served(
         answers: dict[socket.socket, bytes] = {s: b"" for s in open_}
         deadline = started + 25  # the test's own bound; the webhook must be well within it
         next_drip = time.monotonic()
+        # poll, not select: select() refuses descriptors above 1023, and a test process that has
+        # run the warehouse tests holds hundreds (chDB keeps /proc files open per engine thread).
+        poller, by_fd = select.poll(), {s.fileno(): s for s in open_}
+        for fd in by_fd:
+            poller.register(fd, select.POLLIN)
         try:
             while open_ and time.monotonic() < deadline:
-                readable, _, _ = select.select(list(open_), [], [], 0.2)
+                readable = [by_fd[fd] for fd, _ in poller.poll(200) if by_fd[fd] in open_]
                 for s in readable:
                     try:
                         chunk = s.recv(4096)
@@ -355,6 +361,7 @@ def test_slow_clients_are_cut_off_in_bounded_time_while_others_are_served(
                     if not chunk:
                         closed_after[s] = time.monotonic() - started
                         del open_[s]
+                        poller.unregister(s)
                 if time.monotonic() >= next_drip:  # one byte a second per client: never finishing
                     for s, kind in list(open_.items()):
                         with suppress(BrokenPipeError, ConnectionResetError, BlockingIOError):

@@ -160,7 +160,8 @@ def test_kill_9_broker_restart_and_poison_under_a_steady_producer_give_the_clean
     day = tmp_path / "day.jsonl"
     simulate = ["simulate", "--start", "2026-03-03", "--days", "1", "--seed", str(SEED % 1000), "--scale", "1"]
     cli(env, *simulate, "--out", str(day))
-    times = [datetime.fromisoformat(json.loads(line)["time"]) for line in day.open()]
+    with day.open() as f:
+        times = [datetime.fromisoformat(json.loads(line)["time"]) for line in f]
     speed = (max(times) - min(times)).total_seconds() / PRODUCE_SECONDS
     cli(env, "topics", "create")
     group = prefix + "availability-stream"

@@ -142,22 +142,26 @@ def test_a_followed_queue_log_loses_nothing_through_kill_and_rotation(tmp_path, 
 
     append(native_calls(0, 40, start))
     follower = Follower(env, log, checkpoint, output)
-    wait_until(lambda: len(on_topic.read()) >= 40 * 4, "the first calls on the topic")
-    append(native_calls(40, 40, start))
-    # kill -9 while it may be between reading and publishing, or publishing and committing.
-    time.sleep(0.3)
-    assert follower.stop(signal.SIGKILL) == -signal.SIGKILL
-    append(native_calls(80, 20, start))  # written while nobody follows
-    os.rename(log, tmp_path / "queue_log.1")  # logrotate's `create`: the old file renamed...
-    append(native_calls(100, 30, start))  # ...and a new one started
-    follower = Follower(env, log, checkpoint, output)
-    append(native_calls(130, 20, start))
-    expected = expected_ids(everything)
-    wait_until(lambda: on_topic.ids() >= expected, "every event of every line on the topic", 90)
-    assert follower.stop(signal.SIGTERM) == 0
-    time.sleep(0.5)  # anything published after the last look
-    assert on_topic.ids() == expected  # nothing lost, nothing made up
-    on_topic.consumer.close()
+    try:
+        wait_until(lambda: len(on_topic.read()) >= 40 * 4, "the first calls on the topic")
+        append(native_calls(40, 40, start))
+        # kill -9 while it may be between reading and publishing, or publishing and committing.
+        time.sleep(0.3)
+        assert follower.stop(signal.SIGKILL) == -signal.SIGKILL
+        append(native_calls(80, 20, start))  # written while nobody follows
+        os.rename(log, tmp_path / "queue_log.1")  # logrotate's `create`: the old file renamed...
+        append(native_calls(100, 30, start))  # ...and a new one started
+        follower = Follower(env, log, checkpoint, output)
+        append(native_calls(130, 20, start))
+        expected = expected_ids(everything)
+        wait_until(lambda: on_topic.ids() >= expected, "every event of every line on the topic", 90)
+        assert follower.stop(signal.SIGTERM) == 0
+        time.sleep(0.5)  # anything published after the last look
+        assert on_topic.ids() == expected  # nothing lost, nothing made up
+    finally:  # also when an assertion failed: no consumer, follower or log file left open
+        on_topic.consumer.close()
+        if follower.process.poll() is None:
+            follower.stop(signal.SIGKILL)
     # At least once: a batch published before the kill but not committed comes again, identical.
     by_id: dict[str, bytes] = {}
     for value in on_topic.values:

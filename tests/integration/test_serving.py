@@ -66,7 +66,8 @@ def test_the_report_and_every_client_read_the_worker_while_it_runs(
     cli(env, "topics", "create")
     cli(env, "publish", str(events), "--agreements", AGREEMENTS)
     warehouse = tmp_path / "wh"
-    lines = sum(1 for line in events.open() if line.strip())
+    with events.open() as f:
+        lines = sum(1 for line in f if line.strip())
 
     with Worker(env, warehouse, AGREEMENTS, free_port()) as worker:
         worker.wait_for(lambda: worker.processed() >= lines, "every published event stored")
@@ -141,7 +142,8 @@ def test_rederive_goes_through_the_worker_and_gives_a_fresh_replays_numbers(
     new_agreements = str(tmp_path / "new.yaml")
     env = environment(kafka_bootstrap, f"test-{uuid.uuid4().hex[:8]}.")
     events = EXAMPLES / "events.jsonl"
-    lines = sum(1 for line in events.open() if line.strip())
+    with events.open() as f:
+        lines = sum(1 for line in f if line.strip())
     cli(env, "topics", "create")
     cli(env, "publish", str(events), "--agreements", AGREEMENTS)
     warehouse = tmp_path / "wh"

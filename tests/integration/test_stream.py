@@ -119,7 +119,8 @@ def test_simulate_to_kafka_publishes_what_simulate_writes(
         published = sum(consumer.end_offsets(partitions).values())  # fresh topics: end offset = messages
     finally:
         consumer.close()
-    assert published == sum(1 for _ in (tmp_path / "day.jsonl").open())
+    with (tmp_path / "day.jsonl").open() as f:
+        assert published == sum(1 for _ in f)
     # The live gauges' ownership rule (ingest.kafka.publisher.partition_of) is where the publisher put each key.
     calls = consume_all(kafka_bootstrap, topics[0])
     assert calls and all(m.partition == partition_of(m.key.decode(), CALLS) for m in calls)
@@ -130,7 +131,8 @@ def test_sigkill_in_the_middle_of_a_day_loses_nothing_and_counts_nothing_twice(
 ) -> None:
     day = tmp_path / "day.jsonl"
     cli(env, "simulate", "--start", "2026-03-03", "--days", "1", "--seed", "5", "--scale", "2", "--out", str(day))
-    total = sum(1 for _ in day.open())
+    with day.open() as f:
+        total = sum(1 for _ in f)
     cli(env, "topics", "create")
     cli(env, "publish", str(day))
     group = env["AVAILABILITY_TOPIC_PREFIX"] + "availability-stream"

@@ -476,6 +476,9 @@ def test_serve_prints_its_address_and_stops_cleanly_on_sigterm(kafka_bootstrap: 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.stderr is not None
-    assert CALLER_DIGITS not in proc.stderr.read()
+        assert proc.stdout is not None and proc.stderr is not None
+        stderr = proc.stderr.read()
+        proc.stdout.close()  # both pipes: else the garbage collector closes them, with a ResourceWarning
+        proc.stderr.close()
+    assert CALLER_DIGITS not in stderr
     assert [r.key for r in read_topic(kafka_bootstrap, with_prefix(CALLS, prefix).name)] == [b"c-serve"]

@@ -199,8 +199,8 @@ def test_mbox_and_maildir_give_the_same_events(corpus: Path, tmp_path: Path) -> 
         box.add(data)
         from_carl = CARL in str(BytesHeaderParser().parsebytes(data)["From"])
         (sent if from_carl else md).add(data)
-    box.flush()
-    md.flush()
+    box.close()  # close, not only flush: an mbox holds its file open until closed
+    md.close()
     as_files = read(corpus / "messages", own=(CARL,))
     as_mbox = read(tmp_path / "archive.mbox", own=(CARL,))
     as_maildir = read(tmp_path / "Maildir", own=(CARL,))
@@ -332,7 +332,7 @@ def test_a_missing_message_id_gets_a_stable_stand_in(tmp_path: Path) -> None:
     # The same message in an mbox (a From_ line, \n line ends) keeps its stand-in.
     box = mailbox.mbox(tmp_path / "box")
     box.add(one)
-    box.flush()
+    box.close()
     (record,) = read(tmp_path / "box")
     assert record.events[0]["data"]["message_id"] == first["one.eml"]
 
@@ -439,7 +439,7 @@ def write_mbox(path: Path, messages: list[bytes]) -> Path:
     box = mailbox.mbox(path)
     for m in messages:
         box.add(m)
-    box.flush()
+    box.close()
     return path
 
 

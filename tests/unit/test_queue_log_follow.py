@@ -11,14 +11,35 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ingest.sources.follow import Follower, FollowError, run_follow
+from ingest.sources import follow
+from ingest.sources.follow import FollowError, run_follow
 from ingest.sources.queue_log import QueueLogTranslator
 from ingest.sources.records import Record
 from schemas.errors import AvailabilityError, InputError
+
+_made: list[follow.Follower] = []
+
+
+class Follower(follow.Follower):
+    """The real follower, each one closed at the end of the test that made it (`closes_followers`):
+    most tests here drop a follower that still holds its file open, as a crash would."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _made.append(self)
+
+
+@pytest.fixture(autouse=True)
+def closes_followers() -> Iterator[None]:
+    yield
+    while _made:
+        _made.pop().close()
 
 
 def append(path: Path, *lines: str, end: str = "\n") -> None:

@@ -230,6 +230,7 @@ def test_another_process_holding_the_directory_is_named_with_the_url_to_use(tmp_
     finally:
         holder.kill()
         holder.wait()
+        holder.stdout.close()  # type: ignore[union-attr]  # else the garbage collector does, with a ResourceWarning
     assert held_by(path) is None  # the lock went with the process
     withdraw(path / "holder.json")
     Warehouse.open(str(path), create=False).close()
