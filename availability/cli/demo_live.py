@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -113,6 +114,18 @@ class Replay(threading.Thread):
         self.join(timeout=15)
 
 
+def _die_with_parent() -> Callable[[], None] | None:
+    """For the worker, to run in it before it starts (Linux): SIGTERM when the demo dies, even by
+    SIGKILL. The worker has a session of its own (so Ctrl-C reaches only the demo, which stops
+    it in order) and would otherwise outlive a killed demo, consuming on. prctl is looked up
+    here, in the demo: the child between fork and exec only calls it."""
+    try:
+        prctl = ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):  # not Linux: the demo's own stop still works
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class Worker:
     """`availability stream` in its own session (Ctrl-C in the terminal reaches only the demo,
     which stops the worker with SIGTERM and waits for it)."""
@@ -127,6 +140,7 @@ class Worker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent(),
             )
 
     def wait_ready(self, url: str, timeout: float = READY_TIMEOUT) -> None:

@@ -148,12 +148,18 @@ def wait_for(tmux: Tmux, condition: object, what: str, timeout: float) -> str:
 
 
 def worker_pid(port: int) -> int | None:
-    """The stream worker the demo started: the process with `--web-port PORT` in its arguments."""
-    wanted = f"--web-port\0{port}\0".encode()
+    """The process listening on 127.0.0.1:PORT: the stream worker the demo started (found by its
+    socket, since Faust renames the worker's process title and the demo's own command line
+    names the port too)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # local address, LISTEN
+            inodes.add(f"socket:[{fields[9]}]")
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if wanted in (entry / "cmdline").read_bytes():
+                if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
                     return int(entry.name)
             except OSError:
                 continue
@@ -313,3 +319,39 @@ def test_wall_once_prints_one_frame_of_a_running_worker(served_metrics: str) -> 
     )  # fmt: skip
     assert stopped.returncode == 1 and "Traceback" not in stopped.stderr
     assert "kan inte hämta" in stopped.stdout and "Connection refused" in stopped.stdout
+
+
+def test_a_killed_demo_takes_its_worker_with_it(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+    """The worker runs in a session of its own, so Ctrl-C reaches only the demo, which stops it in
+    order. A demo killed outright (kill -9) cannot: the kernel's parent-death signal (SIGTERM)
+    stops the worker instead of leaving it consuming on its own."""
+    import signal
+
+    port = free_port()
+    env = environment(kafka_bootstrap, f"{topic_prefix}killed-{time.monotonic_ns()}.", PYTHONIOENCODING="utf-8")
+    demo = [
+        sys.executable, "-m", "availability", "demo", "--live", "--day", DAY, "--speed", str(SPEED),
+        "--web-port", str(port), "--out", str(tmp_path / "demo"),
+    ]  # fmt: skip
+    with (tmp_path / "out.txt").open("wb") as out:
+        process = subprocess.Popen(demo, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        pid = None
+        while pid is None or not alive(pid):
+            assert time.monotonic() < deadline and process.poll() is None, (tmp_path / "out.txt").read_text()
+            time.sleep(0.2)
+            pid = worker_pid(port)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 45  # SIGTERM: the worker commits, leaves the group and exits
+        while alive(pid):
+            assert time.monotonic() < deadline, f"the worker {pid} outlived its killed demo"
+            time.sleep(0.2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        leftover = worker_pid(port)
+        if leftover is not None and alive(leftover):
+            os.kill(leftover, signal.SIGKILL)
