@@ -254,6 +254,7 @@ class BatchConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         self.sink.deriver.forget()
         consumer = self.consumer
         assert consumer is not None
+        start: dict[TopicPartition, int] = {}  # where reading starts: the lag is known before a batch
         if self.from_beginning:
             self.from_beginning = False
             if assigned:
@@ -265,9 +266,15 @@ class BatchConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                 offset = await consumer.committed(tp)
                 if offset is not None:
                     committed[(tp.topic, tp.partition)] = offset
+                    start[tp] = offset
             self.refusal = warehouse_gap(self.warehouse, committed, self.group)
             if self.refusal is not None:
                 return
+        unknown = [tp for tp in assigned if tp not in start]  # no commit yet, or --from-beginning
+        with contextlib.suppress(KafkaError, AssertionError, ValueError):  # the lag then shows after a batch
+            start |= await consumer.beginning_offsets(unknown) if unknown else {}
+        for tp, offset in start.items():
+            self.metrics.positions[tp] = offset  # reading resumes here (revoked batches were committed)
         if self.on_assigned is not None:
             by_topic: dict[str, int] = {}
             for tp in assigned:
@@ -530,7 +537,8 @@ class PipelineMetrics(Collector):
         yield family
 
     def lags(self) -> dict[TopicPartition, int]:
-        """Per assigned partition: messages after the last one stored (known once one is stored)."""
+        """Per assigned partition: messages after the last one stored, or after where reading
+        started (the committed offset, else the partition's beginning) before anything is."""
         lags: dict[TopicPartition, int] = {}
         consumer = self.consumer
         if consumer is not None:
