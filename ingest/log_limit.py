@@ -9,8 +9,32 @@ first one after that says how many were held ("… (and N more like it in the la
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Libraries whose INFO is their own start-up and connection chatter (Faust and mode list every
+# service they start, the Kafka clients every connection): shown only at debug.
+CHATTY = ("faust", "mode", "aiokafka", "kafka", "msal", "urllib3", "asyncio")
+# kafka-python's warnings that its own event loop ran slow: timing noise, nothing to act on.
+NOISY = ("kafka.net.selector",)
+
+
+def plain_logging(level: str) -> None:
+    """Plain lines on stderr (no colour codes, whatever the terminal) at `level` for this
+    project's loggers; the chatty libraries stay at warning, the noisy ones at error, unless
+    `level` is debug. The long-running commands and the stream worker all log this way."""
+    number = logging.getLevelNamesMapping()[level.upper()]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(number)
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(number if number <= logging.DEBUG else max(number, logging.WARNING))
+    for name in NOISY:
+        logging.getLogger(name).setLevel(number if number <= logging.DEBUG else max(number, logging.ERROR))
 
 
 class RepeatSummary(logging.Filter):

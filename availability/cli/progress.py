@@ -12,12 +12,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# Libraries whose INFO is their own start-up and connection chatter (Faust and mode list every
-# service they start, the Kafka clients every connection): shown only with --loglevel debug.
-CHATTY = ("faust", "mode", "aiokafka", "kafka", "msal", "urllib3", "asyncio")
-# kafka-python's warnings that its own event loop ran slow: timing noise, nothing to act on.
-NOISY = ("kafka.net.selector",)
 STOP = "Ctrl-C or SIGTERM stops it"
 
 
@@ -56,21 +50,6 @@ def key_text(fingerprint: str, development: bool) -> str:
     return f"pseudonyms with the key of fingerprint {fingerprint}" + (
         " (the public development key)" if development else ""
     )
-
-
-def setup_logging(level: str) -> None:
-    """Plain lines on stderr (no colour codes, whatever the terminal) at `level` for this
-    project's loggers; the chatty libraries stay at warning unless `level` is debug."""
-    number = logging.getLevelNamesMapping()[level.upper()]
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(number)
-    for name in CHATTY:
-        logging.getLogger(name).setLevel(number if number <= logging.DEBUG else max(number, logging.WARNING))
-    for name in NOISY:
-        logging.getLogger(name).setLevel(number if number <= logging.DEBUG else max(number, logging.ERROR))
 
 
 class Console:

@@ -7,17 +7,17 @@ import sys
 from typing import Any
 
 from availability.cli.args import KAFKA_ENV, SharedOptions, console_options, positive
-from availability.cli.progress import STOP, Console, key_text, setup_logging
+from availability.cli.progress import STOP, Console, key_text
 from availability.cli.sources import add_ingest_queue_log, event_topics
 from availability.wiring import Wiring
 from schemas.errors import InputError
 
 
 def cmd_ingest_webhook(args: argparse.Namespace, wiring: Wiring) -> int:
-    from ingest.log_limit import limit_repeats
+    from ingest.log_limit import limit_repeats, plain_logging
     from ingest.webhook import COUNTS, check_token, create_service_app, serve
 
-    setup_logging(args.loglevel)
+    plain_logging(args.loglevel)
     limit_repeats()  # at once: a broker outage while starting is one line a minute, not ~150 a second
     agreements = wiring.agreements(args.agreements)
     token = wiring.webhook_token()
@@ -56,9 +56,9 @@ def cmd_ingest_webhook(args: argparse.Namespace, wiring: Wiring) -> int:
 
 def cmd_ingest_imap(args: argparse.Namespace, wiring: Wiring) -> int:
     from ingest.imap.source import RunStats, run
-    from ingest.log_limit import limit_repeats
+    from ingest.log_limit import limit_repeats, plain_logging
 
-    setup_logging(args.loglevel)
+    plain_logging(args.loglevel)
     limit_repeats()  # a broker outage: one line a minute per kind
     agreements = wiring.agreements(args.agreements)
     boundary = wiring.boundary(agreements, live=True)  # warns about the development key before polling

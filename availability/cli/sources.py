@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from availability.cli.args import KAFKA_ENV, KEY_NOTE, SharedOptions, console_options, positive
-from availability.cli.progress import STOP, Console, key_text, setup_logging
+from availability.cli.progress import STOP, Console, key_text
 from availability.cli.rejects import EXIT_REJECTED, RejectsWriter
 from availability.wiring import Wiring
 from schemas.errors import InputError
@@ -331,12 +331,12 @@ def cmd_follow_queue_log(args: argparse.Namespace, wiring: Wiring) -> int:
     import signal
 
     from ingest.kafka.admin import ensure_topics
-    from ingest.log_limit import limit_repeats
+    from ingest.log_limit import limit_repeats, plain_logging
     from ingest.sources.follow import Follower, FollowStats, run_follow
     from ingest.sources.importer import ImportStats, accept_records
     from ingest.sources.queue_log import QueueLogOptions, QueueLogTranslator
 
-    setup_logging(args.loglevel)
+    plain_logging(args.loglevel)
     limit_repeats()
     log = logging.getLogger("ingest.sources.follow")
     agreements = wiring.agreements(args.agreements)

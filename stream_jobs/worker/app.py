@@ -22,7 +22,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from prometheus_client.registry import Collector
 
 from ingest.boundary import Boundary
 from ingest.kafka.publisher import KafkaPublisher, PublishError, partition_of
-from ingest.log_limit import CLIENT_LOGGERS, limit_repeats
+from ingest.log_limit import CLIENT_LOGGERS, limit_repeats, plain_logging
 from ingest.pseudonymise import Pseudonymiser
 from schemas.agreements import Agreements
 from schemas.errors import AvailabilityError
@@ -553,15 +552,10 @@ class PipelineMetrics(Collector):
         return lags
 
     def total_lag(self) -> int | None:
-        """The lag summed over this worker's partitions; None before it stored anything."""
+        """The lag summed over this worker's partitions; None while it has none, or before the
+        broker told the partitions' ends."""
         lags = self.lags()
         return sum(lags.values()) if lags else None
-
-
-# Faust's, mode's and the Kafka clients' INFO is their start-up and connection chatter.
-CHATTY = ("faust", "mode", "aiokafka", "kafka")
-# kafka-python's warnings that its own event loop ran slow: timing noise, nothing to act on.
-NOISY = ("kafka.net.selector",)
 
 
 class _Worker(faust.Worker):
@@ -577,17 +571,11 @@ class _Worker(faust.Worker):
         self.spinner = None
 
     def _setup_logging(self) -> None:
-        level = logging.getLevelNamesMapping()[str(self.loglevel or "warning").upper()]
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        level = str(self.loglevel or "warning")
+        plain_logging(level)  # at info, the worker's own lines; the libraries' only at debug
         root = logging.getLogger()
-        root.handlers[:] = [handler]
-        root.setLevel(level)
-        for name in CHATTY:  # at info, the worker's own lines; the libraries' only at debug
-            logging.getLogger(name).setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))
-        for name in NOISY:
-            logging.getLogger(name).setLevel(level if level <= logging.DEBUG else max(level, logging.ERROR))
-        self.on_setup_root_logger(root, level)
+        level_number = root.level
+        self.on_setup_root_logger(root, level_number)
 
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()
