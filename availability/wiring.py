@@ -10,6 +10,7 @@ Kafka's client.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -122,6 +123,16 @@ class Wiring:
 
     @property
     def prefix(self) -> str:
+        given = (os.environ.get("AVAILABILITY_TOPIC_PREFIX") or "").strip()
+        if given and given != self.settings.topic_prefix and "prefix" not in self._warned:
+            # Versions before 2026-11-29 glued the prefix on; say so once, so an upgraded
+            # deployment does not silently move to new topics and a new consumer group.
+            self._warned.add("prefix")
+            self.tell(
+                f"note: AVAILABILITY_TOPIC_PREFIX={given} names the topics {self.settings.topic_prefix}availability.* "
+                f"(versions before 2026-11-29: {given}availability.*); set it to '{self.settings.topic_prefix}' to "
+                "silence this (docs/operations.md#upgrading)"
+            )
         return self.settings.topic_prefix
 
     def publisher(self) -> KafkaPublisher:

@@ -59,3 +59,18 @@ def test_the_topic_prefix_is_separated_from_the_topic_names(
     settings = Settings()
     assert settings.topic_prefix == prefix
     assert with_prefix(CALLS, settings.topic_prefix).name == prefix + "availability.calls"
+
+
+def test_a_prefix_given_without_a_separator_is_told_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upgraded deployment with AVAILABILITY_TOPIC_PREFIX=prod moves from prodavailability.*
+    to prod.availability.*: every command that uses Kafka says so, once; `prod.` is silent."""
+    from availability.wiring import Wiring
+
+    told: list[str] = []
+    monkeypatch.setenv("AVAILABILITY_TOPIC_PREFIX", "prod")
+    wiring = Wiring(Settings(), tell=told.append)
+    assert wiring.prefix == wiring.prefix == "prod."
+    assert len(told) == 1 and "prod.availability.*" in told[0] and "prodavailability.*" in told[0], told
+    monkeypatch.setenv("AVAILABILITY_TOPIC_PREFIX", "prod.")
+    quiet: list[str] = []
+    assert Wiring(Settings(), tell=quiet.append).prefix == "prod." and quiet == []
