@@ -4,6 +4,7 @@ argparse (exit 2), before any work starts."""
 from __future__ import annotations
 
 import argparse
+import threading
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -119,11 +120,12 @@ def listen_arg(text: str) -> tuple[str, int] | None:
 
 
 def non_negative(text: str) -> float:
+    """Seconds, 0 or more, at most what a thread can wait (`inf` would end in a traceback)."""
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value >= 0:  # also NaN
+    if not 0 <= value <= threading.TIMEOUT_MAX:  # also NaN and inf
         raise argparse.ArgumentTypeError(f"must be 0 or a positive number of seconds, got '{text}'")
     return value
 

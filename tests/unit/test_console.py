@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import time
 
+import pytest
+
 from availability.cli.progress import Console, status_line
 
 
@@ -39,3 +41,15 @@ def test_the_ticker_writes_lines_while_the_block_runs_and_quiet_writes_none() ->
         quiet.say("consuming")
         time.sleep(0.2)
     assert silent.getvalue() == ""
+
+
+@pytest.mark.parametrize("text", ["-1", "nan", "inf", "1e300", "soon"])
+def test_a_status_interval_no_thread_can_wait_is_one_line(text: str) -> None:
+    """`--status-every inf` passed argparse and then raised OverflowError in the status thread."""
+    import argparse
+
+    from availability.cli.args import non_negative
+
+    with pytest.raises(argparse.ArgumentTypeError, match="0 or a positive number of seconds"):
+        non_negative(text)
+    assert non_negative("0") == 0 and non_negative("2.5") == 2.5
