@@ -187,6 +187,7 @@ class WebhookCounts:
     accepted: int = 0  # events published (202)
     refused: int = 0  # invalid events (422 answers)
     unavailable: int = 0  # requests answered 503: Kafka did not acknowledge
+    unauthorised: int = 0  # requests answered 401: no or a wrong token (a sender's likeliest mistake)
 
 
 COUNTS = web.AppKey("counts", WebhookCounts)
@@ -254,6 +255,8 @@ class _Webhook:
             self.counts.requests += 1
             if status == 503:
                 self.counts.unavailable += 1
+            elif status == 401:
+                self.counts.unauthorised += 1
 
     async def healthz(self, request: web.Request) -> web.Response:
         if getattr(self.publisher, "connected", True):

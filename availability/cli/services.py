@@ -48,6 +48,7 @@ def cmd_ingest_webhook(args: argparse.Namespace, wiring: Wiring) -> int:
         "events accepted": counts.accepted,
         "refused": counts.refused,
         "requests answered 503": counts.unavailable,
+        "answered 401 (token missing or wrong)": counts.unauthorised,
     }
     with console.ticking(totals):
         serve(app, args.host, args.port, on_listening=listening)

@@ -183,9 +183,12 @@ def test_a_quiet_worker_says_nothing_but_its_problems(tmp_path: Path, env: dict[
 
 def test_the_webhook_says_where_it_listens_and_counts_what_it_took(tmp_path: Path, env: dict[str, str]) -> None:
     err = tmp_path / "webhook.stderr"
-    args = [*AVAILABILITY, "ingest", "webhook", "--port", "0", "--allow-anonymous", "--status-every", "0.5"]
+    args = [*AVAILABILITY, "ingest", "webhook", "--port", "0", "--status-every", "0.5"]
+    token = "banner-webhook-token-0123456789abcdef"
     with err.open("wb") as handle:
-        process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=handle, text=True)
+        process = subprocess.Popen(
+            args, env=env | {"AVAILABILITY_WEBHOOK_TOKEN": token}, stdout=subprocess.PIPE, stderr=handle, text=True
+        )
     try:
         assert process.stdout is not None
         url = process.stdout.readline().split("listening on ", 1)[1].split()[0]  # still on stdout, for scripts
@@ -193,8 +196,14 @@ def test_the_webhook_says_where_it_listens_and_counts_what_it_took(tmp_path: Pat
             "specversion": "1.0", "id": "banner-1", "source": "callguide", "type": "call.queued",
             "time": "2026-03-02T09:00:00+01:00", "data": {"call_id": "c-banner", "queue": "kundreskontra"},
         }  # fmt: skip
+        headers = {"Content-Type": "application/json"}
+        # A sender without the token: 401, counted apart (else it shows as requests taking nothing).
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(f"{url}/events", data=b"{}", headers=headers), timeout=20)
+        assert refused.value.code == 401
+        refused.value.close()
         request = urllib.request.Request(
-            f"{url}/events", data=json.dumps(event).encode(), headers={"Content-Type": "application/json"}
+            f"{url}/events", data=json.dumps(event).encode(), headers=headers | {"Authorization": f"Bearer {token}"}
         )
         deadline = time.monotonic() + 30
         while True:  # 503 until Kafka is connected, in the background
@@ -205,7 +214,10 @@ def test_the_webhook_says_where_it_listens_and_counts_what_it_took(tmp_path: Pat
             except urllib.error.HTTPError as exc:
                 assert exc.code == 503 and time.monotonic() < deadline, exc
                 time.sleep(0.2)
-        pattern = r"since the start: (\d+) requests, 1 events accepted, 0 refused, (\d+) requests answered 503"
+        pattern = (
+            r"since the start: (\d+) requests, 1 events accepted, 0 refused, (\d+) requests answered 503, "
+            r"1 answered 401 \(token missing or wrong\)"
+        )
         wait_for(lambda: re.search(pattern, err.read_text()) is not None, "the status line", err.read_text)
         assert stop(process) == 0
     finally:
@@ -216,10 +228,10 @@ def test_the_webhook_says_where_it_listens_and_counts_what_it_took(tmp_path: Pat
             process.stdout.close()
     text = err.read_text()
     requests, unavailable = map(int, re.findall(pattern, text)[-1])
-    assert requests == 1 + unavailable  # the 503s while connecting, then the one accepted
+    assert requests == 2 + unavailable  # the one without a token, the 503s while connecting, the one accepted
     for line in (
         f"availability: webhook: listening on {url}",
-        f"  reads    POST {url}/events: CloudEvents from CallGuide, with no token (--allow-anonymous)",
+        f"  reads    POST {url}/events: CloudEvents from CallGuide, with a bearer token (AVAILABILITY_WEBHOOK_TOKEN)",
         f"  metrics  {url}/metrics, health {url}/healthz (503 while Kafka is away)",
         "  stop     Ctrl-C or SIGTERM stops it (requests under way are answered first)",
     ):
