@@ -14,10 +14,13 @@ The 30-minute figures need counters over time, so `History` keeps the scrapes of
 `availability_queue_contacts_total`. A series' increase is Prometheus's: the sum of its steps
 between consecutive scrapes, where a value lower than the one before means the counter
 restarted, so it counts from 0. Unlike Prometheus's `increase()` nothing is extrapolated: the
-window runs from the latest scrape at or before `now − 30 min` (so it covers 30 minutes whole)
-to now, and while the history is shorter it covers only the time since the first scrape
-(`WindowCounts.seconds` says how much). A series needs two scrapes in the window, as in
-Prometheus. tests/integration/test_live_wall_promql.py checks every figure against Prometheus's
+window runs from the latest scrape at or before `now − 30 min` to now when that scrape lies at
+most `slack` seconds before `now − 30 min` (so it covers 30 minutes whole, and at most `slack`
+more); otherwise (a shorter history, or a gap in the scrapes: an unreachable worker, a laptop
+that slept) from the first scrape inside the 30 minutes, so it covers less
+(`WindowCounts.seconds` says how much), never a gap's hours. A series needs two scrapes in the
+window, as in Prometheus. A time earlier than the last scrape's (a clock stepped back) starts
+the history afresh. tests/integration/test_live_wall_promql.py checks every figure against Prometheus's
 own engine evaluating the wall's expressions on the same samples.
 
 Pure: text in, dataclasses out; fetching and drawing are availability/cli/wall.py.
@@ -34,6 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from dashboards import kpi_promql
 
 WINDOW_SECONDS = 30 * 60.0  # the wall's "30 min" tiles
+SLACK_SECONDS = 60.0  # default: how far before the window's start its first scrape may lie
 CONTACTS_TOTAL = "availability_queue_contacts_total"
 TODAY = "availability_queue_today_contacts"
 
@@ -77,20 +81,26 @@ class WindowCounts:
 class History:
     """The scrapes of the last `window` seconds (and the one just before it), counters only."""
 
-    def __init__(self, window: float = WINDOW_SECONDS) -> None:
+    def __init__(self, window: float = WINDOW_SECONDS, slack: float = SLACK_SECONDS) -> None:
         self.window = window
+        self.slack = slack  # about one refresh interval (or two), in the timer's seconds
         self._scrapes: list[tuple[float, dict[Labels, float]]] = []
 
     def add(self, at: float, samples: Iterable[Sample]) -> WindowCounts:
-        """Add the scrape made at `at` (seconds, never earlier than the last); the counts of the
-        window ending at it."""
+        """Add the scrape made at `at` (seconds); the counts of the window ending at it. An `at`
+        earlier than the last scrape's (a clock stepped back) drops the history: the window
+        starts again at this scrape rather than mixing two time lines."""
         counters = {s.key: s.value for s in samples if s.name == CONTACTS_TOTAL and not math.isnan(s.value)}
         if self._scrapes and at < self._scrapes[-1][0]:
-            raise ValueError("scrapes must be added in time order")
+            self._scrapes.clear()
         self._scrapes.append((at, counters))
         start = at - self.window
-        base = max((i for i, (t, _) in enumerate(self._scrapes) if t <= start), default=0)
-        del self._scrapes[:base]  # older scrapes are never needed again
+        before = [i for i, (t, _) in enumerate(self._scrapes) if t <= start]
+        # Just before the window: it covers 30 minutes whole; after a gap (or in a short history)
+        # the window starts at its first scrape inside.
+        whole = bool(before) and start - self._scrapes[before[-1]][0] <= self.slack
+        first = before[-1] if whole else len(before)
+        del self._scrapes[:first]  # older scrapes are never needed again
         return WindowCounts(at - self._scrapes[0][0], _increases([c for _, c in self._scrapes]))
 
 

@@ -33,6 +33,7 @@ TIMEOUT = 2.0  # seconds per scrape: a worker that does not answer is shown so, 
 AMBER_MARGIN = 0.05  # as dashboards/grafana/common.AMBER_MARGIN (not imported: it loads Grafana's SDK)
 WAIT_AMBER = 0.5  # the wall's longest wait turns amber at half the service-level time
 NONE = "–"  # no value, as Grafana's "no value"
+PRINT_WIDTH = 160  # columns when stdout is not a terminal (rich would assume 80 and cut cells)
 
 WORDS = {
     "sv": {
@@ -60,7 +61,8 @@ WORDS = {
         "queues": "Telefonköer",
         "time": "Tid",
         "simulated": "Simulerad tid",
-        "window": "30 min-siffrorna täcker hittills {minutes} min (sedan väggen startade)",
+        "window": "30 min-siffrorna täcker bara {minutes} min: inga hämtningar före det (väggen nyss startad, "
+        "eller ett avbrott)",
         "unreachable": "kan inte hämta {url}: {reason} – försöker igen",
         "stale": "senaste värden från {time}",
         "stop": "Ctrl-C avslutar",
@@ -91,7 +93,8 @@ WORDS = {
         "queues": "Phone queues",
         "time": "Time",
         "simulated": "Simulated time",
-        "window": "the 30 min figures cover {minutes} min so far (since the wall started)",
+        "window": "the 30 min figures cover only {minutes} min: no scrapes before that (the wall just started, "
+        "or a gap)",
         "unreachable": "cannot fetch {url}: {reason} – retrying",
         "stale": "last values from {time}",
         "stop": "Ctrl-C to stop",
@@ -150,34 +153,50 @@ class Frame:
 
 class Scraper:
     """Scrapes the URLs into one wall (several workers' series get an `instance` label each, so
-    they aggregate as in Prometheus), keeping the 30-minute history by `clock`."""
+    they aggregate as in Prometheus). `clock` is the time shown; the 30-minute history is timed
+    by `timer` (seconds; default `clock`'s), scraped about every `interval` of its seconds."""
 
-    def __init__(self, urls: Sequence[str], clock: Callable[[], datetime], lang: str = "sv") -> None:
-        from dashboards.live_wall import History
+    def __init__(
+        self,
+        urls: Sequence[str],
+        clock: Callable[[], datetime],
+        lang: str = "sv",
+        interval: float = 2.0,
+        timer: Callable[[], float] | None = None,
+    ) -> None:
+        from dashboards.live_wall import SLACK_SECONDS, History
 
         self.urls = list(urls)
         self.clock = clock
+        self.timer = timer
         self.words = WORDS[lang]
-        self.history = History()
+        # The window's first scrape may lie up to two refreshes before its start (a slow scrape
+        # stretches one): the window is then "30 min"; a longer gap makes it shorter, and says so.
+        self.history = History(slack=max(SLACK_SECONDS, 2 * interval))
         self.last: Frame | None = None
 
     def scrape(self) -> Frame:
         from dashboards.live_wall import build, parse
 
-        samples, errors = [], []
+        samples, errors, answered = [], [], 0
         for url in self.urls:
             try:
                 text = fetch(url)
                 samples += parse(text, **({"instance": url} if len(self.urls) > 1 else {}))
+                answered += 1
             except FetchError as exc:
                 errors.append(self.words["unreachable"].format(url=url, reason=exc))
             except ValueError:
                 errors.append(self.words["unreachable"].format(url=url, reason="not Prometheus metrics"))
         at = self.clock()
-        if errors:
+        if not answered:
             last = self.last
             return Frame(at, last.wall if last else None, errors, (last.stale_since or last.at) if last else None)
-        frame = Frame(at, build(samples, self.history.add(at.timestamp(), samples)))
+        # As Grafana: the workers that answered are shown, the others named above them (their
+        # counters resume from their last scrape when they answer again, as in Prometheus).
+        frame = Frame(
+            at, build(samples, self.history.add(self.timer() if self.timer else at.timestamp(), samples)), errors
+        )
         self.last = frame
         return frame
 
@@ -207,9 +226,11 @@ def against(value: float | None, target: float | None) -> Text:
 
     if value is None or target is None:
         return Text(pct(value))
-    if value < target:
+    # The thresholds rounded as Grafana's (dashboards/grafana/common.target_steps): 0.8 + 0.05 is
+    # 0.8500000000000001, and exactly 85 % must be green there and here.
+    if value < round(target, 4):
         return Text(f"{pct(value)} ✗", style="bold red")
-    return Text(f"{pct(value)} ✓", style="yellow" if value < target + AMBER_MARGIN else "green")
+    return Text(f"{pct(value)} ✓", style="yellow" if value < round(target + AMBER_MARGIN, 4) else "green")
 
 
 def _wait(row: QueueRow) -> Text:
@@ -271,8 +292,14 @@ def _table(title: str, headings: Sequence[str], rows: Sequence[list[Text]]) -> T
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", box=box.SQUARE, header_style="bold", pad_edge=True)
+    # The first column (the queue's or mailbox's name) is never cut: too narrow a terminal cuts
+    # the others' cells first.
+    first = max((len(cells[0]) for cells in rows), default=0)
     for i, heading in enumerate(headings):
-        table.add_column(heading, justify="left" if i == 0 else "right", no_wrap=True)
+        if i == 0:
+            table.add_column(heading, justify="left", no_wrap=True, min_width=first, overflow="fold")
+        else:
+            table.add_column(heading, justify="right", no_wrap=True)
     for cells in rows:
         table.add_row(*cells)
     return table
@@ -336,10 +363,9 @@ def show(
     """Scrape and draw every `interval` seconds until Ctrl-C (KeyboardInterrupt, raised to the
     caller). On a terminal the screen is redrawn in place (the alternate screen, restored at the
     end); otherwise each frame is printed after the other."""
-    from rich.console import Console
     from rich.live import Live
 
-    console = console or Console()
+    console = console or printer()
     if not console.is_terminal:
         while True:
             frame = scraper.scrape()
@@ -353,16 +379,26 @@ def show(
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
 
 
-def cmd_wall(args: argparse.Namespace, wiring: Wiring) -> int:
+def printer() -> Console:
+    """The console: the terminal's size on a terminal; otherwise PRINT_WIDTH columns (rich would
+    assume 80, or $COLUMNS, and cut the table's cells)."""
     from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=PRINT_WIDTH)
+
+
+def cmd_wall(args: argparse.Namespace, wiring: Wiring) -> int:
     from rich.text import Text
 
     urls = [metrics_url(u) for u in args.metrics_url]
-    scraper = Scraper(urls, lambda: datetime.now().astimezone(), args.lang)
+    # The history is timed by the monotonic clock: a wall-clock step (NTP, a changed time zone
+    # setting) neither stops the wall nor bends its 30 minutes; the screen shows the wall clock.
+    scraper = Scraper(urls, lambda: datetime.now().astimezone(), args.lang, args.interval, time.monotonic)
     words = WORDS[args.lang]
     if args.once:
         frame = scraper.scrape()
-        Console().print(render(frame, args.lang, [", ".join(urls)]))
+        printer().print(render(frame, args.lang, [", ".join(urls)]))
         return 1 if frame.errors else 0
     try:
         with stopped_by_signals():

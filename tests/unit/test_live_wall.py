@@ -3,6 +3,7 @@ computed by hand from the formulas of dashboards/grafana/wall.py (the comment sa
 
 from __future__ import annotations
 
+import io
 from datetime import date
 from pathlib import Path
 
@@ -192,8 +193,86 @@ def test_a_shorter_history_covers_only_the_time_since_the_first_scrape() -> None
     # 10 minutes: a in SL w1 10 → 12, nothing else moved: 2 / 2.
     assert wall.window_seconds == 600
     assert {r.queue: r.sl_30m for r in wall.queues} == {"a": 1.0, "c": None}
-    with pytest.raises(ValueError, match="time order"):
-        history.add(300, samples)
+
+
+def test_a_clock_stepped_back_starts_the_history_afresh_instead_of_failing() -> None:
+    history = History()
+    history.add(0, parse(counters(**SCRAPES[0][1])))
+    history.add(600, parse(counters(**SCRAPES[1][1])))
+    # An NTP step of 5 minutes back: the scrape at "300" is the history's first again, so its
+    # window is empty (no figure), and the next, 600 s later, covers those 600 s alone: w1's
+    # a/in SL 12 → 15 and late 0 → 1, w2 flat: in SL 3 of base 4.
+    assert history.add(300, parse(counters(**SCRAPES[1][1]))) == live_wall.WindowCounts(0.0, {})
+    counts = history.add(900, parse(counters(**SCRAPES[2][1])))
+    assert counts.seconds == 600
+    assert {r.queue: r.sl_30m for r in build(parse(counters(**SCRAPES[2][1])), counts).queues}["a"] == 3 / 4
+
+
+def test_a_gap_in_the_scrapes_does_not_stretch_the_30_minutes() -> None:
+    history = History()  # slack 60 s: the scrape before the window may lie up to 60 s before it
+    history.add(0, parse(counters(a__answered_in_sl__w1=1)))
+    history.add(60, parse(counters(a__answered_in_sl__w1=2)))
+    # The worker unreachable (or the laptop asleep) for two hours: the window 5400..7200 has only
+    # this scrape, and the one before it (60) lies 5340 s before its start, so the window starts
+    # here: 0 s, no figure, not the two hours 60..7200 (7140 s) as "30 min".
+    counts = history.add(7200, parse(counters(a__answered_in_sl__w1=9)))
+    assert counts == live_wall.WindowCounts(0.0, {})
+    # Window 5450..7250: from 7200, its first scrape inside: 50 s, 9 → 10.
+    counts = history.add(7250, parse(counters(a__answered_in_sl__w1=10)))
+    assert counts.seconds == 50 and list(counts.increases.values()) == [1.0]
+    # Window 7200..9000: the scrape at 7200 is on its start: 30 minutes whole, 9 → 10 → 12 = 3.
+    counts = history.add(9000, parse(counters(a__answered_in_sl__w1=12)))
+    assert counts.seconds == 1800 and list(counts.increases.values()) == [3.0]
+
+    regular = History()
+    for at in (0, 600, 1241):
+        counts = regular.add(at, [])
+    assert counts.seconds == 1241  # the window (−559..1241) reaches before the first scrape
+    assert regular.add(1859, []).seconds == 1859  # window 59..1859: 0 lies 59 s before it, in the slack
+    assert regular.add(1861, []).seconds == 1261  # window 61..1861: 0 lies 61 s before it; from 600
+
+
+def test_the_screen_says_when_the_30_minutes_cover_less() -> None:
+    from datetime import datetime
+
+    from rich.console import Console
+
+    from availability.cli.wall import Frame, render
+
+    def screen(seconds: float) -> str:
+        console = Console(width=160, record=True, file=io.StringIO())
+        wall = build(parse(WORKER_1), live_wall.WindowCounts(seconds))
+        console.print(render(Frame(datetime(2026, 5, 12, 10, 0), wall), "sv"))
+        return console.export_text()
+
+    assert "30 min-siffrorna täcker bara 20 min" in screen(20 * 60 + 30)  # after a gap, or a young wall
+    assert "täcker bara" not in screen(1800) and "täcker bara" not in screen(1850)  # 30 min (+ slack)
+
+
+def test_targets_are_compared_with_grafanas_rounded_thresholds() -> None:
+    from availability.cli.wall import against
+
+    # Grafana's steps for a target 0.8: red below 0.8, amber from 0.8, green from
+    # round(0.8 + 0.05, 4) = 0.85 (unrounded it is 0.8500000000000001): exactly 85 % is green.
+    assert str(against(0.85, 0.8).style) == "green"
+    assert str(against(0.8499, 0.8).style) == "yellow" and str(against(0.8, 0.8).style) == "yellow"
+    assert str(against(0.7999, 0.8).style) == "bold red"
+    # 0.1 + 0.2 is 0.30000000000000004: a target stored so is compared as Grafana's 0.3.
+    assert str(against(0.3, 0.1 + 0.2).style) == "yellow"
+
+
+def test_a_narrow_terminal_never_cuts_a_queues_name() -> None:
+    from datetime import datetime
+
+    from rich.console import Console
+
+    from availability.cli.wall import Frame, render
+
+    name = "kundtjanst-foretag-overflow"  # 27 characters, wider than rich would leave the column
+    text = WORKER_1.replace('queue="a"', f'queue="{name}"')
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(render(Frame(datetime(2026, 5, 12, 10, 0), build(parse(text))), "sv"))
+    assert f"│ {name} " in console.export_text()
 
 
 def test_parse_keeps_labels_adds_the_extra_ones_and_refuses_what_is_not_the_format() -> None:
