@@ -152,13 +152,26 @@ class Worker:
                 raise DemoError(f"the stream worker exited with {self.process.returncode}: {self._last_line()}")
             try:
                 fetch(url, timeout=1.0)
-                return
             except FetchError:
                 if time.monotonic() > deadline:
                     raise DemoError(
                         f"the stream worker did not answer at {url} in {timeout:.0f} s (see {self.log})"
                     ) from None
                 time.sleep(0.2)
+                continue
+            # Something answered; if our worker has exited meanwhile, it was another process
+            # (run_live_demo checks the port beforehand, but it can be taken since).
+            time.sleep(0.5)
+            if self.process.poll() is not None:
+                raise DemoError(f"the stream worker exited with {self.process.returncode}: {self._last_line()}")
+            return
+
+    def exited(self) -> int | None:
+        """The exit code once the worker has ended (on its own, unless `stop` ran)."""
+        return self.process.poll()
+
+    def last_line(self) -> str:
+        return self._last_line()
 
     def _last_line(self) -> str:
         with contextlib.suppress(OSError):
@@ -208,6 +221,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def check_port(port: int) -> None:
+    """One line, before anything starts, when --web-port is taken: another worker there would
+    answer the demo's scrapes with its own numbers while the demo's worker failed to bind."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds: TIME_WAIT is no owner
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise DemoError(
+                f"--web-port {port}: 127.0.0.1:{port} is taken ({exc.strerror}); choose another --web-port "
+                "or leave it out (a free port)"
+            ) from None
+
+
 def run_live_demo(args: argparse.Namespace, wiring: Wiring) -> int:
     from ingest.kafka.admin import ensure_topics
     from ingest.simulator import simulate
@@ -221,6 +248,8 @@ def run_live_demo(args: argparse.Namespace, wiring: Wiring) -> int:
     if end is not None and end <= start:
         raise DemoError(f"--until {args.until_time:%H:%M} must be after --from {args.from_time:%H:%M}")
     check_kafka(wiring.bootstrap)
+    if args.web_port:
+        check_port(args.web_port)
 
     stamp = datetime.now().strftime("%Y%m%d%H%M%S")
     prefix = f"{wiring.prefix}demo-{stamp}-{os.getpid()}."  # ends in ".": a prefix as settings make it
@@ -262,14 +291,18 @@ def run_live_demo(args: argparse.Namespace, wiring: Wiring) -> int:
         with stopped_by_signals():
             replay.start()
             worker.wait_ready(url)
-            scraper = Scraper([url], lambda: clock().astimezone(tz), args.lang)
-            show(scraper, args.lang, 1.0, _status(replay, len(events), end, args, url, words), words["simulated"])
+            # Timed by the simulated clock (one refresh a real second is `speed` of its seconds): a
+            # wall-clock step moves it too, and the history then starts afresh.
+            scraper = Scraper([url], lambda: clock().astimezone(tz), args.lang, args.speed)
+            status = _status(replay, worker, len(events), end, args, url, words)
+            show(scraper, args.lang, 1.0, status, words["simulated"])
     except KeyboardInterrupt:
         interrupted = True  # Ctrl-C is how the demo ends
     finally:
         # The clean-up runs to its end: a second Ctrl-C must not leave the worker behind.
         held = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
+            crashed = worker.exited()  # before `stop`: None while it runs
             replay.stop()
             code = worker.stop()
             deleted = delete_run_topics(run.bootstrap, prefix)
@@ -282,15 +315,33 @@ def run_live_demo(args: argparse.Namespace, wiring: Wiring) -> int:
         f"{'deleted' if deleted else 'not deleted (delete them by hand)'}",
         file=sys.stderr,
     )
+    if crashed is not None:
+        print(
+            f"availability: the stream worker exited on its own with {crashed} during the demo: {worker.last_line()}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
 def _status(
-    replay: Replay, total: int, end: datetime | None, args: argparse.Namespace, url: str, words: dict[str, str]
+    replay: Replay,
+    worker: Worker,
+    total: int,
+    end: datetime | None,
+    args: argparse.Namespace,
+    url: str,
+    words: dict[str, str],
 ) -> Callable[[Frame], list[Text]]:
     sv = args.lang == "sv"
 
     def status(frame: Frame) -> list[Text]:
+        code = worker.exited()
+        if code is not None:  # it ended on its own: the screen says so instead of retrying in silence
+            replay.stopping.set()  # nothing would consume what is published
+            said = "Arbetaren avslutades med" if sv else "The stream worker exited with"
+            stop = "Ctrl-C avslutar demon" if sv else "Ctrl-C ends the demo"
+            return [Text(f"{said} {code}: {worker.last_line()}", "bold red"), Text(f"{url} · {stop}", "dim")]
         day = f"{'Simulerad dag' if sv else 'Simulated day'}, {args.speed:g}× {'verklig tid' if sv else 'real time'}"
         if not replay.is_alive() and replay.problem is None and (end is None or frame.at >= end):
             line = (

@@ -301,7 +301,8 @@ def served_metrics() -> Iterator[str]:
 
 
 def test_wall_once_prints_one_frame_of_a_running_worker(served_metrics: str) -> None:
-    env = {**os.environ, "COLUMNS": "160", "PYTHONIOENCODING": "utf-8"}
+    # No COLUMNS: printed to a pipe, the wall must still fit its cells (rich alone would assume 80).
+    env = {**{k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}, "PYTHONIOENCODING": "utf-8"}
     run = [sys.executable, "-m", "availability", "wall", "--metrics-url", served_metrics, "--once"]
     result = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -319,6 +320,117 @@ def test_wall_once_prints_one_frame_of_a_running_worker(served_metrics: str) -> 
     )  # fmt: skip
     assert stopped.returncode == 1 and "Traceback" not in stopped.stderr
     assert "kan inte hämta" in stopped.stdout and "Connection refused" in stopped.stdout
+
+
+def test_one_unreachable_worker_does_not_freeze_the_others(served_metrics: str) -> None:
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    dead = f"http://127.0.0.1:{free_port()}/metrics"
+    run = [sys.executable, "-m", "availability", "wall", "--metrics-url", served_metrics, "--metrics-url", dead]
+    result = subprocess.run([*run, "--once"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr  # a worker did not answer
+    assert f"kan inte hämta {dead}: Connection refused" in result.stdout
+    # The one that answered is shown, as Grafana would: worker 1's a, as in the test above.
+    rows = screen_rows(result.stdout, {"a"})
+    assert rows["a"] == ["a", "Öppet", "2", "0:45", "1", "–", "75 % ✗", "–", "88 % ✗", "80 % / 90 %"]
+
+
+def test_the_wall_survives_a_clock_stepped_back(served_metrics: str) -> None:
+    from datetime import datetime, timedelta
+
+    from availability.cli.wall import Scraper
+
+    times = iter([datetime(2026, 5, 12, 10, 0), datetime(2026, 5, 12, 10, 0, 2), datetime(2026, 5, 12, 9, 0, 4)])
+    # The history timed by the clock itself (as demo --live does with its simulated one): the step
+    # back an hour starts it afresh instead of raising.
+    scraper = Scraper([f"{served_metrics}/metrics"], lambda: next(times))
+    assert [scraper.scrape().wall is not None for _ in range(3)] == [True, True, True]
+    assert scraper.last is not None and scraper.last.wall is not None and scraper.last.wall.window_seconds == 0
+    # `wall`'s way: shown by the wall clock, timed by a monotonic one: the same step changes
+    # neither the history nor its 4 seconds.
+    shown = iter([datetime(2026, 5, 12, 10, 0) - timedelta(hours=h) for h in (0, 0, 1)])
+    ticks = iter([100.0, 102.0, 104.0])
+    scraper = Scraper([f"{served_metrics}/metrics"], lambda: next(shown), timer=lambda: next(ticks))
+    frames = [scraper.scrape() for _ in range(3)]
+    assert frames[-1].wall is not None and frames[-1].wall.window_seconds == 4
+    assert frames[-1].at == datetime(2026, 5, 12, 9, 0)  # the screen shows the wall clock's time
+
+
+def test_demo_live_refuses_a_taken_web_port(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+    """Another worker on --web-port would answer the demo's scrapes with its numbers while the
+    demo's own worker failed to bind: one line before anything starts."""
+    import socket
+
+    env = environment(kafka_bootstrap, f"{topic_prefix}taken-{time.monotonic_ns()}.", PYTHONIOENCODING="utf-8")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        demo = [sys.executable, "-m", "availability", "demo", "--live", "--web-port", str(port)]
+        result = subprocess.run(
+            [*demo, "--out", str(tmp_path / "demo")], env=env, capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        f"availability: --web-port {port}: 127.0.0.1:{port} is taken (Address already in use); choose another "
+        "--web-port or leave it out (a free port)"
+    ]
+    assert not (tmp_path / "demo").exists()  # nothing was made, no worker started
+    assert topics_of(kafka_bootstrap, env["AVAILABILITY_TOPIC_PREFIX"]) == []
+
+
+def test_wait_ready_is_not_fooled_by_another_process_answering(served_metrics: str, tmp_path: Path) -> None:
+    from availability.cli.demo_live import DemoError, Worker
+
+    # A "worker" that exits at once (`availability --version`) while another server answers at the
+    # URL: the answer is not its own, so the demo must not show it as the worker's numbers.
+    worker = Worker(["--version"], dict(os.environ), tmp_path / "worker.log")
+    try:
+        with pytest.raises(DemoError, match="the stream worker exited with 0"):
+            worker.wait_ready(f"{served_metrics}/metrics", timeout=10)
+    finally:
+        worker.stop()  # already ended: only reaped
+
+
+def test_a_worker_that_dies_mid_demo_is_said_on_screen_and_exits_1(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    import signal
+
+    port = free_port()
+    env = environment(kafka_bootstrap, f"{topic_prefix}dies-{time.monotonic_ns()}.", PYTHONIOENCODING="utf-8")
+    demo = [
+        sys.executable, "-m", "availability", "demo", "--live", "--day", DAY, "--speed", str(SPEED),
+        "--web-port", str(port), "--out", str(tmp_path / "demo"),
+    ]  # fmt: skip
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with out.open("wb") as o, err.open("wb") as e:
+        process = subprocess.Popen(demo, env=env, stdin=subprocess.DEVNULL, stdout=o, stderr=e)
+    pid = None
+    try:
+        deadline = time.monotonic() + 120
+        while "Simulerad tid" not in out.read_text(encoding="utf-8"):  # the worker answers: frames come
+            assert time.monotonic() < deadline and process.poll() is None, err.read_text() + out.read_text()
+            time.sleep(0.2)
+        pid = worker_pid(port)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while "Arbetaren avslutades med -9" not in out.read_text(encoding="utf-8"):
+            assert time.monotonic() < deadline and process.poll() is None, out.read_text()[-3000:]
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)  # as Ctrl-C
+        assert process.wait(timeout=60) == 1
+        log = err.read_text(encoding="utf-8")
+        assert "Traceback" not in log, log
+        assert log.splitlines()[-1].startswith(
+            "availability: the stream worker exited on its own with -9 during the demo: "
+        ), log
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_a_killed_demo_takes_its_worker_with_it(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
