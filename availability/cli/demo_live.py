@@ -126,6 +126,9 @@ def _die_with_parent() -> Callable[[], None] | None:
     return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+STARTED = b"availability: stream: started"  # the worker's banner: Faust runs, /metrics answers
+
+
 class Worker:
     """`availability stream` in its own session (Ctrl-C in the terminal reaches only the demo,
     which stops the worker with SIGTERM and waits for it)."""
@@ -150,21 +153,18 @@ class Worker:
         while True:
             if self.process.poll() is not None:
                 raise DemoError(f"the stream worker exited with {self.process.returncode}: {self._last_line()}")
-            try:
-                fetch(url, timeout=1.0)
-            except FetchError:
-                if time.monotonic() > deadline:
-                    raise DemoError(
-                        f"the stream worker did not answer at {url} in {timeout:.0f} s (see {self.log})"
-                    ) from None
-                time.sleep(0.2)
-                continue
-            # Something answered; if our worker has exited meanwhile, it was another process
-            # (run_live_demo checks the port beforehand, but it can be taken since).
-            time.sleep(0.5)
-            if self.process.poll() is not None:
-                raise DemoError(f"the stream worker exited with {self.process.returncode}: {self._last_line()}")
-            return
+            # Ready when our worker says its /metrics is up (its banner, in its own log) and the URL
+            # answers: an answer alone may come from another process on the port (run_live_demo
+            # checks the port beforehand, but it can be taken since), whose numbers are not ours.
+            if STARTED in self.log.read_bytes():
+                try:
+                    fetch(url, timeout=1.0)
+                    return
+                except FetchError:
+                    pass
+            if time.monotonic() > deadline:
+                raise DemoError(f"the stream worker did not answer at {url} in {timeout:.0f} s (see {self.log})")
+            time.sleep(0.2)
 
     def exited(self) -> int | None:
         """The exit code once the worker has ended (on its own, unless `stop` ran)."""
