@@ -147,6 +147,14 @@ def wait_for(tmux: Tmux, condition: object, what: str, timeout: float) -> str:
         time.sleep(0.25)
 
 
+def demo_live(port: int, out: Path, *extra: str) -> list[str]:
+    """`availability demo --live` of DAY at SPEED, its worker's /metrics on `port`."""
+    return [
+        sys.executable, "-m", "availability", "demo", "--live", "--day", DAY, "--speed", str(SPEED),
+        "--web-port", str(port), "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
 def worker_pid(port: int) -> int | None:
     """The process listening on 127.0.0.1:PORT: the stream worker the demo started (found by its
     socket, since Faust renames the worker's process title and the demo's own command line
@@ -199,10 +207,7 @@ def test_demo_live_shows_the_workers_numbers_and_stops_cleanly_on_ctrl_c(
         if k not in ("COLUMNS", "LINES")
     }
     stderr = tmp_path / "stderr.txt"
-    demo = [
-        sys.executable, "-m", "availability", "demo", "--live", "--day", DAY, "--speed", str(SPEED),
-        "--from", "07:00", "--until", "17:00", "--web-port", str(port), "--out", str(tmp_path / "demo"),
-    ]  # fmt: skip
+    demo = demo_live(port, tmp_path / "demo", "--from", "07:00", "--until", "17:00")
     variables = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
     # tmux does not reliably keep a dead pane's exit status: bash writes it. Its trap lets it
     # outlive the Ctrl-C that goes to the whole foreground group (the demo gets it as usual).
@@ -398,10 +403,7 @@ def test_a_worker_that_dies_mid_demo_is_said_on_screen_and_exits_1(
 
     port = free_port()
     env = environment(kafka_bootstrap, f"{topic_prefix}dies-{time.monotonic_ns()}.", PYTHONIOENCODING="utf-8")
-    demo = [
-        sys.executable, "-m", "availability", "demo", "--live", "--day", DAY, "--speed", str(SPEED),
-        "--web-port", str(port), "--out", str(tmp_path / "demo"),
-    ]  # fmt: skip
+    demo = demo_live(port, tmp_path / "demo")
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     with out.open("wb") as o, err.open("wb") as e:
         process = subprocess.Popen(demo, env=env, stdin=subprocess.DEVNULL, stdout=o, stderr=e)
@@ -441,10 +443,7 @@ def test_a_killed_demo_takes_its_worker_with_it(kafka_bootstrap: str, topic_pref
 
     port = free_port()
     env = environment(kafka_bootstrap, f"{topic_prefix}killed-{time.monotonic_ns()}.", PYTHONIOENCODING="utf-8")
-    demo = [
-        sys.executable, "-m", "availability", "demo", "--live", "--day", DAY, "--speed", str(SPEED),
-        "--web-port", str(port), "--out", str(tmp_path / "demo"),
-    ]  # fmt: skip
+    demo = demo_live(port, tmp_path / "demo")
     with (tmp_path / "out.txt").open("wb") as out:
         process = subprocess.Popen(demo, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     try:
