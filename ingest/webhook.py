@@ -171,7 +171,7 @@ def create_app(
         min_body_rate,
     )
     app = web.Application(client_max_size=max_body_bytes)
-    app[COUNTS] = webhook.counts
+    app[METRICS] = webhook.registry
     app.router.add_post("/events", webhook.events)
     app.router.add_get("/healthz", webhook.healthz)
     app.router.add_get("/metrics", webhook.metrics)
@@ -179,18 +179,8 @@ def create_app(
     return app
 
 
-@dataclass
-class WebhookCounts:
-    """What the webhook did since it started (plain numbers, for a status line)."""
-
-    requests: int = 0  # POST /events, whatever the answer
-    accepted: int = 0  # events published (202)
-    refused: int = 0  # invalid events (422 answers)
-    unavailable: int = 0  # requests answered 503: Kafka did not acknowledge
-    unauthorised: int = 0  # requests answered 401: no or a wrong token (a sender's likeliest mistake)
-
-
-COUNTS = web.AppKey("counts", WebhookCounts)
+# The app's own metrics registry (its /metrics), for a status line that says what they say.
+METRICS = web.AppKey("metrics", CollectorRegistry)
 
 
 class _Webhook:
@@ -209,7 +199,6 @@ class _Webhook:
         self.boundary = boundary
         self.publisher = publisher
         self.token = token.encode() if token is not None else None
-        self.counts = WebhookCounts()
         self.max_body_bytes = max_body_bytes
         self.max_event_bytes = max_event_bytes
         self.publish_timeout = publish_timeout
@@ -252,11 +241,6 @@ class _Webhook:
             return web.Response(status=_CLIENT_CLOSED)  # for the access log; it cannot be sent
         finally:
             self.requests_total.labels(str(status)).inc()
-            self.counts.requests += 1
-            if status == 503:
-                self.counts.unavailable += 1
-            elif status == 401:
-                self.counts.unauthorised += 1
 
     async def healthz(self, request: web.Request) -> web.Response:
         if getattr(self.publisher, "connected", True):
@@ -297,7 +281,6 @@ class _Webhook:
         events, rejected = self._validate(items)
         if rejected:
             self.events_total.labels("rejected").inc(len(rejected))
-            self.counts.refused += len(rejected)
             shown = "; ".join(f"[{i}] {reason}" for i, reason in rejected[:_LOGGED_REASONS])
             more = f" (and {len(rejected) - _LOGGED_REASONS} more)" if len(rejected) > _LOGGED_REASONS else ""
             log.info(
@@ -325,7 +308,6 @@ class _Webhook:
         finally:
             self.publish_seconds.observe(time.perf_counter() - started)
         self.events_total.labels("accepted").inc(accepted)
-        self.counts.accepted += accepted
         return web.json_response({"accepted": accepted}, status=202)
 
     async def _read_body(self, request: web.Request) -> bytes | web.Response:

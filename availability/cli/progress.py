@@ -10,7 +10,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 STOP = "Ctrl-C or SIGTERM stops it"
 
@@ -107,6 +110,19 @@ class Console:
                 continue
             self.say(status_line(last, now, at - then) + (f"; {tail}" if tail else ""))
             last, then = now, at
+
+
+def counted(registry: CollectorRegistry | None, counter: str, **labels: str) -> int:
+    """A Prometheus counter's value summed over its series that have these labels: a status line
+    says what /metrics says, from the same registry."""
+    if registry is None:
+        return 0
+    total = 0.0
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == f"{counter}_total" and labels.items() <= sample.labels.items():
+                total += sample.value
+    return int(total)
 
 
 def status_line(before: Mapping[str, int], now: Mapping[str, int], seconds: float) -> str:

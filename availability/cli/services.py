@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from availability.cli.args import KAFKA_ENV, SharedOptions, console_options, positive
-from availability.cli.progress import STOP, Console, key_text
+from availability.cli.progress import STOP, Console, counted, key_text
 from availability.cli.sources import add_ingest_queue_log, event_topics
 from availability.wiring import Wiring
 from schemas.errors import InputError
@@ -15,7 +15,7 @@ from schemas.errors import InputError
 
 def cmd_ingest_webhook(args: argparse.Namespace, wiring: Wiring) -> int:
     from ingest.log_limit import limit_repeats, plain_logging
-    from ingest.webhook import COUNTS, check_token, create_service_app, serve
+    from ingest.webhook import METRICS, check_token, create_service_app, serve
 
     plain_logging(args.loglevel)
     limit_repeats()  # at once: a broker outage while starting is one line a minute, not ~150 a second
@@ -28,7 +28,7 @@ def cmd_ingest_webhook(args: argparse.Namespace, wiring: Wiring) -> int:
     if token is None:
         wiring.tell("warning: the webhook accepts posts without a token (--allow-anonymous)")
     console = Console("webhook", quiet=args.quiet, status_every=args.status_every)
-    counts = app[COUNTS]
+    registry = app[METRICS]
 
     def listening(address: str) -> None:
         login = "a bearer token (AVAILABILITY_WEBHOOK_TOKEN)" if token else "no token (--allow-anonymous)"
@@ -43,12 +43,13 @@ def cmd_ingest_webhook(args: argparse.Namespace, wiring: Wiring) -> int:
             ],
         )
 
+    requests = "availability_webhook_requests"
     totals = lambda: {  # noqa: E731
-        "requests": counts.requests,
-        "events accepted": counts.accepted,
-        "refused": counts.refused,
-        "requests answered 503": counts.unavailable,
-        "answered 401 (token missing or wrong)": counts.unauthorised,
+        "requests": counted(registry, requests),
+        "events accepted": counted(registry, "availability_webhook_events", outcome="accepted"),
+        "refused": counted(registry, "availability_webhook_events", outcome="rejected"),
+        "requests answered 503": counted(registry, requests, status="503"),
+        "answered 401 (token missing or wrong)": counted(registry, requests, status="401"),
     }
     with console.ticking(totals):
         serve(app, args.host, args.port, on_listening=listening)

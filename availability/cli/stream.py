@@ -22,7 +22,7 @@ from availability.cli.args import (
     non_negative,
     positive,
 )
-from availability.cli.progress import STOP, Console, Meter, http_url, key_text
+from availability.cli.progress import STOP, Console, Meter, counted, http_url, key_text
 from availability.cli.rejects import EXIT_REJECTED, RejectsWriter
 from availability.wiring import Wiring
 from schemas.agreements import Agreements
@@ -215,11 +215,12 @@ def _consuming(topics: Mapping[str, int]) -> str:
 
 
 def _worker_totals(counts: WorkerCounts) -> dict[str, int]:
+    registry = counts.registry
     return {
-        "events stored": counts.stored,
-        "rejected": counts.rejected,
-        "dead letters": counts.dead_letters,
-        "batches retried": counts.retries,
+        "events stored": counted(registry, "availability_stream_events", outcome="processed"),
+        "rejected": counted(registry, "availability_stream_events", outcome="rejected"),
+        "dead letters": counted(registry, "availability_stream_dead_letters"),
+        "batches retried": counted(registry, "availability_stream_batch_retries"),
     }
 
 

@@ -200,7 +200,6 @@ class BatchConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                 pause = RETRY_PAUSES[min(attempt, len(RETRY_PAUSES) - 1)]
                 attempt += 1
                 self.metrics.retries.inc()
-                self.metrics.counts.retries += 1
                 if isinstance(exc, SinkUnavailable):
                     log.error("a batch of %d messages was not stored: %s; retrying in %g s", len(messages), exc, pause)
                 else:  # a bug: say where, once per attempt
@@ -334,13 +333,12 @@ class DeadLetterTopic:
 
 @dataclass
 class WorkerCounts:
-    """What the worker did since it started, for the CLI's status line (plain numbers: read
-    from another thread); `lag` is the consumer lag summed over this worker's partitions."""
+    """A handle on the worker's own /metrics for the CLI's status line, filled when the worker is
+    built: its pipeline `registry` (events stored and rejected, dead letters, retries: read, not
+    counted again, so the line and /metrics agree) and `lag`, the consumer lag summed over this
+    worker's partitions."""
 
-    stored: int = 0  # events written to the warehouse
-    rejected: int = 0  # events rejected (dead-lettered) by this worker
-    dead_letters: int = 0  # messages seen on the dead-letter topic (from all workers)
-    retries: int = 0  # batches the warehouse did not take, fetched again
+    registry: CollectorRegistry | None = None
     lag: Callable[[], int | None] = lambda: None
 
 
@@ -432,7 +430,6 @@ def build_app(parts: WorkerParts, options: WorkerOptions = WorkerOptions(), *, d
             headers = dict(event.headers or {})
             reason = headers.get("reason", b"?").decode("utf-8", "replace")
             metrics.dead_letters.inc()
-            metrics.counts.dead_letters += 1
             dead_log.warning(
                 "dead letter at %s[%s]@%s: %s", dead.name, event.message.partition, event.message.offset, reason
             )
@@ -459,8 +456,8 @@ class PipelineMetrics(Collector):
     def __init__(self, sink: WarehouseSink, counts: WorkerCounts | None = None) -> None:
         self.registry = CollectorRegistry()
         self.sink = sink
-        self.counts = counts or WorkerCounts()
-        self.counts.lag = self.total_lag
+        if counts is not None:
+            counts.registry, counts.lag = self.registry, self.total_lag
         self.consumer: AIOKafkaConsumer | None = None
         self.positions: dict[TopicPartition, int] = {}
         events = Counter(
@@ -494,8 +491,6 @@ class PipelineMetrics(Collector):
         def observe(processed: int, rejected: int, seconds: float, latencies: list[float]) -> None:
             events.labels("processed").inc(processed)
             events.labels("rejected").inc(rejected)
-            self.counts.stored += processed
-            self.counts.rejected += rejected
             batch.observe(seconds)
             for latency in latencies:
                 freshness.observe(latency)
