@@ -8,7 +8,7 @@ from typing import Any
 
 from availability.cli.args import KAFKA_ENV, SharedOptions, console_options, positive
 from availability.cli.progress import STOP, Console, counted, key_text
-from availability.cli.sources import add_ingest_queue_log, event_topics
+from availability.cli.sources import add_ingest_queue_log, event_topics, publishing_rows
 from availability.wiring import Wiring
 from schemas.errors import InputError
 
@@ -94,8 +94,7 @@ def cmd_ingest_imap(args: argparse.Namespace, wiring: Wiring) -> int:
             [
                 ("reads", f"{args.user} at {args.host}:{poller.port} ({security}, {args.auth}): {folders}"),
                 ("keeps", f"its place in {poller.checkpoint.path}"),
-                ("writes", f"Kafka {wiring.bootstrap}: {event_topics(wiring.prefix)}"),
-                ("key", key_text(boundary.pseudonymiser.fingerprint, wiring.settings.uses_development_key)),
+                *publishing_rows(wiring, boundary.pseudonymiser.fingerprint),
                 ("stop", f"{STOP} (the poll under way is published and committed first)"),
             ],
         )

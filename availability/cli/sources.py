@@ -155,6 +155,14 @@ def event_topics(prefix: str) -> str:
     return ", ".join(with_prefix(t, prefix).name for t in EVENT_TOPICS)
 
 
+def publishing_rows(wiring: Wiring, fingerprint: str) -> list[tuple[str, str]]:
+    """A source's banner rows on where its events go and with which key."""
+    return [
+        ("writes", f"Kafka {wiring.bootstrap}: {event_topics(wiring.prefix)}"),
+        ("key", key_text(fingerprint, wiring.settings.uses_development_key)),
+    ]
+
+
 # -- sources --------------------------------------------------------------------------------------
 
 
@@ -362,8 +370,7 @@ def cmd_follow_queue_log(args: argparse.Namespace, wiring: Wiring) -> int:
         [
             ("reads", reads),
             ("keeps", f"its place in {checkpoint}"),
-            ("writes", f"Kafka {wiring.bootstrap}: {event_topics(wiring.prefix)}"),
-            ("key", key_text(boundary.pseudonymiser.fingerprint, wiring.settings.uses_development_key)),
+            *publishing_rows(wiring, boundary.pseudonymiser.fingerprint),
             ("stop", f"{STOP} (the batch under way is published and checkpointed first)"),
         ],
     )

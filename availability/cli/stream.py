@@ -187,11 +187,12 @@ def cmd_stream(args: argparse.Namespace, wiring: Wiring) -> int:
 def _worker_banner(
     args: argparse.Namespace, wiring: Wiring, warehouse: Warehouse, pseudonymiser: Pseudonymiser
 ) -> list[tuple[str, str]]:
-    from schemas.topics import DEAD_LETTER, EVENT_TOPICS, with_prefix
+    from availability.cli.sources import event_topics
+    from schemas.topics import DEAD_LETTER, with_prefix
     from stream_jobs.warehouse import redact
     from stream_jobs.worker.app import GROUP, default_dead_letter_file
 
-    topics = ", ".join(with_prefix(t, wiring.prefix).name for t in EVENT_TOPICS)
+    topics = event_topics(wiring.prefix)
     fallback = Path(args.dead_letter_file) if args.dead_letter_file else default_dead_letter_file(warehouse.target)
     metrics = f"{http_url(args.web_host, args.web_port)}/metrics"
     rows = [
