@@ -20,17 +20,9 @@ STOP = "Ctrl-C or SIGTERM stops it"
 
 @contextmanager
 def progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
-    """Yields `update(completed)`; a bar only when stderr is a terminal."""
-    if not sys.stderr.isatty():
-        yield lambda _: None
-        return
-    from rich.console import Console as RichConsole
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn(label), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=RichConsole(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda done: bar.update(task, completed=done)
+    """Yields `update(completed)`; a bar only when stderr is a terminal (a Meter without lines)."""
+    with Meter(label, total, every=0) as meter:
+        yield lambda done: meter.update("", done)
 
 
 def days_ticked(events: Iterator[Any], advance: Callable[[int], None]) -> Iterator[Any]:
