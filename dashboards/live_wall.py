@@ -191,12 +191,14 @@ def _ratio(numerator: Mapping[str, float], base: Mapping[str, float], queue: str
 
 def _window_sums(counts: WindowCounts, names: frozenset[str]) -> dict[str, float]:
     """`sum by (queue) (increase(availability_queue_contacts_total{outcome=~names}[window]))`."""
-    out: dict[str, float] = {}
-    for key, value in counts.increases.items():
-        labels = dict(key)
-        if "queue" in labels and labels.get("outcome") in names:
-            out[labels["queue"]] = out.get(labels["queue"], 0.0) + value
-    return out
+    increases = [Sample(CONTACTS_TOTAL, dict(key), value) for key, value in counts.increases.items()]
+    return aggregate(increases, CONTACTS_TOTAL, "queue", _outcomes(names))
+
+
+def _matcher(text: str) -> Where:
+    """kpi_promql's `label="value"` matcher (READY, PRIORITY) as a test on a series' labels."""
+    label, _, value = text.partition("=")
+    return lambda labels: labels.get(label) == value.strip('"')
 
 
 def _labels_in_order(samples: Iterable[Sample], prefix: str, label: str) -> list[str]:
@@ -221,7 +223,7 @@ def build(samples: Sequence[Sample], counts: WindowCounts | None = None) -> Wall
         return aggregate(samples, metric, "mailbox", where)
 
     is_open = per_queue("availability_queue_open")
-    ready = per_queue("availability_queue_agents", lambda labels: labels.get("state") == "ready")
+    ready = per_queue("availability_queue_agents", _matcher(kpi_promql.READY))
     today = {name: per_queue(TODAY, _outcomes(names)) for name, names in (("sl", IN_SL), ("ar", ANSWERED))}
     today_base = per_queue(TODAY, _outcomes(BASE))
     window = {name: _window_sums(counts, names) for name, names in (("sl", IN_SL), ("ar", ANSWERED))}
@@ -253,12 +255,9 @@ def build(samples: Sequence[Sample], counts: WindowCounts | None = None) -> Wall
             )
         )
 
-    def priority(labels: Mapping[str, str]) -> bool:
-        return labels.get("priority") == "true"
-
     mb_open = per_mailbox("availability_mailbox_open")
     cases = per_mailbox("availability_mailbox_open_cases")
-    prio = per_mailbox("availability_mailbox_open_cases", priority)
+    prio = per_mailbox("availability_mailbox_open_cases", _matcher(kpi_promql.PRIORITY))
     oldest_open = per_mailbox("availability_mailbox_oldest_open_business_seconds")
     breached = per_mailbox("availability_mailbox_breached_cases")
     soon = per_mailbox("availability_mailbox_breaching_within_hour")
