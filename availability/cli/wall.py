@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from availability.cli.args import SharedOptions, positive
 from availability.wiring import Wiring
+from dashboards.thresholds import WAIT_AMBER_SHARE, target_bounds
 from schemas.errors import InputError
 
 if TYPE_CHECKING:  # imported where used: `availability --version` need not load them
@@ -30,8 +31,6 @@ if TYPE_CHECKING:  # imported where used: `availability --version` need not load
     from dashboards.live_wall import MailboxRow, QueueRow, Wall
 
 TIMEOUT = 2.0  # seconds per scrape: a worker that does not answer is shown so, and asked again
-AMBER_MARGIN = 0.05  # as dashboards/grafana/common.AMBER_MARGIN (not imported: it loads Grafana's SDK)
-WAIT_AMBER = 0.5  # the wall's longest wait turns amber at half the service-level time
 NONE = "–"  # no value, as Grafana's "no value"
 PRINT_WIDTH = 160  # columns when stdout is not a terminal (rich would assume 80 and cut cells)
 
@@ -226,11 +225,10 @@ def against(value: float | None, target: float | None) -> Text:
 
     if value is None or target is None:
         return Text(pct(value))
-    # The thresholds rounded as Grafana's (dashboards/grafana/common.target_steps): 0.8 + 0.05 is
-    # 0.8500000000000001, and exactly 85 % must be green there and here.
-    if value < round(target, 4):
+    red_below, amber_below = target_bounds(target)  # as Grafana's tiles
+    if value < red_below:
         return Text(f"{pct(value)} ✗", style="bold red")
-    return Text(f"{pct(value)} ✓", style="yellow" if value < round(target + AMBER_MARGIN, 4) else "green")
+    return Text(f"{pct(value)} ✓", style="yellow" if value < amber_below else "green")
 
 
 def _wait(row: QueueRow) -> Text:
@@ -239,7 +237,7 @@ def _wait(row: QueueRow) -> Text:
     v, limit = row.oldest_wait, row.sl_seconds
     style = ""
     if v is not None and limit:
-        style = "bold red" if v >= limit else "yellow" if v >= limit * WAIT_AMBER else ""
+        style = "bold red" if v >= limit else "yellow" if v >= limit * WAIT_AMBER_SHARE else ""
     return Text(duration(v), style=style)
 
 

@@ -24,6 +24,7 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
+from dashboards.thresholds import target_bounds
 from schemas.agreements import Agreements
 
 PROMETHEUS_UID = "prometheus"
@@ -41,7 +42,6 @@ MAILBOX_IN = "${mailbox:sqlstring}"
 
 GREEN, AMBER, RED = "green", "orange", "red"
 NEUTRAL = "blue"
-AMBER_MARGIN = 0.05  # amber: at or above target but within 5 percentage points of it
 
 
 # -- ClickHouse queries -----------------------------------------------------------------------
@@ -127,7 +127,8 @@ def steps(*pairs: tuple[float | None, str]) -> db.ThresholdsConfig:
 
 def target_steps(target: float) -> db.ThresholdsConfig:
     """Red below the agreed target, amber within 5 points above it, green above that."""
-    return steps((None, RED), (round(target, 4), AMBER), (round(target + AMBER_MARGIN, 4), GREEN))
+    red_below, amber_below = target_bounds(target)
+    return steps((None, RED), (red_below, AMBER), (amber_below, GREEN))
 
 
 def age_steps(limit_seconds: float, amber_share: float) -> db.ThresholdsConfig:

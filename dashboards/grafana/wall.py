@@ -38,6 +38,7 @@ from dashboards.grafana.common import (
     to_json,
     value_text,
 )
+from dashboards.thresholds import WAIT_AMBER_SHARE
 from schemas.agreements import Agreements
 
 UID = "availability-wall"
@@ -121,7 +122,7 @@ def build(agreements: Agreements) -> db.Dashboard:
     queues = agreements.queues.values()
     sl_targets = {q.id: target_steps(q.service_level_target) for q in queues}
     ar_targets = {q.id: target_steps(q.answer_rate_target) for q in queues}
-    waits = {q.id: age_steps(q.service_level_seconds, 0.5) for q in queues}
+    waits = {q.id: age_steps(q.service_level_seconds, WAIT_AMBER_SHARE) for q in queues}
 
     layout = Layout(dashboard)
     layout.row("${queue:text}", repeat="queue")
