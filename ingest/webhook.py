@@ -80,7 +80,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from ingest.boundary import Boundary, Rejection, reason_of
 from ingest.kafka.publisher import PublishError
 from ingest.kafka.reconnecting import ReconnectingPublisher
-from ingest.log_limit import limit_repeats
+from ingest.log_limit import limit_repeats, plain_logging
 from schemas.errors import AvailabilityError
 from schemas.events import MAX_EVENT_BYTES, Event
 
@@ -568,9 +568,8 @@ def serve(
 ) -> None:
     """Run the webhook `app` until SIGINT/SIGTERM; prints the address it listens on (stdout: a
     script that asked for port 0 reads it there), then calls `on_listening(address)`."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO is every connection
+    if not logging.getLogger().handlers:  # a caller other than the CLI, which set it up already
+        plain_logging("info")
     limit_repeats()  # a broker outage: one line a minute per kind, not ~150 a second
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
