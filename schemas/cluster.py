@@ -58,11 +58,20 @@ SHARDING_KEYS: dict[str, str] = {
     # with INSERT ... SELECT, which ClickHouse may run shard by shard (parallel_distributed_insert_select),
     # so a call's rows must live on the same shard in both tables.
     "call_facts": "cityHash64(call_id)",
-    # ORDER BY (call_id, seq), ReplacingMergeTree(derived_at, deleted). By call, not by contact:
-    # a call's contacts, their re-derivations and the `deleted` rows that withdraw them meet.
+    # ORDER BY (first_queued_at, call_id, seq), ReplacingMergeTree(derived_at, deleted). By call,
+    # not by contact or time: a call's contacts, their re-derivations and the `deleted` rows that
+    # withdraw them (under an old first queued time too) meet.
     "call_contacts": "cityHash64(call_id)",
-    # ORDER BY (mailbox, thread_id, seq): a thread's cases together, as its events are.
+    # 009 copies call_contacts aside (ORDER BY call_id, seq) and back: the same key.
+    "call_contacts_by_call": "cityHash64(call_id)",
+    # ORDER BY (opened_at, mailbox, thread_id, seq): a thread's cases together, as its events are.
     "mail_cases": "cityHash64(mailbox, thread_id)",
+    "mail_cases_by_thread": "cityHash64(mailbox, thread_id)",
+    # ORDER BY (interval_start, queue), ReplacingMergeTree(computed_at): the recomputes of an
+    # interval's row meet. A recompute is one INSERT ... SELECT over the Distributed tables, not
+    # run shard by shard (parallel_distributed_insert_select is off), so each row is whole.
+    "queue_intervals": "cityHash64(queue, interval_start)",
+    "mailbox_intervals": "cityHash64(mailbox, interval_start)",
     # ORDER BY load_id, ReplacingMergeTree(finished): the start and finish rows of a load meet.
     "loads": "cityHash64(load_id)",
     # ORDER BY (topic, partition), ReplacingMergeTree(next_offset); read with max() per key.

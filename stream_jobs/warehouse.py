@@ -40,7 +40,9 @@ from schemas.events import (
 from stream_jobs.core.calls import CallFact
 from stream_jobs.core.mail import MailCase
 from stream_jobs.core.ordering import digest
+from stream_jobs.core.store import RowKey
 from stream_jobs.holder import Holder, held_by
+from stream_jobs.intervals import refresh_sql
 
 if TYPE_CHECKING:
     from stream_jobs.core.store import Store
@@ -88,6 +90,23 @@ WHERE kind = 'agent'
   AND time >= fromUnixTimestamp64Milli({lo}, 'UTC') AND time <= fromUnixTimestamp64Milli({hi}, 'UTC')
 GROUP BY key
 """
+# The keys of the rows held of some calls or threads ({keys}), withdrawn ones too (no FINAL): the
+# Deriver recomputes their intervals as well, so a batch done again after a failed write, which
+# finds a row already withdrawn, still recomputes the interval it left. A contact's first queued time
+# (a case's opening) is the time of one of its entity's stored events, so only the span of those
+# events is read of the facts' sort key: the lookup costs what the events' lookup costs (by key,
+# through its bloom filter), not a scan of the facts. The span includes events that no longer
+# decode: the facts an earlier version derived from them are found too.
+CONTACT_KEYS_SQL = """
+WITH {keys} AS wanted, (SELECT (min(time), max(time)) FROM events WHERE kind = 'call' AND key IN wanted) AS span
+SELECT DISTINCT call_id, seq, first_queued_at FROM call_contacts
+WHERE first_queued_at >= span.1 AND first_queued_at <= span.2 AND call_id IN wanted
+"""
+CASE_KEYS_SQL = """
+WITH {keys} AS wanted, (SELECT (min(time), max(time)) FROM events WHERE kind = 'mail' AND key IN wanted) AS span
+SELECT DISTINCT concat(mailbox, '/', thread_id) AS entity, seq, opened_at FROM mail_cases
+WHERE opened_at >= span.1 AND opened_at <= span.2 AND entity IN wanted
+"""
 CASE_COLUMNS = [
     "mailbox", "thread_id", "seq", "opened_at", "opened_clock", "ended_at", "end", "close_reason",
     "lead_seconds", "priority", "target_seconds", "working_day_deadline", "messages", "sender_ref", "derived_with",
@@ -132,6 +151,8 @@ class Warehouse:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse-writer")
         self._pending: list[Future[None]] = []
         self._failed = False  # a write since the last flush failed: skip the rest (writer thread)
+        # Interval starts whose aggregates are to be recomputed at the next flush, per table.
+        self._dirty: dict[str, set[datetime]] = {"queue_intervals": set(), "mailbox_intervals": set()}
 
     # -- connection -------------------------------------------------------------------------
 
@@ -202,6 +223,17 @@ class Warehouse:
             self.client.close()
 
     def flush(self) -> None:
+        """Recompute the interval aggregates the writes so far touched, and wait until every write
+        is stored; raises the first write's error, if any (the intervals are then recomputed at
+        the next flush, after the batch is written again)."""
+        due = {table: set(intervals) for table, intervals in self._dirty.items() if intervals}
+        for table, intervals in due.items():
+            self._pending.append(self._writer.submit(self._command, refresh_sql(table, sorted(intervals))))
+        self._wait()
+        for table, intervals in due.items():
+            self._dirty[table] -= intervals
+
+    def _wait(self) -> None:
         """Wait until every write so far is stored; raises the first write's error, if any."""
         pending = self._pending
         wait(pending)  # all done (those behind a failed write return at once); if interrupted, kept
@@ -286,10 +318,23 @@ class Warehouse:
         rows = [row for f in facts for row in _contact_rows(f, derived_with)]
         self._insert_rows("call_contacts", CONTACT_COLUMNS, rows)
 
-    def drop_contacts(self, keys: Iterable[tuple[str, int]]) -> None:
-        """A row marked deleted per (call id, seq): ReplacingMergeTree(derived_at, deleted) leaves
-        the contact out of FINAL reads, and a later row of the same key brings it back."""
-        self._insert_rows("call_contacts", ["call_id", "seq", "deleted"], [[c, s, 1] for c, s in keys])
+    def drop_contacts(self, keys: Iterable[tuple[str, int, datetime]]) -> None:
+        """A row marked deleted per (call id, seq, first queued): ReplacingMergeTree(derived_at,
+        deleted) leaves the row out of FINAL reads, and a later row of the same key brings it back."""
+        rows = [[c, s, at, 1] for c, s, at in keys]
+        self._insert_rows("call_contacts", ["call_id", "seq", "first_queued_at", "deleted"], rows)
+
+    def drop_cases(self, keys: Iterable[tuple[str, str, int, datetime]]) -> None:
+        """As `drop_contacts`, per (mailbox, thread id, seq, opened)."""
+        rows = [[m, t, s, at, 1] for m, t, s, at in keys]
+        self._insert_rows("mail_cases", ["mailbox", "thread_id", "seq", "opened_at", "deleted"], rows)
+
+    def refresh_intervals(self, calls: Iterable[datetime], cases: Iterable[datetime]) -> None:
+        """Mark these intervals for a recompute of their aggregates (stream_jobs/intervals.py): done
+        at the next `flush()`, after the facts written before it, once however many batches
+        touched an interval (a replay flushes at its end, the worker after each batch)."""
+        self._dirty["queue_intervals"].update(calls)
+        self._dirty["mailbox_intervals"].update(cases)
 
     def record_conflicts(self, conflicts: Iterable[tuple[Event, Event]]) -> None:
         rows = [
@@ -359,6 +404,16 @@ class Warehouse:
             block = _json.encode(columns)
             self._pending.append(self._writer.submit(self._write, table, names, block))
 
+    def _command(self, sql: str) -> None:
+        """On the writer thread, in order (as `_write`)."""
+        if self._failed:
+            return
+        try:
+            self.client.command(sql)
+        except BaseException:
+            self._failed = True
+            raise
+
     def _write(self, table: str, names: list[str], block: bytes) -> None:
         """On the writer thread, in order."""
         if self._failed:
@@ -388,10 +443,19 @@ class Warehouse:
                 log.warning("a stored %s event of %s no longer decodes and is left out (%s)", kind, key, exc)
         return out
 
-    def contact_counts(self, call_ids: Iterable[str]) -> dict[str, int]:
-        """How many contacts the warehouse holds of each call (its highest seq not deleted)."""
-        sql = "SELECT call_id, max(seq) FROM call_contacts FINAL WHERE call_id IN {keys} GROUP BY call_id"
-        return {str(call_id): int(seq) for call_id, seq in self._rows_by_keys(sql, call_ids)}
+    def contact_keys(self, call_ids: Iterable[str]) -> dict[str, set[RowKey]]:
+        """The (seq, first queued) of each call's contacts (CONTACT_KEYS_SQL)."""
+        return self._row_keys(CONTACT_KEYS_SQL, call_ids)
+
+    def case_keys(self, thread_keys: Iterable[str]) -> dict[str, set[RowKey]]:
+        """The (seq, opened) of each thread's cases (`mailbox/thread_id`; CASE_KEYS_SQL)."""
+        return self._row_keys(CASE_KEYS_SQL, thread_keys)
+
+    def _row_keys(self, sql: str, keys: Iterable[str]) -> dict[str, set[RowKey]]:
+        out: dict[str, set[RowKey]] = {}
+        for key, seq, at in self._rows_by_keys(sql, keys):
+            out.setdefault(str(key), set()).add((int(seq), _utc(at)))
+        return out
 
     def _rows_by_keys(self, sql: str, keys: Iterable[str]) -> Iterator[tuple[Any, ...]]:
         """The rows of `sql` for all the keys, its `{keys}` standing for them as Array(String).
@@ -403,7 +467,7 @@ class Warehouse:
         keys = list(keys)
         if not keys:
             return
-        self.flush()
+        self._wait()  # the Deriver's reads need the events and facts written, not the aggregates
         for literal in key_literals(keys, MAX_KEYS_LITERAL_BYTES):
             query = sql.replace("{keys}", f"JSONExtract({literal}, 'Array(String)')")
             yield from self.client.query(query).result_rows

@@ -44,7 +44,7 @@ from stream_jobs.core.calls import CallFact, derive_call
 from stream_jobs.core.mail import MailCase, derive_thread
 from stream_jobs.core.ordering import preferred
 from stream_jobs.core.provenance import derivation_inputs, fingerprint
-from stream_jobs.core.store import Store
+from stream_jobs.core.store import RowKey, Store, interval_of, stored_instant
 
 CALL_GRACE = timedelta(hours=6)
 THREAD_GRACE = timedelta(days=2)
@@ -61,8 +61,9 @@ class _Entities(Generic[E]):
     events: dict[str, dict[tuple[str, str], E]] = field(default_factory=dict)
     last: dict[str, datetime] = field(default_factory=dict)
     derived: dict[str, Any] = field(default_factory=dict)  # the last fact(s), when changes are tracked
-    # Calls: the most contacts the store may hold (read from it on reload, then the largest written).
-    written: dict[str, int] = field(default_factory=dict)
+    # The row keys (seq, instant) under which the store may hold the entity's facts: read from it
+    # on reload, then every key written since. A key no longer derived is withdrawn.
+    written: dict[str, set[RowKey]] = field(default_factory=dict)
 
     def add(self, key: str, events: Sequence[E], conflicts: list[tuple[Event, Event]]) -> None:
         """Hold the events; a conflicting duplicate (same source and id, other content) keeps the
@@ -109,6 +110,18 @@ class BatchResult:
     conflicts: list[tuple[Event, Event]] = field(default_factory=list)
 
 
+@dataclass
+class _Derived:
+    """What a derivation gives to store: the facts, the rows withdrawn, the intervals touched."""
+
+    facts: list[CallFact] = field(default_factory=list)
+    stale_contacts: list[tuple[str, int, datetime]] = field(default_factory=list)
+    cases: list[MailCase] = field(default_factory=list)
+    stale_cases: list[tuple[str, str, int, datetime]] = field(default_factory=list)
+    call_intervals: set[datetime] = field(default_factory=set)
+    case_intervals: set[datetime] = field(default_factory=set)
+
+
 class Deriver:
     def __init__(self, store: Store, agreements: Agreements, *, track_changes: bool = False) -> None:
         self.store = store
@@ -153,7 +166,7 @@ class Deriver:
         # lookup finds only earlier events).
         new_calls = [k for k in calls if k not in self.calls.events]
         self._reload(new_calls, [k for k in threads if k not in self.threads.events], result.conflicts)
-        facts, stale, cases = self._derive(calls, threads, result, track=self.track_changes)
+        derived = self._derive(calls, threads, result, track=self.track_changes)
 
         stored: Sequence[Event] = events
         # The version of a conflict that is not kept is not stored either: it would replace the
@@ -162,7 +175,7 @@ class Deriver:
         if result.failed or result.conflicts:
             gone = {id(ev) for ev, _ in result.failed} | {id(other) for _, other in result.conflicts}
             stored = [ev for ev in events if id(ev) not in gone]
-        self._write(stored, facts, stale, cases, result.conflicts)
+        self._write(stored, derived, result.conflicts)
 
         if stored:  # a rejected time (year 9999) must not move the watermark and evict everything
             latest = max(ev.time for ev in stored)
@@ -190,8 +203,7 @@ class Deriver:
         self._reload(call_ids, thread_keys, result.conflicts)
         calls = {k: list(self.calls.events[k].values()) for k in call_ids if k in self.calls.events}
         threads = {k: list(self.threads.events[k].values()) for k in thread_keys if k in self.threads.events}
-        facts, stale, cases = self._derive(calls, threads, result, track=False)
-        self._write((), facts, stale, cases, result.conflicts)
+        self._write((), self._derive(calls, threads, result, track=False), result.conflicts)
         for key in call_ids:
             self.calls.drop(key)
         for key in thread_keys:
@@ -201,19 +213,22 @@ class Deriver:
     def _reload(
         self, call_ids: Sequence[str], thread_keys: Sequence[str], conflicts: list[tuple[Event, Event]]
     ) -> None:
-        """Hold every event the store has of these calls and threads (however old), and how many
-        contacts it holds of the calls. An event stored by an earlier version with a time out of
+        """Hold every event the store has of these calls and threads (however old), and the keys
+        of the facts it holds of them. An event stored by an earlier version with a time out of
         range (mail from 1989) is left out: it can never be derived, and would fail every later
         event of its thread."""
         reloaded = self.store.stored_events("call", call_ids)
         for key, known in reloaded.items():
             self.calls.add(key, [ev for ev in known if isinstance(ev, CallEvent) and in_time_range(ev.time)], conflicts)
-        if reloaded:  # how many contacts the store holds of them (a call with no stored event has none)
-            self.calls.written.update(self.store.contact_counts(list(reloaded)))
-        for key, known in self.store.stored_events("mail", thread_keys).items():
+        if reloaded:  # an entity with no stored event has no stored fact
+            self.calls.written.update(self.store.contact_keys(list(reloaded)))
+        reloaded = self.store.stored_events("mail", thread_keys)
+        for key, known in reloaded.items():
             self.threads.add(
                 key, [ev for ev in known if isinstance(ev, MailEvent) and in_time_range(ev.time)], conflicts
             )
+        if reloaded:
+            self.threads.written.update(self.store.case_keys(list(reloaded)))
 
     def _derive(
         self,
@@ -222,33 +237,34 @@ class Deriver:
         result: BatchResult,
         *,
         track: bool,
-    ) -> tuple[list[CallFact], list[tuple[str, int]], list[MailCase]]:
+    ) -> _Derived:
         """Fold each call and thread with its new events (memory holds the earlier ones): the facts,
-        the (call id, seq) of contacts a call no longer has, the cases. Counted in `result`, with
-        the changes when `track`; an entity that raises is dropped, its new events `failed`."""
-        facts = []
-        stale: list[tuple[str, int]] = []
+        the rows no longer derived, the intervals touched. Counted in `result`, with the changes
+        when `track`; an entity that raises is dropped, its new events `failed`."""
+        out = _Derived()
         for key, call_events in calls.items():
             try:
                 before = self._call(key) if track else None
-                written = self.calls.written.get(key, 0)
                 self.calls.add(key, call_events, result.conflicts)
                 fact = derive_call(key, self.calls.events[key].values(), self.agreements)
             except Exception as exc:  # a bug or an event the fold cannot take: this call only
                 self.calls.drop(key)
                 result.failed += [(ev, _not_derived(exc)) for ev in call_events]
                 continue
-            facts.append(fact)
+            out.facts.append(fact)
             # A late event can merge what read as two contacts (same-instant events completed by a
-            # later batch): the store drops the contacts the call no longer has. `written` only
-            # grows while the call is in memory, so a drop whose write failed is written again.
-            stale += [(key, seq) for seq in range(len(fact.contacts) + 1, written + 1)]
-            self.calls.written[key] = max(written, len(fact.contacts))
+            # later batch) or move a contact's first queued time, and with it the row's key: the
+            # rows under keys no longer derived are withdrawn. `written` only grows while the call
+            # is in memory, so a withdrawal whose write failed is written again.
+            rows = {(c.seq, stored_instant(c.queued_at)) for c in fact.contacts}
+            written = self.calls.written.get(key, set())
+            out.stale_contacts += [(key, seq, at) for seq, at in written - rows]
+            self.calls.written[key] = written = written | rows
+            out.call_intervals.update(interval_of(at) for _, at in written)
             if track:
                 self.calls.derived[key] = fact
                 result.call_changes.append((before, fact))
 
-        cases = []
         for key, mail_events in threads.items():
             try:
                 before_cases = self._cases(key) if track else []
@@ -258,31 +274,35 @@ class Deriver:
                 self.threads.drop(key)
                 result.failed += [(ev, _not_derived(exc)) for ev in mail_events]
                 continue
-            cases.extend(after)
+            out.cases.extend(after)
+            mailbox, _, thread_id = key.partition("/")
+            rows = {(c.seq, stored_instant(c.opened_at)) for c in after}
+            written = self.threads.written.get(key, set())
+            out.stale_cases += [(mailbox, thread_id, seq, at) for seq, at in written - rows]
+            self.threads.written[key] = written = written | rows
+            out.case_intervals.update(interval_of(at) for _, at in written)
             if track:
                 self.threads.derived[key] = after
                 result.case_changes.append((before_cases, after))
-        result.calls, result.cases = len(facts), len(cases)
-        return facts, stale, cases
+        result.calls, result.cases = len(out.facts), len(out.cases)
+        return out
 
-    def _write(
-        self,
-        events: Sequence[Event],
-        facts: list[CallFact],
-        stale: list[tuple[str, int]],
-        cases: list[MailCase],
-        conflicts: list[tuple[Event, Event]],
-    ) -> None:
+    def _write(self, events: Sequence[Event], derived: _Derived, conflicts: list[tuple[Event, Event]]) -> None:
         if not self._recorded:
             self.store.record_agreements(self.fingerprint, self.inputs)
             self._recorded = True
         self.store.insert_events(events)
-        self.store.upsert_calls(facts, derived_with=self.fingerprint)
-        if stale:
-            self.store.drop_contacts(stale)
-        self.store.upsert_cases(cases, derived_with=self.fingerprint)
+        self.store.upsert_calls(derived.facts, derived_with=self.fingerprint)
+        if derived.stale_contacts:
+            self.store.drop_contacts(derived.stale_contacts)
+        self.store.upsert_cases(derived.cases, derived_with=self.fingerprint)
+        if derived.stale_cases:
+            self.store.drop_cases(derived.stale_cases)
         if conflicts:
             self.store.record_conflicts(conflicts)
+        # After the facts: the aggregates are recomputed from what the store now holds.
+        if derived.call_intervals or derived.case_intervals:
+            self.store.refresh_intervals(sorted(derived.call_intervals), sorted(derived.case_intervals))
 
     def _call(self, key: str) -> CallFact | None:
         """The fact as last derived (what memory and the store held before this batch)."""

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from schemas.events import CALL_CLASSES, MAIL_CLASSES, Event, encode, event_key
 from stream_jobs.core.calls import WAITING, CallFact, Contact
@@ -29,6 +29,24 @@ OPEN_CASE_FIELDS = (
 )  # fmt: skip
 
 
+# A fact's row key within its entity: (seq, the instant that fixes its period), the instant as
+# the warehouse stores it (DateTime64(3): whole milliseconds, truncated).
+RowKey = tuple[int, datetime]
+INTERVAL = timedelta(minutes=15)  # the interval aggregates' width
+
+
+def stored_instant(t: datetime) -> datetime:
+    """The instant as a DateTime64(3) column holds it: UTC, truncated to the millisecond."""
+    t = _utc(t)
+    return t.replace(microsecond=t.microsecond - t.microsecond % 1000)
+
+
+def interval_of(t: datetime) -> datetime:
+    """The start of the 15-minute interval (UTC) holding the instant."""
+    t = _utc(t)
+    return t.replace(minute=t.minute - t.minute % 15, second=0, microsecond=0)
+
+
 class Store(Protocol):
     # -- what the Deriver writes and reads back ----------------------------------------------
 
@@ -40,23 +58,39 @@ class Store(Protocol):
     def insert_events(self, events: Sequence[Event]) -> None: ...
 
     def upsert_calls(self, facts: Iterable[CallFact], *, derived_with: str) -> None:
-        """Store the facts' contacts, each replacing the one stored of its (call, seq), marked as
-        derived with the agreements of fingerprint `derived_with` (`record_agreements`)."""
+        """Store the facts' contacts, each replacing the one stored of its (first queued, call,
+        seq), marked as derived with the agreements of fingerprint `derived_with`
+        (`record_agreements`)."""
         ...
 
-    def contact_counts(self, call_ids: Iterable[str]) -> dict[str, int]:
-        """How many contacts the store holds of each call (its highest seq; a call without any is
-        left out)."""
+    def contact_keys(self, call_ids: Iterable[str]) -> dict[str, set[RowKey]]:
+        """The (seq, first queued) under which the store holds or held each call's contacts,
+        withdrawn ones too (a call without any is left out): the Deriver recomputes the intervals
+        of all of them, so a batch done again after a failed write recomputes an interval a row
+        already withdrawn left."""
         ...
 
-    def drop_contacts(self, keys: Iterable[tuple[str, int]]) -> None:
-        """Delete the contacts (call id, seq) a call no longer has: a late event can merge two
-        contacts into one (the Deriver knows how many the store holds)."""
+    def drop_contacts(self, keys: Iterable[tuple[str, int, datetime]]) -> None:
+        """Withdraw the rows (call id, seq, first queued) a call no longer has: a late event can
+        merge two contacts into one, or move a contact's first queued time (and so its row)."""
         ...
 
     def upsert_cases(self, cases: Iterable[MailCase], *, derived_with: str) -> None:
-        """Store the cases, each replacing the one stored of its (mailbox, thread, seq), marked as
-        for `upsert_calls`."""
+        """Store the cases, each replacing the one stored of its (opened, mailbox, thread, seq),
+        marked as for `upsert_calls`."""
+        ...
+
+    def case_keys(self, thread_keys: Iterable[str]) -> dict[str, set[RowKey]]:
+        """The (seq, opened) under which the store holds each thread's cases (`mailbox/thread_id`)."""
+        ...
+
+    def drop_cases(self, keys: Iterable[tuple[str, str, int, datetime]]) -> None:
+        """Withdraw the rows (mailbox, thread id, seq, opened) a thread no longer has."""
+        ...
+
+    def refresh_intervals(self, calls: Iterable[datetime], cases: Iterable[datetime]) -> None:
+        """Recompute the interval aggregates of these 15-minute intervals (their starts, UTC)
+        from the facts stored so far: of contacts first queued, and of cases opened, in them."""
         ...
 
     def record_agreements(self, fingerprint: str, inputs: dict[str, Any]) -> None:
@@ -135,11 +169,14 @@ class MemoryStore:
         # which a repeat replaces the row stored before.
         self.events: dict[tuple[str, str], dict[tuple[str, str, date], Event]] = defaultdict(dict)
         self.calls: dict[str, CallFact] = {}
-        self.cases: dict[tuple[str, str, int], MailCase] = {}
+        # The rows of call_contacts and mail_cases under the warehouse's keys, (first queued, call
+        # id, seq) and (opened, mailbox, thread id, seq): a row written under another key than
+        # the one stored is a second row, as in the warehouse (`contacts`, `cases` say so).
+        self.contact_rows: dict[tuple[datetime, str, int], Contact] = {}
+        self.case_rows: dict[tuple[datetime, str, str, int], MailCase] = {}
         self.conflicts: set[tuple[str, str, str]] = set()  # (source, id, digest of the other version)
-        # The rows of call_contacts: (call id, seq) -> contact, replaced and dropped by key as the
-        # warehouse's FINAL reads them (`calls` keeps each call's last fact whole, for tests).
-        self.contacts: dict[tuple[str, int], Contact] = {}
+        self.intervals: set[datetime] = set()  # every interval start refreshed (calls and cases)
+        self.withdrawn: set[tuple[Any, ...]] = set()  # the keys of the rows withdrawn, as the warehouse keeps them
         self.positions: dict[tuple[str, int], int] = {}  # the highest next offset per partition
         self.rejects: dict[tuple[str, str], str] = {}  # (source, origin) -> reason
         self.derived_with: dict[str, str] = {}  # call id or `mailbox/thread` -> agreements fingerprint
@@ -158,29 +195,59 @@ class MemoryStore:
         for ev in events:
             self.events[(_kind(ev), event_key(ev))][(ev.source, ev.id, _utc(ev.time).date())] = ev
 
+    @property
+    def contacts(self) -> dict[tuple[str, int], Contact]:
+        """The contacts a FINAL read gives, by (call id, seq); two rows of one contact (a key
+        moved without the old row withdrawn) are a bug, and fail here."""
+        return _live({(call_id, seq): c for (_, call_id, seq), c in self.contact_rows.items()}, self.contact_rows)
+
+    @property
+    def cases(self) -> dict[tuple[str, str, int], MailCase]:
+        """The cases a FINAL read gives, by (mailbox, thread id, seq), as `contacts`."""
+        return _live({(m, t, seq): c for (_, m, t, seq), c in self.case_rows.items()}, self.case_rows)
+
     def upsert_calls(self, facts: Iterable[CallFact], *, derived_with: str) -> None:
         for fact in facts:
             self.calls[fact.call_id] = fact
             self.derived_with[fact.call_id] = derived_with
             for c in fact.contacts:
-                self.contacts[(fact.call_id, c.seq)] = c
+                self.contact_rows[(stored_instant(c.queued_at), fact.call_id, c.seq)] = c
 
-    def contact_counts(self, call_ids: Iterable[str]) -> dict[str, int]:
+    def contact_keys(self, call_ids: Iterable[str]) -> dict[str, set[RowKey]]:
         wanted = set(call_ids)
-        counts: dict[str, int] = {}
-        for call_id, seq in self.contacts:
+        keys: dict[str, set[RowKey]] = {}
+        for at, call_id, seq in [*self.contact_rows, *(k[1:] for k in self.withdrawn if k[0] == "call")]:
             if call_id in wanted:
-                counts[call_id] = max(seq, counts.get(call_id, 0))
-        return counts
+                keys.setdefault(call_id, set()).add((seq, at))
+        return keys
 
-    def drop_contacts(self, keys: Iterable[tuple[str, int]]) -> None:
-        for key in keys:
-            self.contacts.pop(key, None)
+    def drop_contacts(self, keys: Iterable[tuple[str, int, datetime]]) -> None:
+        for call_id, seq, at in keys:
+            self.contact_rows.pop((at, call_id, seq), None)
+            self.withdrawn.add(("call", at, call_id, seq))
 
     def upsert_cases(self, cases: Iterable[MailCase], *, derived_with: str) -> None:
         for case in cases:
-            self.cases[(case.mailbox, case.thread_id, case.seq)] = case
+            self.case_rows[(stored_instant(case.opened_at), case.mailbox, case.thread_id, case.seq)] = case
             self.derived_with[f"{case.mailbox}/{case.thread_id}"] = derived_with
+
+    def case_keys(self, thread_keys: Iterable[str]) -> dict[str, set[RowKey]]:
+        wanted = set(thread_keys)
+        keys: dict[str, set[RowKey]] = {}
+        for at, mailbox, thread_id, seq in [*self.case_rows, *(k[1:] for k in self.withdrawn if k[0] == "mail")]:
+            key = f"{mailbox}/{thread_id}"
+            if key in wanted:
+                keys.setdefault(key, set()).add((seq, at))
+        return keys
+
+    def drop_cases(self, keys: Iterable[tuple[str, str, int, datetime]]) -> None:
+        for mailbox, thread_id, seq, at in keys:
+            self.case_rows.pop((at, mailbox, thread_id, seq), None)
+            self.withdrawn.add(("mail", at, mailbox, thread_id, seq))
+
+    def refresh_intervals(self, calls: Iterable[datetime], cases: Iterable[datetime]) -> None:
+        self.intervals.update(calls)
+        self.intervals.update(cases)
 
     def record_agreements(self, fingerprint: str, inputs: dict[str, Any]) -> None:
         self.agreements[fingerprint] = inputs
@@ -232,6 +299,16 @@ class MemoryStore:
                     if best is None or (ev.time, ev.id) > (best.time, best.id):
                         latest[agent] = ev
         return [(agent, encode(ev).decode()) for agent, ev in latest.items()]
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _live(by_entity: dict[K, V], rows: dict[Any, V]) -> dict[K, V]:
+    if len(by_entity) != len(rows):
+        raise AssertionError(f"{len(rows) - len(by_entity)} row(s) stored under a second key (one not withdrawn)")
+    return by_entity
 
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -475,7 +475,7 @@ class _DropFailsOnce(MemoryStore):
         super().__init__()
         self.failures = 1
 
-    def drop_contacts(self, keys: Iterable[tuple[str, int]]) -> None:
+    def drop_contacts(self, keys: Iterable[tuple[str, int, datetime]]) -> None:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("the warehouse went away")
@@ -562,9 +562,9 @@ class _Recording(MemoryStore):
 
     def __init__(self) -> None:
         super().__init__()
-        self.drops: list[tuple[str, int]] = []
+        self.drops: list[tuple[str, int, datetime]] = []
 
-    def drop_contacts(self, keys: Iterable[tuple[str, int]]) -> None:
+    def drop_contacts(self, keys: Iterable[tuple[str, int, datetime]]) -> None:
         keys = list(keys)
         self.drops += keys
         super().drop_contacts(keys)
@@ -572,8 +572,9 @@ class _Recording(MemoryStore):
 
 def test_exactly_the_contacts_a_call_no_longer_has_are_dropped(v2):
     """Two calls that each lose their second contact in one batch (a late call.ended before their
-    first call.queued), and a call with no contact at all: the drops are (m1, 2) and (m2, 2),
-    nothing else (no contact 3, no contact of the call that never had one)."""
+    first call.queued), and a call with no contact at all: the drops are (m1, 2) and (m2, 2), each
+    under the key it was stored under (first queued 10:01:30+02:00), nothing else (no contact 3, no
+    contact of the call that never had one)."""
     store = _Recording()
     deriver = Deriver(store, v2)
     for cid in ("m1", "m2"):
@@ -588,7 +589,8 @@ def test_exactly_the_contacts_a_call_no_longer_has_are_dropped(v2):
         [ev("call.ended", f"{DAY}10:00:00+02:00", id=f"{cid}e0", call_id=cid) for cid in ("m1", "m2")]
         + [ev("call.offered", f"{DAY}10:00:00+02:00", id="o3", call_id="m3", entrance="x")]
     )
-    assert sorted(store.drops) == [("m1", 2), ("m2", 2)]
+    second = datetime(2026, 4, 1, 8, 1, 30, tzinfo=UTC)
+    assert sorted(store.drops) == [("m1", 2, second), ("m2", 2, second)]
     assert sorted(store.contacts) == [("m1", 1), ("m2", 1)]
 
 

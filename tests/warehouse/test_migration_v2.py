@@ -36,14 +36,14 @@ def test_the_calls_of_an_older_warehouse_become_contacts(chdb_dir, agreements):
     wh = Warehouse.open(chdb_dir, database=database)
     try:
         # Back to the schema of the version before: 006 and later undone, the old table filled.
-        for table in ("call_contacts", "event_conflicts", "agreements_seen"):
+        for table in ("call_contacts", "event_conflicts", "agreements_seen", "mail_cases", "queue_intervals"):
             wh.client.command(f"DROP TABLE {table}")
-        wh.client.command("ALTER TABLE mail_cases DROP COLUMN working_day_deadline")
-        wh.client.command("ALTER TABLE mail_cases DROP COLUMN derived_with")
+        wh.client.command("DROP TABLE mailbox_intervals")
         wh.client.command("DELETE FROM schema_migrations WHERE name >= '006'")
-        ddl = (resources.files("schemas") / "ddl" / "002_call_facts.sql").read_text(encoding="utf-8")
-        for statement in ddl_statements(ddl):
-            wh.client.command(statement)
+        for name in ("002_call_facts.sql", "003_mail_cases.sql"):
+            ddl = (resources.files("schemas") / "ddl" / name).read_text(encoding="utf-8")
+            for statement in ddl_statements(ddl):
+                wh.client.command(statement)
         wh.client.command(OLD_ROW)
         # c3: v1 made a contact of an answer without call.queued (a direct call); v2 makes none.
         direct = ev(
@@ -51,7 +51,9 @@ def test_the_calls_of_an_older_warehouse_become_contacts(chdb_dir, agreements):
         )
         wh.insert_events([direct])
 
-        assert wh.migrate() == ["006_contract_v2.sql", "007_derived_with.sql", "008_source_rejects.sql"]
+        assert wh.migrate() == [
+            "006_contract_v2.sql", "007_derived_with.sql", "008_source_rejects.sql", "009_facts_by_time.sql",
+        ]  # fmt: skip
         rows = wh.records(
             "SELECT call_id, seq, internal, queue, outcome, wait_seconds, left_at, transferred_from, caller_ref,"
             " talk_seconds FROM call_contacts FINAL ORDER BY call_id, seq"
@@ -69,7 +71,7 @@ def test_the_calls_of_an_older_warehouse_become_contacts(chdb_dir, agreements):
         assert (rows[-1]["call_id"], rows[-1]["seq"]) == ("c3", 1)
         assert wh.query("EXISTS TABLE call_facts") == [(0,)]
         # Touched again (its call.ended arrives), c3 is derived under v2: no contact, so the row the
-        # migration carried over is dropped (the Deriver asks the store how many contacts it holds).
+        # migration carried over is withdrawn (the Deriver asks the store which contact rows it holds).
         Deriver(wh, agreements).apply([ev("call.ended", "2026-04-14T11:05:00+02:00", id="e3", call_id="c3")])
         assert wh.query("SELECT count() FROM call_contacts FINAL WHERE call_id = 'c3'") == [(0,)]
         q = monthly_report(wh, agreements, "2026-04", now=datetime(2027, 1, 1, tzinfo=UTC))["queues"]
