@@ -17,6 +17,8 @@ evaluation time (a reply after it does not count yet). The mail expressions ther
 
 from __future__ import annotations
 
+from stream_jobs import intervals
+
 # -- phone queues: counts per period (a contact belongs to the period it was first queued in) ----
 
 
@@ -30,16 +32,19 @@ def in_period(col: str) -> str:
 
 # The contacts of the KPIs: internal transfers (queued again after an answer) are reported apart.
 CONTACTS = "call_contacts FINAL"
-ORDINARY = "NOT internal"
+ORDINARY = intervals.ORDINARY
 
-OFFERED = "countIf(queue_open)"
-ANSWERED = "countIf(queue_open AND outcome = 'answered')"
-ABANDONED = "countIf(queue_open AND outcome = 'abandoned')"
-SHORT_ABANDONED = "countIf(queue_open AND short_abandon)"
-CALLBACKS = "countIf(queue_open AND outcome = 'callback')"
-FLOWED_OUT = "countIf(queue_open AND outcome = 'flowed_out')"  # routed out unanswered: in the base
-OUT_OF_HOURS = "countIf(NOT queue_open)"  # unmet demand: in none of the other counts
-IN_SERVICE_LEVEL = "countIf(queue_open AND in_service_level)"  # answered with wait <= service_level_seconds
+# Each count is a predicate on one contact, written once in stream_jobs/intervals.py (the
+# interval aggregates count the same ones).
+_COUNT = {name: f"countIf({predicate})" for name, predicate in intervals.CONTACT_COUNTS.items()}
+OFFERED = _COUNT["offered"]
+ANSWERED = _COUNT["answered"]
+ABANDONED = _COUNT["abandoned"]
+SHORT_ABANDONED = _COUNT["short_abandoned"]
+CALLBACKS = _COUNT["callbacks"]
+FLOWED_OUT = _COUNT["flowed_out"]  # routed out unanswered: in the base
+OUT_OF_HOURS = _COUNT["out_of_hours"]  # unmet demand: in none of the other counts
+IN_SERVICE_LEVEL = _COUNT["in_service_level"]  # answered with wait <= service_level_seconds
 # Per extra_service_levels threshold X, the offered contacts answered within X: (thresholds, counts).
 LEVELS_MET = "sumMapIf(levels_met, arrayMap(x -> toUInt64(1), levels_met), queue_open)"
 CALLERS = "uniqExactIf(caller_ref, queue_open AND caller_ref != '')"  # distinct known callers offered
@@ -72,10 +77,35 @@ def wait_p90(waits: str) -> str:
     return f"if(empty({waits}), NULL, {waits}[intDiv(9 * length({waits}) + 9, 10)])"
 
 
+# -- the same over the interval aggregates (queue_intervals, stream_jobs/intervals.py) -----------
+
+INTERVALS = "queue_intervals FINAL"
+# The sums of a period made of intervals, named as the counts over the facts.
+INTERVAL_SUMS = ", ".join(f"sum({name}) AS {name}" for name in intervals.CONTACT_COUNTS)
+# The answered waits of the period as a histogram: (distinct waits in microseconds ascending, counts).
+WAIT_HISTOGRAM = "sumMap(wait_us, wait_counts)"
+
+
+def histogram_p90(hist: str) -> str:
+    """wait_p90 of a histogram of waits (`hist`: WAIT_HISTOGRAM's alias): the ceil(0.9 n)-th
+    smallest wait, the first whose cumulative count reaches that rank; null when there is none.
+    Exact: the waits are kept whole (microseconds), as many times as they occurred."""
+    n = f"arraySum({hist}.2)"
+    rank = f"intDiv(9 * {n} + 9, 10)"
+    return f"if({n} = 0, NULL, {hist}.1[arrayFirstIndex(c -> c >= {rank}, arrayCumSum({hist}.2))] / 1e6)"
+
+
+def histogram_mean(hist: str) -> str:
+    """The mean answered wait of a histogram, null when there is none (the sum is exact in
+    microseconds; one division, so it may differ from a float average in the last digit)."""
+    n = f"arraySum({hist}.2)"
+    return f"if({n} = 0, NULL, arraySum((w, c) -> w * c, {hist}.1, {hist}.2) / {n} / 1e6)"
+
+
 # -- function mailboxes: predicates on one case ---------------------------------------------------
 
-REPLIED = "end = 'replied'"  # ended by a reply (answered), judged now
-CLOSED = "end = 'closed'"  # ended by mail.closed, without a reply
+REPLIED = intervals.CASE_COUNTS["replied"]  # ended by a reply (answered), judged now
+CLOSED = intervals.CASE_COUNTS["closed"]  # ended by mail.closed, without a reply
 IN_TIME = "lead_seconds <= target_seconds"  # lead time (business time to the reply) within the case's target
 LATE = "lead_seconds > target_seconds"  # an answered case breached its target
 # KKiK: replied before the end (24:00) of the first working day after the day it opened. A case

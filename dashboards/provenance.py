@@ -33,18 +33,20 @@ SETTINGS = {
     "mailboxes": ("response_target_seconds", "priority_response_target_seconds"),
 }
 
+# Per process and local month, the fingerprints its facts were derived with, from the interval
+# aggregates (each interval keeps the fingerprints of its facts, stream_jobs/intervals.py).
 FINGERPRINTS_SQL = f"""
-SELECT 'queues' AS channel, queue AS process, formatDateTime(first_queued_at, '%Y-%m', {{tz:String}}) AS month,
-       derived_with
-FROM {kpi_sql.CONTACTS}
-WHERE {kpi_sql.in_period("first_queued_at")}
-GROUP BY process, month, derived_with
+SELECT 'queues' AS channel, queue AS process, formatDateTime(interval_start, '%Y-%m', {{tz:String}}) AS month,
+       arrayJoin(derived_with) AS fingerprint
+FROM queue_intervals FINAL
+WHERE {kpi_sql.in_period("interval_start")}
+GROUP BY process, month, fingerprint
 UNION ALL
-SELECT 'mailboxes' AS channel, mailbox AS process, formatDateTime(opened_at, '%Y-%m', {{tz:String}}) AS month,
-       derived_with
-FROM mail_cases FINAL
-WHERE {kpi_sql.in_period("opened_at")}
-GROUP BY process, month, derived_with
+SELECT 'mailboxes' AS channel, mailbox AS process, formatDateTime(interval_start, '%Y-%m', {{tz:String}}) AS month,
+       arrayJoin(derived_with) AS fingerprint
+FROM mailbox_intervals FINAL
+WHERE {kpi_sql.in_period("interval_start")}
+GROUP BY process, month, fingerprint
 """
 
 

@@ -9,6 +9,7 @@ mailbox calendar).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,32 +49,41 @@ DEFINITIONS = {
 
 _ORDINARY_IN_PERIOD = f"{kpi_sql.ORDINARY} AND {kpi_sql.in_period('first_queued_at')}"
 
-# The measures of a queue over a period, or over each bucket of one (the views); the month's SQL
-# and the views' SQL share them, so a day and the month are the same formula.
+# The queue measures of a period, or of each bucket of one (the views), from the interval
+# aggregates (stream_jobs/intervals.py): the month's SQL and the views' SQL share them, so a day
+# and the month are the same formula. A bucket is kept when it holds an ordinary contact, as a
+# GROUP BY over the facts would keep it (an interval whose contacts all moved away holds zeros).
 _QUEUE_MEASURES = f"""
-    {kpi_sql.OFFERED} AS offered,
-    {kpi_sql.ANSWERED} AS answered,
-    {kpi_sql.ABANDONED} AS abandoned,
-    {kpi_sql.SHORT_ABANDONED} AS short_abandoned,
-    {kpi_sql.CALLBACKS} AS callbacks,
-    {kpi_sql.FLOWED_OUT} AS flowed_out,
-    {kpi_sql.OUT_OF_HOURS} AS out_of_hours,
-    {kpi_sql.BASE} AS base,
-    {kpi_sql.ANSWER_RATE} AS answer_rate,
-    {kpi_sql.SERVICE_LEVEL} AS service_level,
-    avgIf(wait_seconds, queue_open AND outcome = 'answered') AS asa_seconds,
-    maxIf(wait_seconds, queue_open AND outcome IN ('answered', 'abandoned')) AS max_wait_seconds,
-    {kpi_sql.ANSWERED_WAITS} AS waits,
-    {kpi_sql.wait_p90("waits")} AS wait_p90_seconds,
-    {kpi_sql.LEVELS_MET} AS levels_met_count"""
+    {kpi_sql.INTERVAL_SUMS},
+    offered - short_abandoned - callbacks AS base,
+    {kpi_sql.ratio("answered")} AS answer_rate,
+    {kpi_sql.ratio("in_service_level")} AS service_level,
+    {kpi_sql.WAIT_HISTOGRAM} AS waits,
+    {kpi_sql.histogram_mean("waits")} AS asa_seconds,
+    max(max_wait) AS max_wait_seconds,
+    {kpi_sql.histogram_p90("waits")} AS wait_p90_seconds,
+    sumMap(levels, levels_met) AS levels_met_count,
+    sumMap(left_queues, left_counts) AS left,
+    sum(internal_transfers) AS internal_transfers"""
+_IN_INTERVALS = kpi_sql.in_period("interval_start")
+_HELD = "offered + out_of_hours + internal_transfers > 0"
 
 QUEUES_SQL = f"""
+SELECT queue,{_QUEUE_MEASURES}
+FROM {kpi_sql.INTERVALS}
+WHERE {_IN_INTERVALS}
+GROUP BY queue
+HAVING {_HELD}
+"""
+
+# Who called, from the facts of the period (distinct callers do not add up over intervals).
+CALLERS_SQL = f"""
 WITH reached AS (  -- the callers answered in the month, in any queue (callers_reached)
     SELECT DISTINCT caller_ref FROM {kpi_sql.CONTACTS}
     WHERE {_ORDINARY_IN_PERIOD} AND queue_open AND outcome = 'answered' AND caller_ref != ''
 )
 SELECT
-    queue,{_QUEUE_MEASURES},
+    queue,
     {kpi_sql.CALLERS} AS callers,
     uniqExactIf(caller_ref, queue_open AND caller_ref != '' AND caller_ref IN reached) AS callers_reached
 FROM {kpi_sql.CONTACTS}
@@ -90,48 +100,41 @@ def _bucket(col: str, view: str) -> str:
 
 
 def queue_view_sql(view: str) -> str:
-    """The queue measures per queue and bucket (a local day, hour of day or month) of the period."""
+    """The queue measures per queue and bucket (a local day, hour of day or month) of the period:
+    an interval lies in one bucket of any of them."""
     return f"""
-SELECT queue, {_bucket("first_queued_at", view)} AS bucket,{_QUEUE_MEASURES}
-FROM {kpi_sql.CONTACTS}
-WHERE {_ORDINARY_IN_PERIOD}
+SELECT queue, {_bucket("interval_start", view)} AS bucket,{_QUEUE_MEASURES}
+FROM {kpi_sql.INTERVALS}
+WHERE {_IN_INTERVALS}
 GROUP BY queue, bucket
+HAVING offered + out_of_hours > 0
 """
 
-
-TRANSFERS_SQL = f"""
-SELECT left_queue, count() AS transferred_out
-FROM {kpi_sql.CONTACTS}
-ARRAY JOIN transferred_from AS left_queue
-WHERE queue_open AND {_ORDINARY_IN_PERIOD}
-GROUP BY left_queue
-"""
-
-INTERNAL_SQL = f"""
-SELECT queue, count() AS internal_transfers
-FROM {kpi_sql.CONTACTS}
-WHERE internal AND {kpi_sql.in_period("first_queued_at")}
-GROUP BY queue
-"""
 
 # Abandoned contacts of the month (not short, known caller) whose caller was answered (a contact
 # counted in `answered`, of any queue and any period) strictly after the abandon and at most 24 h
 # later; the answer may fall after the month's end, and so may the abandon (a contact first queued
-# in the month is the month's however late it ends), so the answers have no upper bound here.
+# in the month is the month's however late it ends). An answer lies after the month's start (after
+# an abandon of the month) and at most 24 h after the month's last abandon, and so was first
+# queued before that: only those granules are read (the sort key, and the minmax index of left_at).
 RECOVERED_SQL = f"""
-SELECT a.queue AS queue, uniqExact(a.call_id, a.seq) AS abandoned_recovered
-FROM (
+WITH abandoned AS (
     SELECT call_id, seq, queue, caller_ref, assumeNotNull(left_at) AS abandoned_at
     FROM {kpi_sql.CONTACTS}
     WHERE {_ORDINARY_IN_PERIOD} AND queue_open AND outcome = 'abandoned' AND NOT short_abandon
       AND caller_ref != '' AND left_at IS NOT NULL
-) AS a
-INNER JOIN (
+),
+(SELECT max(abandoned_at) + INTERVAL 24 HOUR FROM abandoned) AS last_answer
+SELECT a.queue AS queue, uniqExact(a.call_id, a.seq) AS abandoned_recovered
+FROM (
     SELECT caller_ref, assumeNotNull(left_at) AS answered_at
     FROM {kpi_sql.CONTACTS}
     WHERE {kpi_sql.ORDINARY} AND queue_open AND outcome = 'answered' AND caller_ref != '' AND left_at IS NOT NULL
       AND left_at > fromUnixTimestamp64Milli({{start:Int64}}, 'UTC')  -- after any abandon of the month
-) AS b ON a.caller_ref = b.caller_ref
+      AND left_at <= last_answer AND first_queued_at <= last_answer
+      AND caller_ref IN (SELECT caller_ref FROM abandoned)
+) AS b
+INNER JOIN abandoned AS a ON a.caller_ref = b.caller_ref
 WHERE b.answered_at > a.abandoned_at AND b.answered_at <= a.abandoned_at + INTERVAL 24 HOUR
 GROUP BY a.queue
 """
@@ -238,18 +241,22 @@ def monthly_report(
         | {"service_levels": _service_levels(agreement.extra_service_levels, {}, 0), "internal_transfers": 0}
         for q, agreement in agreements.queues.items()
     }
+    transferred: Counter[str] = Counter()
     for row in warehouse.records(QUEUES_SQL, period):
         if row["queue"] in queues:
             queues[row["queue"]].update(_queue_measures(agreements, row, QUEUE_KEYS))
-    for left, count in warehouse.query(TRANSFERS_SQL, period):
-        if left in queues:
-            queues[left]["transferred_out"] = count
+            queues[row["queue"]]["internal_transfers"] = row["internal_transfers"]  # reported apart
+            for left, count in zip(*row["left"], strict=True):
+                if left in queues:
+                    transferred[left] += count
+    for queue in queues:
+        queues[queue]["transferred_out"] = transferred[queue]
+    for row in warehouse.records(CALLERS_SQL, period):
+        if row["queue"] in queues:
+            queues[row["queue"]].update(callers=row["callers"], callers_reached=row["callers_reached"])
     for queue, count in warehouse.query(RECOVERED_SQL, period):
         if queue in queues:
             queues[queue]["abandoned_recovered"] = count
-    for queue, count in warehouse.query(INTERNAL_SQL, period):
-        if queue in queues:
-            queues[queue]["internal_transfers"] = count  # reported apart, not in the KPIs
 
     mailboxes: dict[str, dict[str, Any]] = {
         m: {k: None if k == "median_lead_seconds" else 0 for k in MAILBOX_KEYS} for m in agreements.mailboxes

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from dashboards import kpi_sql
+from dashboards import full_scan, kpi_sql
 from dashboards import report as report_sql
 from dashboards.grafana.mailbox import LEAD_BUCKETS
 from dashboards.report import monthly_report
@@ -205,6 +205,7 @@ DEFINED = sorted(
         kpi_sql.LATE,
         kpi_sql.overdue("age"),
         kpi_sql.wait_p90("waits"),
+        kpi_sql.histogram_p90("waits"),
         kpi_sql.median_lead("answered_case"),
         kpi_sql.median_lead(),
         *(f"hours <= {limit}" for limit, _ in LEAD_BUCKETS),
@@ -215,8 +216,9 @@ DEFINED = sorted(
 SQL = {
     **{
         f"report:{name}": getattr(report_sql, name)
-        for name in ("QUEUES_SQL", "TRANSFERS_SQL", "INTERNAL_SQL", "RECOVERED_SQL", "MAILBOXES_SQL", "CONFLICTS_SQL")
+        for name in ("QUEUES_SQL", "CALLERS_SQL", "RECOVERED_SQL", "MAILBOXES_SQL", "CONFLICTS_SQL")
     },
+    **{f"full_scan:{name}": getattr(full_scan, name) for name in ("QUEUES_SQL", "TRANSFERS_SQL", "INTERNAL_SQL")},
     **{q.id: str(q.target["rawSql"]) for q in QUERIES},
 }
 
@@ -233,6 +235,6 @@ def test_the_report_and_dashboard_sql_write_no_comparison_of_their_own(name):
 def test_the_comparisons_are_used():
     """The check above is not vacuous: the report and the dashboards do contain kpi_sql's texts."""
     everything = "\n".join(SQL.values())
-    for text in (kpi_sql.IN_TIME, kpi_sql.LATE, kpi_sql.overdue("age"), kpi_sql.wait_p90("waits")):
+    for text in (kpi_sql.IN_TIME, kpi_sql.LATE, kpi_sql.overdue("age"), kpi_sql.histogram_p90("waits")):
         assert text in everything
     assert everything.count(kpi_sql.IN_TIME) >= 4  # report, history share, mailbox priority per day and table
