@@ -107,7 +107,9 @@ def loaded(chdb_dir: str, shipped: Agreements) -> Iterator[tuple[Warehouse, Memo
     deriver.forget()  # a restart: what follows is reloaded from the warehouse
     for i in range(0, len(again), 2000):
         deriver.apply(again[i : i + 2000])
-    deriver.apply(held + moved)
+    deriver.apply(held)
+    wh.flush()
+    deriver.apply(moved)  # alone: no other event refreshes the intervals the moved contacts left
     wh.flush()
     yield wh, memory, len(moved)
     wh.close()
