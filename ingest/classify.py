@@ -35,29 +35,26 @@ def _words(text: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=256)
-def _keywords(keywords: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...], str], ...]:
-    """Each distinct keyword as (stem, its folded words but the last, the last), in keyword
-    order; a keyword without words (empty, blank, only punctuation) is dropped."""
-    split = {" ".join(words): words for words in map(_words, keywords) if words}
-    return tuple((stem, words[:-1], words[-1]) for stem, words in split.items())
+def _keywords(keywords: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Each distinct keyword as (stem, " " + stem), in keyword order; a keyword without words
+    (empty, blank, only punctuation) is dropped."""
+    stems = dict.fromkeys(" ".join(words) for words in map(_words, keywords) if words)
+    return tuple((stem, " " + stem) for stem in stems)
 
 
 def _stems(keywords: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(stem for stem, _, _ in _keywords(keywords))
-
-
-def _found(words: tuple[str, ...], whole: tuple[str, ...], last: str) -> bool:
-    """`whole` occurs in `words` in sequence, followed by a word that starts with `last`."""
-    if not whole:
-        return any(w.startswith(last) for w in words)
-    n = len(whole)
-    return any(words[i + n].startswith(last) and words[i : i + n] == whole for i in range(len(words) - n))
+    return tuple(stem for stem, _ in _keywords(keywords))
 
 
 def matched_keywords(subject: str, keywords: Iterable[str]) -> list[str]:
-    """The stems of the keywords found in the subject, in keyword order, each once."""
-    words = _words(subject)
-    return [stem for stem, whole, last in _keywords(tuple(keywords)) if _found(words, whole, last)]
+    """The stems of the keywords found in the subject, in keyword order, each once.
+
+    A keyword's words are found when they follow each other in the subject, the last one as a
+    prefix of a word: with the subject's words each after one space, that is the keyword's stem
+    after a space as a substring, since no word holds a space (one substring search per keyword:
+    several times faster than comparing word by word)."""
+    text = " " + " ".join(_words(subject))
+    return [stem for stem, spaced in _keywords(tuple(keywords)) if spaced in text]
 
 
 def categories(subject: str | None, keywords: Iterable[str], given: Iterable[str] = ()) -> list[str]:

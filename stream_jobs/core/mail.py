@@ -12,7 +12,7 @@ stable key for the warehouse's upserts.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from msgspec import Struct
 
@@ -101,6 +101,24 @@ def working_day_deadline(cal: Calendar, opened: datetime) -> datetime | None:
     """The end (24:00, local) of the first working day after the local day `opened` falls on: the
     KKiK yardstick's deadline (spec/metrics.md). A working day has opening hours in the calendar."""
     day = opened.astimezone(cal.tz).date()
+    key = (cal, day)  # a Calendar hashes by identity, and the key keeps it alive
+    found = _deadlines.get(key, _UNKNOWN)
+    if found is _UNKNOWN:
+        found = _deadline_after(cal, day)
+        if len(_deadlines) >= _DEADLINES_KEPT:  # bounded: forget all, refilled from what comes
+            _deadlines.clear()
+        _deadlines[key] = found
+    return found  # type: ignore[return-value]
+
+
+# Each case derived asks for its day's deadline, and a thread is derived again whenever a batch
+# touches it: the deadlines of the (calendar, local day)s met, a few hundred a year per calendar.
+_deadlines: dict[tuple[Calendar, date], datetime | None] = {}
+_DEADLINES_KEPT = 8192
+_UNKNOWN = object()
+
+
+def _deadline_after(cal: Calendar, day: date) -> datetime | None:
     for _ in range(_WORKING_DAY_SEARCH):
         day += timedelta(days=1)
         if cal.intervals_on(day):
