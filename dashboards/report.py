@@ -76,18 +76,21 @@ GROUP BY queue
 HAVING {_HELD}
 """
 
-# Who called, from the facts of the period (distinct callers do not add up over intervals).
+# Who called, from the facts of the period (distinct callers do not add up over intervals): per
+# known caller, whether any offered contact of the month was answered (callers_reached, in any
+# queue) and the queues they were offered in; then per queue. One pass over the month's facts.
 CALLERS_SQL = f"""
-WITH reached AS (  -- the callers answered in the month, in any queue (callers_reached)
-    SELECT DISTINCT caller_ref FROM {kpi_sql.CONTACTS}
-    WHERE {_ORDINARY_IN_PERIOD} AND queue_open AND outcome = 'answered' AND caller_ref != ''
+SELECT queue, count() AS callers, countIf(reached) AS callers_reached
+FROM (
+    SELECT
+        caller_ref,
+        max(queue_open AND outcome = 'answered') AS reached,
+        groupUniqArrayIf(queue, queue_open) AS queues
+    FROM {kpi_sql.CONTACTS}
+    WHERE {_ORDINARY_IN_PERIOD} AND caller_ref != ''
+    GROUP BY caller_ref
 )
-SELECT
-    queue,
-    {kpi_sql.CALLERS} AS callers,
-    uniqExactIf(caller_ref, queue_open AND caller_ref != '' AND caller_ref IN reached) AS callers_reached
-FROM {kpi_sql.CONTACTS}
-WHERE {_ORDINARY_IN_PERIOD}
+ARRAY JOIN queues AS queue
 GROUP BY queue
 """
 
