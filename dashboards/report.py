@@ -246,12 +246,10 @@ def monthly_report(
     }
     transferred: Counter[str] = Counter()
     for row in warehouse.records(QUEUES_SQL, period):
+        transferred.update(dict(zip(*row["left"], strict=True)))  # whichever queue they went on to
         if row["queue"] in queues:
             queues[row["queue"]].update(_queue_measures(agreements, row, QUEUE_KEYS))
             queues[row["queue"]]["internal_transfers"] = row["internal_transfers"]  # reported apart
-            for left, count in zip(*row["left"], strict=True):
-                if left in queues:
-                    transferred[left] += count
     for queue in queues:
         queues[queue]["transferred_out"] = transferred[queue]
     for row in warehouse.records(CALLERS_SQL, period):

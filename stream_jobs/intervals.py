@@ -22,7 +22,7 @@ facts of the same period are the same formula.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from stream_jobs.core.store import INTERVAL
@@ -89,41 +89,53 @@ TABLES = {
 }
 
 
-def refresh_sql(table: str, intervals: Iterable[datetime] | None = None) -> str:
-    """The INSERT that recomputes `table` for these interval starts (every interval when None):
+def refresh_sql(
+    table: str, intervals: Iterable[datetime] | None = None, *, runs: list[tuple[int, int]] | None = None
+) -> str:
+    """The INSERT that recomputes `table` for these interval starts, or these ranges of them
+    (`_runs`), or every interval when neither is given:
     a row per (interval, queue or mailbox) that has facts, and a row of zeros for each that the
     table holds there and that has none left (a contact moved out, or withdrawn). GLOBAL: on a
-    cluster the subquery runs once over every shard, whatever the session's product mode."""
+    cluster the joined table is read once over every shard, whatever the session's product mode."""
     key, facts, instant, measures, columns = TABLES[table]
     aggregates = "".join(f",\n        {expr} AS {name}" for name, expr in measures.items())
     stored = "".join(f", {expr} AS {name}" if expr != name else f", {name}" for name, expr in columns.items())
     names = ", ".join(["interval_start", key, *columns])
-    where = "true" if intervals is None else _ranges(instant, intervals)
+    if runs is None and intervals is not None:
+        runs = _runs(intervals)
+    where = "true" if runs is None else _ranges(instant, runs)
     fresh = f"""
     SELECT toStartOfFifteenMinutes({instant}) AS interval_start, {key}{aggregates}
     FROM {facts} FINAL
     WHERE {where}
     GROUP BY interval_start, {key}"""
-    if intervals is None:  # every interval: no row is left without facts
+    if runs is None:  # every interval: no row is left without facts
         return f"INSERT INTO {table} ({names})\nSELECT interval_start, {key}{stored} FROM ({fresh}\n)"
-    zeros = ", ".join("NULL" if c == "max_wait" else "[]" if c in _ARRAYS else "0" for c in columns)
+    # The rows the table holds there join the fresh ones: one with no facts left gets the join's
+    # defaults, which are an empty interval's values (0, [], a NULL longest wait).
     return f"""INSERT INTO {table} ({names})
-WITH fresh AS ({fresh}
-)
-SELECT interval_start, {key}{stored} FROM fresh
-UNION ALL
-SELECT interval_start, {key}, {zeros}
-FROM {table} FINAL
-WHERE {_ranges("interval_start", intervals)}
-  AND (interval_start, {key}) GLOBAL NOT IN (SELECT interval_start, {key} FROM fresh)"""
+SELECT interval_start, {key}{stored}
+FROM ({fresh}
+) AS fresh
+GLOBAL FULL OUTER JOIN (
+    SELECT interval_start, {key} FROM {table} FINAL WHERE {_ranges("interval_start", runs)}
+) AS held USING (interval_start, {key})"""
 
 
-_ARRAYS = {"levels", "levels_met", "wait_us", "wait_counts", "left_queues", "left_counts", "derived_with"}
+# Ranges per statement: each is written twice, ~200 bytes a time, so a statement stays far below
+# ClickHouse's max_query_size (256 KiB) however many intervals a run touched (a year's rederive).
+RANGES_PER_STATEMENT = 250
 
 
-def _ranges(col: str, intervals: Iterable[datetime]) -> str:
-    """`col` in any of the intervals, as few ranges as they make (adjacent ones joined), so the
-    facts' sort key (the instant first) reads only those granules."""
+def refresh_statements(table: str, intervals: Iterable[datetime]) -> Iterator[str]:
+    """`refresh_sql` for these intervals, in statements of at most RANGES_PER_STATEMENT ranges."""
+    runs = _runs(intervals)
+    for i in range(0, len(runs), RANGES_PER_STATEMENT):
+        yield refresh_sql(table, runs=runs[i : i + RANGES_PER_STATEMENT])
+
+
+def _runs(intervals: Iterable[datetime]) -> list[tuple[int, int]]:
+    """The intervals as few ranges [start, end) of epoch seconds as they make (adjacent joined)."""
     runs: list[list[int]] = []
     step = int(INTERVAL.total_seconds())
     for start in sorted({int(t.timestamp()) for t in intervals}):
@@ -131,5 +143,10 @@ def _ranges(col: str, intervals: Iterable[datetime]) -> str:
             runs[-1][1] = start + step
         else:
             runs.append([start, start + step])
+    return [(a, b) for a, b in runs]
+
+
+def _ranges(col: str, runs: list[tuple[int, int]]) -> str:
+    """`col` in any of the ranges, so the facts' sort key (the instant first) reads only those granules."""
     ranges = [f"({col} >= toDateTime({a}, 'UTC') AND {col} < toDateTime({b}, 'UTC'))" for a, b in runs]
     return "(" + " OR ".join(ranges) + ")"

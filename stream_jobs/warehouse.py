@@ -42,7 +42,7 @@ from stream_jobs.core.mail import MailCase
 from stream_jobs.core.ordering import digest
 from stream_jobs.core.store import RowKey
 from stream_jobs.holder import Holder, held_by
-from stream_jobs.intervals import refresh_sql
+from stream_jobs.intervals import refresh_statements
 
 if TYPE_CHECKING:
     from stream_jobs.core.store import Store
@@ -94,23 +94,34 @@ GROUP BY key
 # Deriver recomputes their intervals as well, so a batch done again after a failed write, which
 # finds a row already withdrawn, still recomputes the interval it left. A contact's first queued time
 # (a case's opening) is the time of one of its entity's stored events, so only the span of those
-# events is read of the facts' sort key: the lookup costs what the events' lookup costs (by key,
-# through its bloom filter), not a scan of the facts. The span includes events that no longer
-# decode: the facts an earlier version derived from them are found too.
+# events is read of the facts' sort key, in whole UTC days: a version of an event that another
+# replaced in `events` (a conflicting duplicate: same source and id, its day in the key) had a
+# time on the same day, and a fact derived from it is found too. The span includes events that
+# no longer decode. For a few entities (the stream's reloads) that is a few days of facts; for a
+# chunk of keys spread over years (`rederive` without a month) it is those years.
 CONTACT_KEYS_SQL = """
-WITH {keys} AS wanted, (SELECT (min(time), max(time)) FROM events WHERE kind = 'call' AND key IN wanted) AS span
+WITH
+    {keys} AS wanted,
+    (SELECT (min(toDate(time)), max(toDate(time))) FROM events WHERE kind = 'call' AND key IN wanted) AS span
 SELECT DISTINCT call_id, seq, first_queued_at FROM call_contacts
-WHERE first_queued_at >= span.1 AND first_queued_at <= span.2 AND call_id IN wanted
+WHERE toDate(first_queued_at) >= span.1 AND toDate(first_queued_at) <= span.2 AND call_id IN wanted
 """
 CASE_KEYS_SQL = """
-WITH {keys} AS wanted, (SELECT (min(time), max(time)) FROM events WHERE kind = 'mail' AND key IN wanted) AS span
+WITH
+    {keys} AS wanted,
+    (SELECT (min(toDate(time)), max(toDate(time))) FROM events WHERE kind = 'mail' AND key IN wanted) AS span
 SELECT DISTINCT concat(mailbox, '/', thread_id) AS entity, seq, opened_at FROM mail_cases
-WHERE opened_at >= span.1 AND opened_at <= span.2 AND entity IN wanted
+WHERE toDate(opened_at) >= span.1 AND toDate(opened_at) <= span.2 AND entity IN wanted
 """
 CASE_COLUMNS = [
     "mailbox", "thread_id", "seq", "opened_at", "opened_clock", "ended_at", "end", "close_reason",
     "lead_seconds", "priority", "target_seconds", "working_day_deadline", "messages", "sender_ref", "derived_with",
 ]  # fmt: skip
+
+
+class AggregatesFailed(WarehouseError):
+    """A recompute of interval aggregates failed: the store's state, never an event's fault (the
+    batch waits and is done again; its intervals stay due)."""
 
 
 class WarehouseHeld(WarehouseError):
@@ -228,7 +239,8 @@ class Warehouse:
         the next flush, after the batch is written again)."""
         due = {table: set(intervals) for table, intervals in self._dirty.items() if intervals}
         for table, intervals in due.items():
-            self._pending.append(self._writer.submit(self._command, refresh_sql(table, sorted(intervals))))
+            for sql in refresh_statements(table, intervals):
+                self._pending.append(self._writer.submit(self._refresh, sql))
         self._wait()
         for table, intervals in due.items():
             self._dirty[table] -= intervals
@@ -257,6 +269,8 @@ class Warehouse:
         """Whether ClickHouse refused a write for what was in it (a value it cannot parse or
         store), as opposed to its own state (too many parts, memory, a read-only replica, a
         full disk), which passes and must be waited out, never blamed on the data."""
+        if isinstance(exc, AggregatesFailed):  # a recompute holds no event: never the data's fault
+            return False
         found = _CODE.search(str(exc))
         return found is not None and int(found.group(1)) in _DATA_ERRORS
 
@@ -404,12 +418,15 @@ class Warehouse:
             block = _json.encode(columns)
             self._pending.append(self._writer.submit(self._write, table, names, block))
 
-    def _command(self, sql: str) -> None:
-        """On the writer thread, in order (as `_write`)."""
+    def _refresh(self, sql: str) -> None:
+        """A recompute of interval aggregates, on the writer thread, in order (as `_write`)."""
         if self._failed:
             return
         try:
             self.client.command(sql)
+        except Exception as exc:
+            self._failed = True
+            raise AggregatesFailed(f"recomputing the interval aggregates failed: {exc}") from exc
         except BaseException:
             self._failed = True
             raise

@@ -217,6 +217,40 @@ ENGINE = Distributed('availability', currentDatabase(), source_rejects_local, ci
 INSERT INTO schema_migrations (name) VALUES ('008_source_rejects.sql');
 
 -- schemas/ddl/009_facts_by_time.sql
+CREATE TABLE IF NOT EXISTS call_contacts_local ON CLUSTER availability
+(
+    call_id          String,
+    seq              UInt32,
+    internal         Bool,
+    queue            LowCardinality(String),
+    first_queued_at  DateTime64(3, 'UTC'),
+    outcome          LowCardinality(String),
+    left_at          Nullable(DateTime64(3, 'UTC')),
+    queue_open       Bool,
+    wait_seconds     Nullable(Float64),
+    short_abandon    Bool,
+    in_service_level Bool,
+    levels_met       Array(Float64),
+    agent            String,
+    talk_seconds     Nullable(Float64),
+    transferred_from Array(LowCardinality(String)),
+    caller_ref       String,
+    offered_at       Nullable(DateTime64(3, 'UTC')),
+    entrance         LowCardinality(String),
+    ended_at         Nullable(DateTime64(3, 'UTC')),
+    events           UInt32,
+    deleted          UInt8 DEFAULT 0,
+    derived_at       DateTime64(3, 'UTC') DEFAULT now64(3),
+    derived_with     LowCardinality(String) DEFAULT '',
+
+
+    INDEX left_at_minmax left_at TYPE minmax GRANULARITY 1
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/call_contacts_local', '{replica}', derived_at, deleted)
+PARTITION BY toYYYYMM(first_queued_at)
+ORDER BY (first_queued_at, call_id, seq);
+CREATE TABLE IF NOT EXISTS call_contacts ON CLUSTER availability AS call_contacts_local
+ENGINE = Distributed('availability', currentDatabase(), call_contacts_local, cityHash64(call_id));
 CREATE TABLE IF NOT EXISTS call_contacts_by_call_local ON CLUSTER availability
 (
     call_id          String,
@@ -303,6 +337,31 @@ SELECT
 FROM call_contacts_by_call;
 DROP TABLE IF EXISTS call_contacts_by_call ON CLUSTER availability SYNC;
 DROP TABLE IF EXISTS call_contacts_by_call_local ON CLUSTER availability SYNC;
+CREATE TABLE IF NOT EXISTS mail_cases_local ON CLUSTER availability
+(
+    mailbox              LowCardinality(String),
+    thread_id            String,
+    seq                  UInt32,
+    opened_at            DateTime64(3, 'UTC'),
+    opened_clock         Float64,
+    ended_at             Nullable(DateTime64(3, 'UTC')),
+    end                  LowCardinality(String),
+    close_reason         LowCardinality(String),
+    lead_seconds         Nullable(Float64),
+    priority             Bool,
+    target_seconds       Float64,
+    working_day_deadline Nullable(DateTime64(3, 'UTC')),
+    messages             UInt32,
+    sender_ref           String,
+    deleted              UInt8 DEFAULT 0,
+    derived_at           DateTime64(3, 'UTC') DEFAULT now64(3),
+    derived_with         LowCardinality(String) DEFAULT ''
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/mail_cases_local', '{replica}', derived_at, deleted)
+PARTITION BY toYYYYMM(opened_at)
+ORDER BY (opened_at, mailbox, thread_id, seq);
+CREATE TABLE IF NOT EXISTS mail_cases ON CLUSTER availability AS mail_cases_local
+ENGINE = Distributed('availability', currentDatabase(), mail_cases_local, cityHash64(mailbox, thread_id));
 CREATE TABLE IF NOT EXISTS mail_cases_by_thread_local ON CLUSTER availability
 (
     mailbox              LowCardinality(String),

@@ -10,6 +10,41 @@
 -- ClickHouse has no RENAME on a cluster here (schemas/cluster.py), so each table is copied aside,
 -- made again with the new key, and copied back.
 
+-- A run stopped between a DROP and the CREATE after it resumes here: the table is made (empty) in
+-- its new form if it is gone, and its rows are in the copy aside already.
+CREATE TABLE IF NOT EXISTS call_contacts
+(
+    call_id          String,
+    seq              UInt32,                     -- 1 for the call's first contact
+    internal         Bool,                       -- queued again after an answer: reported apart
+    queue            LowCardinality(String),     -- attributed (last) queue
+    first_queued_at  DateTime64(3, 'UTC'),       -- fixes the contact's period
+    outcome          LowCardinality(String),     -- answered | abandoned | callback | flowed_out | waiting
+    left_at          Nullable(DateTime64(3, 'UTC')),
+    queue_open       Bool,                       -- false: out_of_hours (unmet demand)
+    wait_seconds     Nullable(Float64),
+    short_abandon    Bool,
+    in_service_level Bool,
+    levels_met       Array(Float64),             -- the queue's extra_service_levels answered within
+    agent            String,
+    talk_seconds     Nullable(Float64),
+    transferred_from Array(LowCardinality(String)),  -- each queue left before answer, once
+    caller_ref       String,                     -- keyed hash, never the number; '' unknown
+    offered_at       Nullable(DateTime64(3, 'UTC')),
+    entrance         LowCardinality(String),
+    ended_at         Nullable(DateTime64(3, 'UTC')),
+    events           UInt32,
+    deleted          UInt8 DEFAULT 0,            -- 1: the call no longer has this row
+    derived_at       DateTime64(3, 'UTC') DEFAULT now64(3),
+    derived_with     LowCardinality(String) DEFAULT '',
+    -- The report's recovered abandons look for answers after a month's start: the granules
+    -- whose contacts all left before it are skipped, however long ago they were first queued.
+    INDEX left_at_minmax left_at TYPE minmax GRANULARITY 1
+)
+ENGINE = ReplacingMergeTree(derived_at, deleted)
+PARTITION BY toYYYYMM(first_queued_at)
+ORDER BY (first_queued_at, call_id, seq);
+
 CREATE TABLE IF NOT EXISTS call_contacts_by_call
 (
     call_id          String,
@@ -97,6 +132,30 @@ SELECT
 FROM call_contacts_by_call;
 
 DROP TABLE IF EXISTS call_contacts_by_call;
+
+CREATE TABLE IF NOT EXISTS mail_cases
+(
+    mailbox              LowCardinality(String),
+    thread_id            String,
+    seq                  UInt32,
+    opened_at            DateTime64(3, 'UTC'),   -- fixes the case's period
+    opened_clock         Float64,
+    ended_at             Nullable(DateTime64(3, 'UTC')),
+    end                  LowCardinality(String), -- replied | closed | '' (open)
+    close_reason         LowCardinality(String),
+    lead_seconds         Nullable(Float64),      -- business seconds to the reply
+    priority             Bool,
+    target_seconds       Float64,
+    working_day_deadline Nullable(DateTime64(3, 'UTC')),
+    messages             UInt32,
+    sender_ref           String,
+    deleted              UInt8 DEFAULT 0,        -- 1: the thread no longer has this row
+    derived_at           DateTime64(3, 'UTC') DEFAULT now64(3),
+    derived_with         LowCardinality(String) DEFAULT ''
+)
+ENGINE = ReplacingMergeTree(derived_at, deleted)
+PARTITION BY toYYYYMM(opened_at)
+ORDER BY (opened_at, mailbox, thread_id, seq);
 
 CREATE TABLE IF NOT EXISTS mail_cases_by_thread
 (
@@ -197,8 +256,10 @@ ENGINE = ReplacingMergeTree(computed_at)
 PARTITION BY toYear(interval_start)
 ORDER BY (interval_start, queue);
 
--- The same per mailbox and 15 minutes of opening: the counts that do not depend on when a case is
--- judged, and those judged now (replied, in time) for the dashboards.
+-- The same per mailbox and 15 minutes of opening: the fingerprints of the agreements that derived
+-- the cases (the report's provenance reads them), the counts that do not depend on when a case is
+-- judged, and those judged now (replied, in time) for queries of one's own. The report judges a
+-- case at the end of its month, from mail_cases.
 CREATE TABLE IF NOT EXISTS mailbox_intervals
 (
     interval_start     DateTime('UTC'),

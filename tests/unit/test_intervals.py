@@ -8,7 +8,7 @@ keys, as a FINAL read of the warehouse would count it twice.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 
 import pytest
@@ -16,7 +16,7 @@ import pytest
 from schemas.cluster import statements
 from stream_jobs.core.deriver import Deriver
 from stream_jobs.core.store import MemoryStore, interval_of, stored_instant
-from stream_jobs.intervals import _ranges, refresh_sql
+from stream_jobs.intervals import RANGES_PER_STATEMENT, _ranges, _runs, refresh_sql, refresh_statements
 from tests.conftest import call, ev
 
 K = {"queue": "kundreskontra"}
@@ -113,7 +113,7 @@ def test_instants_are_keyed_as_the_warehouse_stores_them():
 
 
 def test_adjacent_intervals_are_read_as_one_range():
-    where = _ranges("t", [utc(10, 15), utc(10, 0), utc(12, 0), utc(10, 0)])
+    where = _ranges("t", _runs([utc(10, 15), utc(10, 0), utc(12, 0), utc(10, 0)]))
     ten, half_past, noon = (int(x.timestamp()) for x in (utc(10, 0), utc(10, 30), utc(12, 0)))
     assert where == (
         f"((t >= toDateTime({ten}, 'UTC') AND t < toDateTime({half_past}, 'UTC'))"
@@ -126,3 +126,15 @@ def test_the_migration_fills_the_aggregates_as_the_deriver_recomputes_them():
     ddl = (resources.files("schemas") / "ddl" / "009_facts_by_time.sql").read_text(encoding="utf-8")
     fills = [s for s in statements(ddl) if s.startswith("INSERT INTO") and "_intervals" in s.split("\n")[0]]
     assert fills == [refresh_sql("queue_intervals"), refresh_sql("mailbox_intervals")]
+
+
+def test_a_year_of_intervals_is_recomputed_in_statements_of_bounded_size():
+    """`rederive` of a year, or a long replay, touches thousands of separate intervals: they go in
+    statements of at most RANGES_PER_STATEMENT ranges, each far below max_query_size (256 KiB),
+    together covering every interval once."""
+    year = [utc(8, 0, day=1) + timedelta(hours=2 * i) for i in range(4 * 365)]  # none adjacent
+    statements_ = list(refresh_statements("queue_intervals", year))
+    assert len(statements_) == -(-len(year) // RANGES_PER_STATEMENT) == 6
+    assert max(len(s.encode()) for s in statements_) < 128 * 1024
+    starts = [int(t.timestamp()) for t in year]
+    assert sum(s.count(f"first_queued_at >= toDateTime({a}, 'UTC')") for s in statements_ for a in starts) == len(year)

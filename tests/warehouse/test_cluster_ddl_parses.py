@@ -53,17 +53,18 @@ def test_a_syntax_error_fails_the_check(warehouse: Warehouse):
 
 def test_every_statement_of_the_cluster_schema_parses(warehouse: Warehouse):
     statements = ddl_statements(cluster.cluster_ddl(C))
-    # 16 tables x 2 (2 of them copies aside), 8 ALTER, 5 DROP x 2 (006 and 009: old tables, copies),
-    # 8 data (copies and fills), 9 files recorded.
-    assert len(statements) == 16 * 2 + 8 + 5 * 2 + 8 + 9
+    # 18 CREATE TABLE x 2 (009: 2 copies aside, and 2 guards that make a dropped table again when
+    # a stopped run resumes), 8 ALTER, 5 DROP x 2 (006 and 009: old tables, copies), 8 data
+    # (copies and fills), 9 files recorded.
+    assert len(statements) == 18 * 2 + 8 + 5 * 2 + 8 + 9
     for statement in statements:
         formatted = parses(warehouse, statement)
         if statement.startswith(("CREATE", "ALTER", "DROP")):
             assert f"ON CLUSTER {C}" in formatted, formatted
     engines = [parses(warehouse, s) for s in statements if s.startswith("CREATE TABLE")]
-    assert sum("ENGINE = Distributed('availability', currentDatabase(), " in e for e in engines) == 16
+    assert sum("ENGINE = Distributed('availability', currentDatabase(), " in e for e in engines) == 18
     assert (
-        sum("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/" in e for e in engines) == 15
+        sum("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/" in e for e in engines) == 17
     )
 
 
@@ -103,7 +104,7 @@ def test_the_users_settings_and_password_parameters_are_the_engines(tmp_path: Pa
 def test_the_replicated_tables_are_created_by_the_engine(tmp_path: Path):
     result = in_child("replicated", tmp_path)
     created = result["created"]
-    assert len(created) == 2 * 32  # 16 local + 16 Distributed tables (2 copies aside), in two databases
+    assert len(created) == 2 * 36  # 18 local + 18 Distributed tables (the copies and guards of 009), in two databases
     engines = {name: (engine, full) for name, engine, full in result["tables"]}
     for table, key in cluster.SHARDING_KEYS.items():
         engine, full = engines[f"{table}_local"]

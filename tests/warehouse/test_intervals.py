@@ -17,6 +17,7 @@ contact's first queued time, and so its row, its interval, its day and for some 
 
 from __future__ import annotations
 
+import copy
 import random
 import uuid
 from collections.abc import Iterator
@@ -29,13 +30,14 @@ from dashboards import full_scan, provenance, report
 from ingest.boundary import Boundary, Rejection
 from ingest.pseudonymise import Pseudonymiser
 from ingest.simulator import simulate
-from schemas.agreements import Agreements, load_agreements
+from schemas.agreements import Agreements, load_agreements, parse_agreements
 from schemas.calendar import local_month_bounds
 from schemas.events import CallQueued, Event, encode
 from stream_jobs.core.deriver import Deriver
 from stream_jobs.core.store import MemoryStore, stored_instant
 from stream_jobs.intervals import refresh_sql
-from stream_jobs.warehouse import Warehouse, ms
+from stream_jobs.warehouse import AggregatesFailed, Warehouse, ms
+from tests.conftest import AGREEMENTS, call
 
 START = date(2026, 3, 26)
 DAYS = 7
@@ -163,3 +165,31 @@ def test_every_interval_equals_a_recompute_from_the_facts(loaded):
     fresh_sql = refresh_sql("queue_intervals").split("\n", 1)[1]  # the SELECT of the full recompute
     fresh = wh.query(f"SELECT {columns} FROM ({fresh_sql}) ORDER BY interval_start, queue")
     assert held == fresh and len(held) > 100
+
+
+def test_a_transfer_counts_for_the_queue_left_whatever_queue_it_went_on_to(new_warehouse, agreements):
+    """Queued in kundreskontra, transferred to avgifter, answered there; then the agreements drop
+    avgifter. kundreskontra still counts the contact that left it, as the full scan does."""
+    wh = new_warehouse()
+    Deriver(wh, agreements).apply(
+        call(
+            "c1",
+            ("queued", "2026-04-14T10:00:00+02:00", {"queue": "kundreskontra"}),
+            ("transferred", "2026-04-14T10:00:20+02:00", {"queue": "kundreskontra", "to_queue": "avgifter"}),
+            ("answered", "2026-04-14T10:00:40+02:00", {"queue": "avgifter", "agent": "a1"}),
+        )
+    )
+    raw = copy.deepcopy(AGREEMENTS)
+    del raw["queues"]["avgifter"]
+    fewer = parse_agreements(raw)
+    got = report.monthly_report(wh, fewer, "2026-04", now=NOW)
+    assert got["queues"]["kundreskontra"]["transferred_out"] == 1
+    reference = full_scan.queue_parts(wh, fewer, "2026-04")
+    assert reference["queues"]["kundreskontra"]["transferred_out"] == 1
+
+
+def test_a_failed_recompute_is_never_the_events_fault():
+    """The sink dead-letters what the warehouse refused for its data (a parse error, code 62...);
+    a failed recompute of the aggregates holds no event, whatever its code: the batch waits."""
+    assert Warehouse.refused_for_data(Exception("Code: 62. DB::Exception: Syntax error"))
+    assert not Warehouse.refused_for_data(AggregatesFailed("recomputing failed: Code: 62. DB::Exception: too big"))
