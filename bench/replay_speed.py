@@ -1,8 +1,9 @@
 """Benchmark: replay throughput of `availability process` against plain JSON parsing.
 
-Target (issue: the foundation): replaying a simulated week at --scale 20 sustains at least
-50 000 events/s in one process, at most 6x the time the standard library's `json` takes
-merely to parse the same file, with memory flat as the file grows.
+Targets (issue #14, scale; the foundation's were 50 000 events/s and 6x): replaying a simulated
+week at --scale 20 sustains at least 100 000 events/s in one process, at most 3x the time the
+standard library's `json` takes merely to parse the same file, and 28 days peak at most 600 MB,
+flat as the file grows. The figures and what limits them: README.md, "Speed".
 
     .venv/bin/python bench/replay_speed.py [--scale 20] [--days 7] [--workdir DIR]
 
