@@ -236,7 +236,9 @@ class Warehouse:
     def flush(self) -> None:
         """Recompute the interval aggregates the writes so far touched, and wait until every write
         is stored; raises the first write's error, if any (the intervals are then recomputed at
-        the next flush, after the batch is written again)."""
+        the next flush, after the batch is written again). The points where a run's writes must
+        be complete flush: the worker before it commits offsets, the replay at its end, `close`,
+        a read of the aggregates."""
         due = {table: set(intervals) for table, intervals in self._dirty.items() if intervals}
         for table, intervals in due.items():
             for sql in refresh_statements(table, intervals):
@@ -244,6 +246,12 @@ class Warehouse:
         self._wait()
         for table, intervals in due.items():
             self._dirty[table] -= intervals
+
+    def _before_read(self, sql: str) -> None:
+        if any(table in sql for table in self._dirty):
+            self.flush()
+        else:
+            self._wait()
 
     def _wait(self) -> None:
         """Wait until every write so far is stored; raises the first write's error, if any."""
@@ -546,12 +554,14 @@ class Warehouse:
         return out
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        self.flush()
+        """The rows of a query that sees every write so far (and, when it reads the interval
+        aggregates, their recomputes: `flush`; a read of the facts waits for the writes only)."""
+        self._before_read(sql)
         return list(self.client.query(sql, parameters=parameters or {}).result_rows)
 
     def records(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Rows as column name -> value."""
-        self.flush()
+        """Rows as column name -> value (as `query`)."""
+        self._before_read(sql)
         result = self.client.query(sql, parameters=parameters or {})
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
