@@ -46,7 +46,7 @@ FLOWED_OUT = _COUNT["flowed_out"]  # routed out unanswered: in the base
 OUT_OF_HOURS = _COUNT["out_of_hours"]  # unmet demand: in none of the other counts
 IN_SERVICE_LEVEL = _COUNT["in_service_level"]  # answered with wait <= service_level_seconds
 # Per extra_service_levels threshold X, the offered contacts answered within X: (thresholds, counts).
-LEVELS_MET = "sumMapIf(levels_met, arrayMap(x -> toUInt64(1), levels_met), queue_open)"
+LEVELS_MET = intervals.LEVELS_MET.format("queue_open")
 CALLERS = "uniqExactIf(caller_ref, queue_open AND caller_ref != '')"  # distinct known callers offered
 # `short_abandon` (abandoned, wait < short_abandon_seconds), `in_service_level` (answered, wait <=
 # service_level_seconds) and `levels_met` are decided once, when the contact is derived
@@ -106,7 +106,7 @@ def histogram_mean(hist: str) -> str:
 
 REPLIED = intervals.CASE_COUNTS["replied"]  # ended by a reply (answered), judged now
 CLOSED = intervals.CASE_COUNTS["closed"]  # ended by mail.closed, without a reply
-IN_TIME = "lead_seconds <= target_seconds"  # lead time (business time to the reply) within the case's target
+IN_TIME = intervals.IN_TIME  # lead time (business time to the reply) within the case's target
 LATE = "lead_seconds > target_seconds"  # an answered case breached its target
 # KKiK: replied before the end (24:00) of the first working day after the day it opened. A case
 # derived before contract v2 has no deadline (NULL), and the comparison is then false.

@@ -40,6 +40,9 @@ CONTACT_COUNTS = {
     "in_service_level": "queue_open AND in_service_level",  # answered with wait <= service_level_seconds
     "out_of_hours": "NOT queue_open",  # unmet demand: in none of the other counts
 }
+# Per extra_service_levels threshold X of a queue, its contacts answered within X: (thresholds, counts).
+LEVELS_MET = "sumMapIf(levels_met, arrayMap(x -> toUInt64(1), levels_met), {})"
+IN_TIME = "lead_seconds <= target_seconds"  # an answered case's lead time within its target
 # A wait in whole microseconds (wait_seconds is a difference of instants: a whole number of them).
 WAIT_US = "toUInt64(round(assumeNotNull(wait_seconds) * 1000000))"
 
@@ -50,7 +53,7 @@ CASE_COUNTS = {
     "priority_received": "priority",
     "replied": "end = 'replied'",
     "closed": "end = 'closed'",
-    "replied_in_time": "end = 'replied' AND lead_seconds <= target_seconds",
+    "replied_in_time": f"end = 'replied' AND {IN_TIME}",
 }
 
 # Per table: (its key column, its facts, the instant that fixes a fact's interval, the measures
@@ -59,7 +62,7 @@ _ONE = "arrayMap(x -> toUInt64(1), {})"
 _QUEUE_MEASURES = {
     **{name: f"countIf({ORDINARY} AND {p})" for name, p in CONTACT_COUNTS.items()},
     "internal_transfers": "countIf(internal)",
-    "levels_map": f"sumMapIf(levels_met, {_ONE.format('levels_met')}, {ORDINARY} AND queue_open)",
+    "levels_map": LEVELS_MET.format(f"{ORDINARY} AND queue_open"),
     "wait_map": f"sumMapIf([{WAIT_US}], [toUInt64(1)], {ORDINARY} AND queue_open AND outcome = 'answered')",
     "max_wait": f"maxIf(wait_seconds, {ORDINARY} AND queue_open AND outcome IN ('answered', 'abandoned'))",
     "left_map": (

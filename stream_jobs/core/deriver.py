@@ -80,6 +80,13 @@ class _Entities(Generic[E]):
             if key not in self.last or ev.time > self.last[key]:
                 self.last[key] = ev.time
 
+    def rekey(self, key: str, rows: set[RowKey]) -> tuple[set[RowKey], set[RowKey]]:
+        """Record the entity's facts derived now under `rows`: (the keys to withdraw, every key the
+        store may hold of it, whose intervals are touched)."""
+        written = self.written.get(key, set())
+        self.written[key] = held = written | rows
+        return written - rows, held
+
     def evict(self, watermark: datetime) -> None:
         horizon = watermark - self.grace
         for key in [k for k, t in self.last.items() if t < horizon]:
@@ -256,11 +263,9 @@ class Deriver:
             # later batch) or move a contact's first queued time, and with it the row's key: the
             # rows under keys no longer derived are withdrawn. `written` only grows while the call
             # is in memory, so a withdrawal whose write failed is written again.
-            rows = {(c.seq, stored_instant(c.queued_at)) for c in fact.contacts}
-            written = self.calls.written.get(key, set())
-            out.stale_contacts += [(key, seq, at) for seq, at in written - rows]
-            self.calls.written[key] = written = written | rows
-            out.call_intervals.update(interval_of(at) for _, at in written)
+            stale, held = self.calls.rekey(key, {(c.seq, stored_instant(c.queued_at)) for c in fact.contacts})
+            out.stale_contacts += [(key, seq, at) for seq, at in stale]
+            out.call_intervals.update(interval_of(at) for _, at in held)
             if track:
                 self.calls.derived[key] = fact
                 result.call_changes.append((before, fact))
@@ -276,11 +281,9 @@ class Deriver:
                 continue
             out.cases.extend(after)
             mailbox, _, thread_id = key.partition("/")
-            rows = {(c.seq, stored_instant(c.opened_at)) for c in after}
-            written = self.threads.written.get(key, set())
-            out.stale_cases += [(mailbox, thread_id, seq, at) for seq, at in written - rows]
-            self.threads.written[key] = written = written | rows
-            out.case_intervals.update(interval_of(at) for _, at in written)
+            stale, held = self.threads.rekey(key, {(c.seq, stored_instant(c.opened_at)) for c in after})
+            out.stale_cases += [(mailbox, thread_id, seq, at) for seq, at in stale]
+            out.case_intervals.update(interval_of(at) for _, at in held)
             if track:
                 self.threads.derived[key] = after
                 result.case_changes.append((before_cases, after))
