@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from availability import __version__
-from availability.cli import batch, generate, rederive, report, services, sources, stream, wall
+from availability.cli import batch, generate, rederive, report, services, sources, staffing, stream, wall
 from availability.cli.args import SharedOptions
 from availability.settings import Settings
 from availability.wiring import Wiring, say
@@ -76,4 +76,5 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     sources.add_commands(sub, options)
     generate.add_command(sub)
     wall.add_command(sub, options)
+    staffing.add_command(sub, options)
     return parser

@@ -225,18 +225,29 @@ def _evolve(load: Load, agents: int, size: int, p: np.ndarray, seconds: float) -
 def agents_needed(
     load: Load, threshold_seconds: float, service_level_target: float, answer_rate_target: float = 0.0
 ) -> int:
-    """The fewest agents whose long-run service level and answer rate meet the targets."""
+    """The fewest agents whose long-run service level and answer rate meet the targets (0 for
+    no calls). The search starts at the offered load and goes down or up: both measures grow with
+    the agents."""
     if load.arrivals_per_second == 0:
         return 0
-    # Erlang C needs n > λ/μ to be stable (up to rounding: CRITICAL); with abandonment any n is,
-    # and the measures grow with n.
-    first = 1
+    # Erlang C needs n > λ/μ to be stable (up to rounding: CRITICAL); with abandonment any n is.
+    lowest = 1
     if load.theta == 0:
-        first = math.floor(load.erlangs) + 1
-        while load.arrivals_per_second / (first * load.mu) >= 1 - CRITICAL:
-            first += 1
-    for n in range(first, MAX_AGENTS + 1):
+        lowest = math.floor(load.erlangs) + 1
+        while load.arrivals_per_second / (lowest * load.mu) >= 1 - CRITICAL:
+            lowest += 1
+
+    def meets(n: int) -> bool:
         o = steady(load, n, threshold_seconds)
-        if o.service_level >= service_level_target and o.answer_rate >= answer_rate_target:
-            return n
-    raise ValueError(f"more than {MAX_AGENTS} agents needed for {load}")
+        return o.service_level >= service_level_target and o.answer_rate >= answer_rate_target
+
+    n = max(lowest, math.ceil(load.erlangs))
+    if meets(n):
+        while n > lowest and meets(n - 1):
+            n -= 1
+        return n
+    while not meets(n):
+        n += 1
+        if n > MAX_AGENTS:
+            raise ValueError(f"more than {MAX_AGENTS} agents needed for {load}")
+    return n
