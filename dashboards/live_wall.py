@@ -126,6 +126,7 @@ class QueueRow:
     oldest_wait: float | None  # seconds
     agents_ready: float | None  # None while closed
     sl_30m: float | None  # fractions 0..1; None: no contact in the base
+    sl_next_30m: float | None  # the outlook (docs/forecasting.md); None while closed
     sl_today: float | None
     ar_30m: float | None
     ar_today: float | None
@@ -167,9 +168,24 @@ def _everything(_: Mapping[str, str]) -> bool:
     return True
 
 
+def _sum(values: list[float]) -> float:
+    return sum(values)
+
+
+def _max(values: list[float]) -> float:
+    return max(values)
+
+
+def _min(values: list[float]) -> float:
+    return min(values)
+
+
+_HOW: dict[str, Callable[[list[float]], float]] = {"sum": _sum, "max": _max, "min": _min}  # kpi_promql.AGGREGATION
+
+
 def aggregate(samples: Iterable[Sample], metric: str, by: str, where: Where = _everything) -> dict[str, float]:
     """`AGGREGATION[metric] by (by) (metric{where})`: one value per label value that has series."""
-    how = sum if kpi_promql.AGGREGATION[metric] == "sum" else max
+    how = _HOW[kpi_promql.AGGREGATION[metric]]
     groups: dict[str, list[float]] = {}
     for s in samples:
         if s.name == metric and by in s.labels and where(s.labels):
@@ -233,6 +249,7 @@ def build(samples: Sequence[Sample], counts: WindowCounts | None = None) -> Wall
     sl_target = per_queue("availability_queue_service_level_target")
     ar_target = per_queue("availability_queue_answer_rate_target")
     sl_seconds = per_queue("availability_queue_service_level_seconds")
+    sl_next = per_queue("availability_queue_expected_service_level")
 
     queues = []
     for q in _labels_in_order(samples, "availability_queue_", "queue"):
@@ -246,6 +263,7 @@ def build(samples: Sequence[Sample], counts: WindowCounts | None = None) -> Wall
                 oldest_wait=oldest.get(q),
                 agents_ready=agents,
                 sl_30m=_ratio(window["sl"], window_base, q),
+                sl_next_30m=sl_next.get(q) if open_now == 1 else None,
                 sl_today=_ratio(today["sl"], today_base, q),
                 ar_30m=_ratio(window["ar"], window_base, q),
                 ar_today=_ratio(today["ar"], today_base, q),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import uuid
@@ -76,6 +77,11 @@ SELECT call_id, queue, first_queued_at FROM call_contacts FINAL
 WHERE outcome = 'waiting'
   AND first_queued_at >= fromUnixTimestamp64Milli({lo}, 'UTC')
   AND first_queued_at <= fromUnixTimestamp64Milli({hi}, 'UTC')
+"""
+ARRIVALS_SQL = """
+SELECT queue, interval_start, offered + out_of_hours FROM queue_intervals FINAL
+WHERE interval_start >= fromUnixTimestamp({lo}, 'UTC') AND interval_start < fromUnixTimestamp({hi}, 'UTC')
+  AND offered + out_of_hours > 0
 """
 OPEN_CASES_SQL = """
 SELECT mailbox, thread_id, seq, opened_at, opened_clock, priority, target_seconds, working_day_deadline, messages,
@@ -506,6 +512,12 @@ class Warehouse:
         """The open cases opened in the window, as OPEN_CASE_FIELDS (stream_jobs/core/store.py) -> value."""
         rows = self.records(OPEN_CASES_SQL.format(lo=ms(since), hi=ms(until)))
         return [row | {"opened_at": _utc(row["opened_at"])} for row in rows]
+
+    def arrivals(self, since: datetime, until: datetime) -> list[tuple[str, datetime, int]]:
+        """(queue, interval start, ordinary contacts first queued) of the intervals in [since, until)."""
+        lo, hi = math.ceil(since.timestamp()), math.ceil(until.timestamp())
+        rows = self.query(ARRIVALS_SQL.format(lo=lo, hi=hi))
+        return [(str(queue), _utc(at), int(n)) for queue, at, n in rows]
 
     def agent_states(self, since: datetime, until: datetime) -> list[tuple[str, str]]:
         """(agent, JSON payload) of each agent's latest state event (by time, then id) in the window."""

@@ -43,10 +43,12 @@ WORDS = {
         "oldest_wait": "Längsta\nväntan",
         "agents_ready": "Lediga",
         "sl_30m": "SL\n30 min",
+        "sl_next_30m": "Väntat\nnästa 30",
         "sl_today": "SL\nidag",
         "ar_30m": "Svar\n30 min",
         "ar_today": "Svar\nidag",
-        "legend": "SL: servicenivå, Svar: svarsfrekvens (mot målet: ✓ nått, ✗ inte nått); Lediga: handläggare redo",
+        "legend": "SL: servicenivå, Svar: svarsfrekvens (mot målet: ✓ nått, ✗ inte nått); Lediga: handläggare redo; "
+        "Väntat: servicenivån som väntas de närmaste 30 minuterna",
         "targets": "Mål\nSL / svar",
         "mailbox": "Brevlåda",
         "open_cases": "Öppna\närenden",
@@ -75,10 +77,12 @@ WORDS = {
         "oldest_wait": "Longest\nwait",
         "agents_ready": "Ready",
         "sl_30m": "SL\n30 min",
+        "sl_next_30m": "Expected\nnext 30",
         "sl_today": "SL\ntoday",
         "ar_30m": "Answer\n30 min",
         "ar_today": "Answer\ntoday",
-        "legend": "SL: service level, Answer: answer rate (against the target: ✓ met, ✗ not met); Ready: agents ready",
+        "legend": "SL: service level, Answer: answer rate (against the target: ✓ met, ✗ not met); Ready: agents ready; "
+        "Expected: the service level expected over the next 30 minutes",
         "targets": "Target\nSL / answer",
         "mailbox": "Mailbox",
         "open_cases": "Open\ncases",
@@ -262,6 +266,7 @@ def queue_cells(row: QueueRow, w: dict[str, str]) -> list[Text]:
         _wait(row),
         ready,
         against(row.sl_30m, row.sl_target),
+        against(row.sl_next_30m, row.sl_target),
         against(row.sl_today, row.sl_target),
         against(row.ar_30m, row.ar_target),
         against(row.ar_today, row.ar_target),
@@ -321,7 +326,8 @@ def render(frame: Frame, lang: str, status: Sequence[Text | str] = (), time_labe
     if wall is not None:
         if wall.window_seconds < 30 * 60 - 1:
             parts.append(Text(w["window"].format(minutes=int(wall.window_seconds // 60)), style="dim"))
-        q_head = [w[k] for k in ("queue", "open", "waiting", "oldest_wait", "agents_ready", "sl_30m", "sl_today")]
+        q_head = [w[k] for k in ("queue", "open", "waiting", "oldest_wait", "agents_ready", "sl_30m", "sl_next_30m")]
+        q_head.append(w["sl_today"])
         q_head += [w["ar_30m"], w["ar_today"], w["targets"]]
         parts.append(_table(w["queues"], q_head, [queue_cells(r, w) for r in wall.queues]))
         parts.append(Text(w["legend"], style="dim"))

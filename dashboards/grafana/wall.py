@@ -57,6 +57,8 @@ QUEUE_EXPRS = {
     "oldest_wait": kpi_promql.per("queue", "availability_queue_oldest_wait_seconds", Q),
     "agents_ready": f"({READY} or 0 * {OPEN}) and on (queue) ({OPEN} == 1)",
     "sl_30m": kpi_promql.service_level("30m", Q),
+    # The worker's outlook (docs/forecasting.md), only while open.
+    "sl_next_30m": kpi_promql.per("queue", "availability_queue_expected_service_level", Q),
     "sl_today": kpi_promql.service_level(None, Q),
     "ar_30m": kpi_promql.answer_rate("30m", Q),
     "ar_today": kpi_promql.answer_rate(None, Q),
@@ -168,6 +170,20 @@ def build(agreements: Agreements) -> db.Dashboard:
         ),
         _per_queue(
             _tile(
+                "Väntat nästa 30 min",
+                e["sl_next_30m"],
+                "{{queue}}",
+                "Servicenivån som väntas för samtalen de närmaste 30 minuterna (Erlang A): från samtalen "
+                "senaste halvtimmen och samma tid tidigare veckor, inloggade handläggare, väntande samtal, "
+                "handläggningstid och uppringarnas tålamod. Samma färger som servicenivån.",
+            )
+            .unit("percentunit")
+            .decimals(0),
+            agreements,
+            sl_targets,
+        ),
+        _per_queue(
+            _tile(
                 "Servicenivå idag",
                 e["sl_today"],
                 "{{queue}}",
@@ -203,8 +219,9 @@ def build(agreements: Agreements) -> db.Dashboard:
             ar_targets,
         ),
     ]
-    for tile in tiles:
-        layout.add(tile, 3, 5)
+    # Nine tiles on the 24 columns: the open flag and the waiting count are narrower.
+    for tile, width in zip(tiles, (2, 2, 3, 3, 3, 2, 3, 3, 3), strict=True):
+        layout.add(tile, width, 5)
 
     m = MAILBOX_EXPRS
     oldest = _named_tiles(

@@ -13,8 +13,9 @@ after a restart. The live boundary rejects events more than MAX_FUTURE ahead of 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -26,17 +27,26 @@ from prometheus_client.registry import Collector
 from ingest.boundary import now_utc
 from schemas.agreements import Agreements
 from schemas.events import EARLIEST_TIME, MAX_FUTURE, AgentStateChanged, Event, decode
+from stream_jobs.core import outlook
 from stream_jobs.core.calls import ABANDONED, ANSWERED, CALLBACK, FLOWED_OUT, WAITING, CallFact, Contact
 from stream_jobs.core.deriver import BatchResult
 from stream_jobs.core.mail import OPEN, REPLIED, MailCase
 from stream_jobs.core.ordering import conflict_key
-from stream_jobs.core.store import Store
+from stream_jobs.core.store import INTERVAL, Store, interval_of
 
 log = logging.getLogger(__name__)
 
 MAX_CONFLICTS_REMEMBERED = 100_000
 STALE_WAIT = timedelta(hours=4)  # a call "waiting" longer lost its end event; stop showing it
 AGENT_HORIZON = timedelta(days=1)  # an agent with no state change for a day is not restored
+# The outlook (docs/forecasting.md): recomputed at most this often, from the last SAMPLES contacts
+# and handling cycles of each queue; before there are any, these priors (a few pseudo-samples).
+PREDICT_EVERY = timedelta(seconds=15)
+SAMPLES = 300
+PRIOR_HANDLE_S, PRIOR_PATIENCE_S, PRIOR_AWAY_S, PRIOR_WEIGHT = 345.0, 150.0, 300.0, 3
+HISTORY_WEEKS = 4  # the same weekday and time on this many earlier weeks shapes the arrival forecast
+SERVING = ("ready", "busy", "wrap_up")  # an agent in these states is taking the queue's calls
+MAX_STAFFING_SAMPLES = 200_000  # minutes x queues kept before the oldest are dropped
 
 # The `source` label takes these values, `imap/<mailbox>` of the agreements, or OTHER_SOURCE:
 # a source name is free text from outside, and every distinct label value is a new series.
@@ -105,6 +115,25 @@ class LiveState(Collector):
         self._conflicts_seen: set[tuple[str, str, str]] = set()
         self.skipped_rows = 0  # stored rows `restore` could not use (logged)
         self._failed_sections: set[str] = set()
+        # What the outlook needs, per queue: contacts first queued (clock-pruned), the base
+        # contacts settled in the last window (clock time, answered within T), recent waits
+        # (seconds, left unanswered, booked a callback) and handling cycles (busy to free, s).
+        self.arrived: dict[str, deque[datetime]] = defaultdict(deque)
+        self.settled: dict[str, deque[tuple[datetime, bool]]] = defaultdict(deque)
+        self.waits: dict[str, deque[tuple[float, bool, bool]]] = defaultdict(lambda: deque(maxlen=SAMPLES))
+        self.handling: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=SAMPLES))
+        self.away: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=SAMPLES))  # not-ready spells, s
+        self._busy_since: dict[str, datetime] = {}
+        self._away_since: dict[str, datetime] = {}
+        # Arrivals per (queue, 15-minute interval start, UTC) of earlier weeks, from the store.
+        self.history: dict[tuple[str, datetime], int] = {}
+        self.history_days: set[tuple[str, date]] = set()
+        self._history_store: Store | None = None
+        self._history_day: date | None = None
+        self._predicted: tuple[datetime, dict[str, outlook.Prediction]] | None = None
+        # Agents serving each queue, sampled per minute (UTC) while open: the staffing of earlier
+        # weeks (breaks, lunches, shift ends), as this process saw it since it started.
+        self.staffing: dict[tuple[str, datetime], int] = {}
 
     def source_label(self, source: str) -> str:
         """The `source` label: a known source as it is, anything else `other` (bounded series)."""
@@ -125,6 +154,7 @@ class LiveState(Collector):
                 held = self.agents.get(ev.data.agent)
                 if held is None or (ev.time, ev.id) > (held.time, held.id):
                     self.agents[ev.data.agent] = ev
+                    self._cycle(held, ev)
         for _, other in result.conflicts:
             seen = conflict_key(other)
             if seen not in self._conflicts_seen:
@@ -135,6 +165,7 @@ class LiveState(Collector):
             self._call_changed(before, after)
         for before_cases, after_cases in result.case_changes:
             self._cases_changed(before_cases, after_cases)
+        self._refresh_history()
 
     def _call_changed(self, before: CallFact | None, after: CallFact) -> None:
         """Count what the batch settled: the outcomes and transfers out that `after` has and
@@ -154,6 +185,7 @@ class LiveState(Collector):
             self.by_day[key] += n
             room -= n
         self.transferred.update(_left(after) - _left(before))
+        self._outlook_inputs(before, after)
         last = after.contacts[-1] if after.contacts else None
         if last is not None and last.outcome == WAITING:  # physically in the queue, internal or not
             self.waiting[after.call_id] = (last.queue, last.queued_at)
@@ -173,6 +205,198 @@ class LiveState(Collector):
                     "closed" if case.end != REPLIED else "answered_within" if case.within_target else "answered_late"
                 )
                 self.ended_cases[(case.mailbox, outcome)] += 1
+
+    def _outlook_inputs(self, before: CallFact | None, after: CallFact) -> None:
+        """Note the contacts this batch started (arrivals) and settled (waits; the window's base)."""
+        now = self.clock()
+        had = {(c.queue, c.queued_at, c.outcome) for c in before.contacts} if before is not None else set()
+        started = {(c.queue, c.queued_at) for c in before.contacts} if before is not None else set()
+        for c in after.contacts:
+            if c.internal:
+                continue
+            if (c.queue, c.queued_at) not in started:
+                self.arrived[c.queue].append(c.queued_at)
+
+            if c.outcome == WAITING or not c.queue_open or c.short_abandon or (c.queue, c.queued_at, c.outcome) in had:
+                continue
+            wait = c.wait_seconds or 0.0
+            self.waits[c.queue].append((wait, c.outcome in (ABANDONED, CALLBACK, FLOWED_OUT), c.outcome == CALLBACK))
+            if c.outcome != CALLBACK:  # callbacks are outside the service level's base
+                self.settled[c.queue].append((now, c.in_service_level))
+
+    def _cycle(self, held: AgentStateChanged | None, ev: AgentStateChanged) -> None:
+        """A handling cycle runs from busy to the end of the wrap-up: its length is a handle time
+        of the agent's queues."""
+        agent, state = ev.data.agent, ev.data.state
+        was = held.data.state if held is not None else None
+        if was in ("busy", "wrap_up") and (state not in ("busy", "wrap_up") or (state == "busy" and was == "wrap_up")):
+            since = self._busy_since.pop(agent, None)
+            seconds = (ev.time - since).total_seconds() if since is not None else -1.0
+            if held is not None and 0 < seconds < STALE_WAIT.total_seconds():
+                for queue in held.data.queues:
+                    self.handling[queue].append(seconds)
+        if state == "busy" and agent not in self._busy_since:
+            self._busy_since[agent] = ev.time
+        # A spell of not being ready ends when the agent is ready or busy again (not at logging out).
+        if state == "not_ready":
+            self._away_since.setdefault(agent, ev.time)
+        elif was == "not_ready" or state == "logged_out":
+            since = self._away_since.pop(agent, None)
+            seconds = (ev.time - since).total_seconds() if since is not None else -1.0
+            # Spells longer than the horizon (a lunch closure, a meeting) say nothing about the
+            # next half hour's returns; the breaks and back-office work inside it do.
+            if held is not None and state != "logged_out" and 0 < seconds <= outlook.HORIZON.total_seconds():
+                for queue in held.data.queues:
+                    self.away[queue].append(seconds)
+
+    def load_history(self, store: Store) -> None:
+        """Read the arrivals of the earlier weeks the forecast looks at (at restore, then daily)."""
+        now = self.clock()
+        since = now - timedelta(weeks=HISTORY_WEEKS, days=1)
+        self._history_store = store
+        self._history_day = now.astimezone(self.agreements.timezone).date()
+        self.history = {(q, _utc(at)): n for q, at, n in store.arrivals(since, now)}
+        # A day without a single arrival in a queue is a day the store does not hold (a new
+        # warehouse), not a day without callers: it is left out of the mean, not counted as 0.
+        tz = self.agreements.timezone
+        self.history_days = {(q, at.astimezone(tz).date()) for q, at in self.history}
+
+    def _refresh_history(self) -> None:
+        store = self._history_store
+        if store is not None and self.clock().astimezone(self.agreements.timezone).date() != self._history_day:
+            try:
+                self.load_history(store)
+            except Exception as exc:  # the forecast then uses the recent arrivals alone
+                self._history_day = self.clock().astimezone(self.agreements.timezone).date()
+                log.warning("the outlook could not read earlier weeks' arrivals (%s: %s)", type(exc).__name__, exc)
+
+    def sample_staffing(self, now: datetime) -> None:
+        """Note how many agents serve each open queue in this minute (at each scrape)."""
+        minute = _utc(now).replace(second=0, microsecond=0)
+        serving = Counter(q for ev in self.agents.values() if ev.data.state in SERVING for q in ev.data.queues)
+        for qid, q in self.agreements.queues.items():
+            if q.calendar.is_open(now):
+                self.staffing[(qid, minute)] = serving[qid]
+        if len(self.staffing) > MAX_STAFFING_SAMPLES:
+            keep = minute - timedelta(weeks=HISTORY_WEEKS, days=1)
+            self.staffing = {k: n for k, n in self.staffing.items() if k[1] >= keep}
+
+    def staffing_change(self, queue: str, now: datetime, length: timedelta) -> list[float] | None:
+        """How many more agents served the queue than at `now`, on average in each of the
+        outlook's segments of [now, now + length), on the same weekday and local time of earlier
+        weeks (None if never seen)."""
+        local, weeks_seen = now.astimezone(self.agreements.timezone), []
+        segment = length / outlook.SEGMENTS
+        for weeks in range(1, HISTORY_WEEKS + 1):
+            start = _utc(local - timedelta(weeks=weeks)).replace(second=0, microsecond=0)
+            at_start = self.staffing.get((queue, start))
+            if at_start is None:
+                continue
+            changes = []
+            for k in range(outlook.SEGMENTS):
+                a, b = start + k * segment, start + (k + 1) * segment
+                minute, seen = a.replace(second=0, microsecond=0), []
+                while minute < b:
+                    if minute >= a - timedelta(seconds=59) and (n := self.staffing.get((queue, minute))) is not None:
+                        seen.append(n)
+                    minute += timedelta(minutes=1)
+                changes.append(sum(seen) / len(seen) - at_start if seen else math.nan)
+            weeks_seen.append(changes)
+        if not weeks_seen:
+            return None
+        mean: list[float] = []
+        for k in range(outlook.SEGMENTS):
+            known = [w[k] for w in weeks_seen if not math.isnan(w[k])]
+            mean.append(sum(known) / len(known) if known else (mean[-1] if mean else 0.0))
+        return mean
+
+    def history_mean(self, queue: str, now: datetime, offset: timedelta, length: timedelta) -> float | None:
+        """Mean arrivals of the earlier weeks in [now + offset, + length) on the same weekday and
+        local time, over the weeks the store holds and the queue was open then; None without any."""
+        tz, calendar = self.agreements.timezone, self.agreements.queues[queue].calendar
+        local = now.astimezone(tz)
+        counts = []
+        for weeks in range(1, HISTORY_WEEKS + 1):
+            then = local - timedelta(weeks=weeks)  # wall-clock arithmetic: the same local time across DST
+            start = (then + offset).astimezone(UTC)
+            if (queue, then.date()) not in self.history_days or not calendar.is_open(then):
+                continue
+            counts.append(self._arrivals_between(queue, start, start + length))
+        return sum(counts) / len(counts) if counts else None
+
+    def _arrivals_between(self, queue: str, start: datetime, end: datetime) -> float:
+        """Stored arrivals in [start, end), taking a share of a 15-minute interval cut by either end."""
+        total, at = 0.0, interval_of(start)
+        while at < end:
+            n = self.history.get((queue, at), 0)
+            if n:
+                overlap = (min(end, at + INTERVAL) - max(start, at)).total_seconds()
+                total += n * overlap / INTERVAL.total_seconds()
+            at += INTERVAL
+        return total
+
+    def predictions(self, now: datetime) -> dict[str, outlook.Prediction]:
+        """The outlook of every open queue (recomputed at most every PREDICT_EVERY)."""
+        cached = self._predicted
+        if cached is not None and timedelta(0) <= now - cached[0] < PREDICT_EVERY:
+            return cached[1]
+        out = {qid: outlook.predict(state) for qid in self.agreements.queues if (state := self.queue_now(qid, now))}
+        self._predicted = (now, out)
+        return out
+
+    def queue_now(self, queue: str, now: datetime) -> outlook.QueueNow | None:
+        """What the outlook is computed from, for an open queue (None while closed)."""
+        q = self.agreements.queues[queue]
+        step = outlook.STEP
+        if not q.calendar.is_open(now):
+            return None
+        horizon = outlook.HORIZON.total_seconds()
+        for i in range(1, int(horizon // step) + 1):  # until the horizon or the queue closes
+            if not q.calendar.is_open(now + timedelta(seconds=i * step)):
+                horizon = i * step
+                break
+        window = outlook.WINDOW
+        arrived, settled = self.arrived[queue], self.settled[queue]
+        while arrived and now - arrived[0] > 2 * window:
+            arrived.popleft()
+        while settled and now - settled[0][0] > window:
+            settled.popleft()
+        recent = sum(1 for t in arrived if timedelta(0) <= now - t <= window)
+        rate = outlook.expected_arrivals(recent, lambda o, n: self.history_mean(queue, now, o, n), now)
+        # An agent who serves several queues counts in each: it takes whichever call waited longest,
+        # so it serves a queue whenever that queue needs it (counting it by its share of the answers
+        # was 7 points too pessimistic on the simulator's traffic).
+        states = Counter(
+            ev.data.state for ev in self.agents.values() if queue in ev.data.queues and ev.data.state != "logged_out"
+        )
+        handles, waits = self.handling[queue], self.waits[queue]
+        waited, left, callbacks = (
+            sum(w for w, _, _ in waits),
+            sum(lf for _, lf, _ in waits),
+            sum(cb for *_, cb in waits),
+        )
+        away = self.away[queue]
+        mean_away = (sum(away) + PRIOR_WEIGHT * PRIOR_AWAY_S) / (len(away) + PRIOR_WEIGHT)
+        serving = states["ready"] + states["busy"] + states["wrap_up"]
+        change = self.staffing_change(queue, now, timedelta(seconds=horizon))
+        if change is None:  # no earlier week seen: those not ready come back at their usual pace
+            agents, change = serving + states["not_ready"] * outlook.available_share(mean_away, horizon), []
+        else:  # breaks, lunches and shift ends as on earlier weeks at this time
+            agents = float(serving)
+        waiting = sum(1 for qid, _ in self.waiting.values() if qid == queue)
+        return outlook.QueueNow(
+            arrivals_per_second=rate,
+            handle_seconds=(sum(handles) + PRIOR_WEIGHT * PRIOR_HANDLE_S) / (len(handles) + PRIOR_WEIGHT),
+            patience_seconds=(waited + PRIOR_WEIGHT * PRIOR_PATIENCE_S) / (left + PRIOR_WEIGHT),
+            callback_share=callbacks / left if left else 0.0,
+            agents=agents,
+            in_system=min(states["busy"] + states["wrap_up"], serving) + waiting,
+            horizon_seconds=horizon,
+            threshold_seconds=q.service_level_seconds,
+            target=q.service_level_target,
+            past=[((now - t).total_seconds(), met) for t, met in settled],
+            agents_change=change,
+        )
 
     def restore(self, store: Store, owns: Callable[[str, str], bool]) -> None:
         """Rebuild the gauges' state (waiting calls, open cases, agents' states) from the
@@ -214,6 +438,10 @@ class LiveState(Collector):
                 skipped += 1
             elif owns("agent", agent):
                 self.agents[agent] = latest_state
+        try:
+            self.load_history(store)
+        except Exception as exc:  # the forecast then uses the recent arrivals alone
+            log.warning("the outlook could not read earlier weeks' arrivals (%s: %s)", type(exc).__name__, exc)
         if skipped:
             self.skipped_rows += skipped
             log.warning(
@@ -232,6 +460,7 @@ class LiveState(Collector):
         now = self.now()
         sections: tuple[tuple[str, Callable[[datetime], Iterator[Any]]], ...] = (
             ("queues", self._queue_families),
+            ("outlook", self._outlook_families),
             ("mailboxes", self._mailbox_families),
             ("sources", self._source_families),
         )
@@ -300,6 +529,36 @@ class LiveState(Collector):
             sl_seconds.add_metric([qid], q.service_level_seconds)
         yield from (contacts, transferred, today, waiting, oldest, agents, is_open, sl_target, ar_target, sl_seconds)
 
+    def _outlook_families(self, now: datetime) -> Iterator[GaugeMetricFamily]:
+        """The next 30 minutes of each open queue (docs/forecasting.md); none for a closed queue."""
+        level = GaugeMetricFamily(
+            "availability_queue_expected_service_level",
+            "Service level expected for the callers of the next 30 minutes (Erlang A)",
+            labels=["queue"],
+        )
+        rate = GaugeMetricFamily(
+            "availability_queue_expected_answer_rate", "Answer rate expected over the next 30 minutes", labels=["queue"]
+        )
+        contacts = GaugeMetricFamily(
+            "availability_queue_expected_contacts", "Calls expected over the next 30 minutes", labels=["queue"]
+        )
+        breach = GaugeMetricFamily(
+            "availability_queue_breach_expected_seconds",
+            "Seconds until the 30-minute service level is expected below target (0: it is; +Inf: not within 30 min)",
+            labels=["queue"],
+        )
+        needed = GaugeMetricFamily(
+            "availability_queue_agents_needed", "More agents that would avoid the expected breach", labels=["queue"]
+        )
+        self.sample_staffing(now)
+        for qid, p in self.predictions(now).items():
+            level.add_metric([qid], p.service_level)
+            rate.add_metric([qid], p.answer_rate)
+            contacts.add_metric([qid], p.contacts)
+            breach.add_metric([qid], p.seconds_to_breach)
+            needed.add_metric([qid], p.agents_needed)
+        yield from (level, rate, contacts, breach, needed)
+
     def _source_families(self, now: datetime) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         event_time = GaugeMetricFamily(
             "availability_source_last_event_timestamp_seconds", "Event time of the latest event", labels=["source"]
@@ -339,8 +598,14 @@ class LiveState(Collector):
         ended = CounterMetricFamily(
             "availability_mailbox_cases", "Cases ended, by outcome", labels=["mailbox", "outcome"]
         )
+        priority_left = GaugeMetricFamily(
+            "availability_mailbox_priority_breach_seconds",
+            "Business seconds until the first open priority case passes its target (0: one has; +Inf: none open)",
+            labels=["mailbox"],
+        )
         counts: Counter[tuple[str, str, str]] = Counter()  # (mailbox, priority, kind)
         ages: dict[str, float] = defaultdict(float)
+        left: dict[str, float] = defaultdict(lambda: math.inf)
         clocks = {mid: mb.calendar.clock(now) for mid, mb in self.agreements.mailboxes.items()}
         for case in self.open_cases.values():
             if case.mailbox not in clocks:
@@ -349,6 +614,8 @@ class LiveState(Collector):
             prio = "true" if case.priority else "false"
             counts[(case.mailbox, prio, "open")] += 1
             ages[case.mailbox] = max(ages[case.mailbox], age)
+            if case.priority:
+                left[case.mailbox] = min(left[case.mailbox], max(case.target_seconds - age, 0.0))
             if age > case.target_seconds:
                 counts[(case.mailbox, prio, "breached")] += 1
             elif case.target_seconds - age <= 3600:
@@ -359,10 +626,11 @@ class LiveState(Collector):
                 breached.add_metric([mid, prio], counts[(mid, prio, "breached")])
                 soon.add_metric([mid, prio], counts[(mid, prio, "soon")])
             oldest.add_metric([mid], ages[mid])
+            priority_left.add_metric([mid], left[mid])
             is_open.add_metric([mid], 1.0 if mb.calendar.is_open(now) else 0.0)
             for outcome in ("answered_within", "answered_late", "closed"):
                 ended.add_metric([mid, outcome], self.ended_cases[(mid, outcome)])
-        yield from (open_cases, oldest, breached, soon, is_open, ended)
+        yield from (open_cases, oldest, breached, soon, priority_left, is_open, ended)
 
     def _forget_old_days(self, today: date) -> None:
         for key in [k for k in self.by_day if k[0] < today - timedelta(days=1)]:

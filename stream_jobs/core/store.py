@@ -11,7 +11,7 @@ both ends.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -140,6 +140,11 @@ class Store(Protocol):
     def open_cases(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
         """The open cases opened in the window, as OPEN_CASE_FIELDS -> value (sender_ref None
         when there is none)."""
+        ...
+
+    def arrivals(self, since: datetime, until: datetime) -> list[tuple[str, datetime, int]]:
+        """(queue, 15-minute interval start, ordinary contacts first queued in it, open or not)
+        for the intervals starting in [since, until): the outlook's earlier weeks."""
         ...
 
     def agent_states(self, since: datetime, until: datetime) -> list[tuple[str, str]]:
@@ -289,6 +294,10 @@ class MemoryStore:
             for c in self.cases.values()
             if c.end == OPEN and since <= c.opened_at <= until
         ]
+
+    def arrivals(self, since: datetime, until: datetime) -> list[tuple[str, datetime, int]]:
+        counts = Counter((c.queue, interval_of(c.queued_at)) for c in self.contacts.values() if not c.internal)
+        return [(q, at, n) for (q, at), n in counts.items() if since <= at < until]
 
     def agent_states(self, since: datetime, until: datetime) -> list[tuple[str, str]]:
         latest: dict[str, Event] = {}

@@ -111,7 +111,7 @@ def test_wall_repeats_a_row_per_process(dashboards):
     rows = [p for p in wall["panels"] if p["type"] == "row"]
     assert rows[0]["repeat"] == "queue" and rows[0]["title"] == "${queue:text}"
     per_queue = wall["panels"][1 : wall["panels"].index(rows[1])]
-    assert len(per_queue) == 8 and sum(p["gridPos"]["w"] for p in per_queue) == 24
+    assert len(per_queue) == 9 and sum(p["gridPos"]["w"] for p in per_queue) == 24
     for panel in per_queue:
         assert panel["type"] == "stat" and panel["options"]["colorMode"] == "background"
         [target] = panel["targets"]
@@ -155,11 +155,11 @@ def test_wall_thresholds_come_from_the_agreements(shipped, dashboards):
 
 
 def _documented_aggregations() -> dict[str, str]:
-    """metric -> `sum` or `max`, from the tables of docs/live-metrics.md."""
+    """metric -> `sum`, `max` or `min`, from the tables of docs/live-metrics.md."""
     found = {}
     for line in LIVE_METRICS.read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 3 and cells[2] in ("`sum`", "`max`"):
+        if len(cells) >= 3 and cells[2] in ("`sum`", "`max`", "`min`"):
             for metric in re.findall(r"availability_\w+", cells[0]):
                 found[metric] = cells[2].strip("`")
     return found
@@ -174,7 +174,7 @@ def test_promql_uses_only_documented_metrics_with_their_aggregation():
     aggregated = [
         (agg, metric)
         for e in exprs
-        for agg, metric in re.findall(r"\b(sum|max)(?: by \([^)]*\))? ?\((?:increase\()?(availability_\w+)", e)
+        for agg, metric in re.findall(r"\b(sum|max|min)(?: by \([^)]*\))? ?\((?:increase\()?(availability_\w+)", e)
     ]
     assert {m for _, m in aggregated} == used  # every series is aggregated across workers
     for agg, metric in aggregated:

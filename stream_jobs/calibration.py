@@ -1,0 +1,117 @@
+"""The outlook against what happened: the simulator's traffic through the Deriver and the live
+state, the expected service level of every open queue taken at each half hour, and the service
+level its callers then got (docs/forecasting.md#calibration; `bench/calibration.py`).
+
+The simulator's callers have known arrival rates and patience, but the outlook is not told them:
+it sees what a worker sees (events, agents' states, earlier weeks in the store).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from ingest.simulator.traffic import simulate
+from schemas.agreements import Agreements
+from schemas.events import Event
+from stream_jobs.core.calls import ABANDONED, ANSWERED, FLOWED_OUT
+from stream_jobs.core.deriver import Deriver
+from stream_jobs.core.live import LiveState
+from stream_jobs.core.outlook import HORIZON, QueueNow
+from stream_jobs.core.store import MemoryStore
+
+BATCH = timedelta(minutes=1)  # the events up to each instant are applied in batches this long (a scrape a minute)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One open queue's half hour: what was expected at its start and what its callers got."""
+
+    queue: str
+    start: datetime
+    expected: float  # the outlook's service level
+    expected_contacts: float
+    realised: float | None  # None: no contact in the base
+    base: int  # contacts in the base (answered, abandoned after the short limit, flowed out)
+    arrivals: int  # ordinary contacts first queued in it (what the forecast forecasts)
+    inputs: QueueNow  # what the outlook was computed from
+
+    @property
+    def error(self) -> float | None:
+        """Expected minus realised, in points (None without a realised value)."""
+        return None if self.realised is None else 100 * (self.expected - self.realised)
+
+
+def calibrate(agreements: Agreements, start: date, days: int, *, warmup_days: int = 28, seed: int = 1,
+              scale: float = 1.0) -> list[Interval]:  # fmt: skip
+    """Simulate `warmup_days` (history only) and then `days` from `start`; return every open
+    half hour (:00 and :30 local, open for the whole of it) of the `days` for every queue."""
+    tz = agreements.timezone
+    first = start - timedelta(days=warmup_days)
+    store, now = MemoryStore(), [datetime.combine(first, datetime.min.time(), tz).astimezone(UTC)]
+    deriver = Deriver(store, agreements, track_changes=True)
+    live = LiveState(agreements, clock=lambda: now[0])
+    live.load_history(store)
+    measured_from = datetime.combine(start, datetime.min.time(), tz)
+    expected: dict[tuple[str, datetime], tuple[float, float, QueueNow]] = {}
+    for tick, batch in _batches(simulate(agreements, first, warmup_days + days, seed, scale), now[0]):
+        if batch:
+            live.observe(batch, deriver.apply(batch))
+        now[0] = tick
+        live.sample_staffing(tick)  # as a scrape would (the worker: every scrape)
+        local = tick.astimezone(tz)
+        if tick < measured_from or local.minute % 30 or local.second:
+            continue
+        live._predicted = None  # a fresh outlook at each half hour, not the 15 s cache
+        for queue, p in live.predictions(tick).items():
+            inputs = live.queue_now(queue, tick)
+            if inputs is not None and _open_throughout(agreements, queue, tick):
+                expected[(queue, tick)] = (p.service_level, p.contacts, inputs)
+    return _realised(agreements, store, expected)
+
+
+def _batches(events: Iterator[Event], first: datetime) -> Iterator[tuple[datetime, list[Event]]]:
+    """The events cut at every BATCH boundary: (the boundary, the events before it)."""
+    tick, batch = first + BATCH, list[Event]()
+    for ev in events:
+        while ev.time >= tick:
+            yield tick, batch
+            tick, batch = tick + BATCH, []
+        batch.append(ev)
+    yield tick, batch
+
+
+def _open_throughout(agreements: Agreements, queue: str, start: datetime) -> bool:
+    calendar = agreements.queues[queue].calendar
+    return calendar.business_seconds(start, start + HORIZON) == HORIZON.total_seconds()
+
+
+def _realised(
+    agreements: Agreements, store: MemoryStore, expected: dict[tuple[str, datetime], tuple[float, float, QueueNow]]
+) -> list[Interval]:
+    """The service level of the contacts first queued in each expected half hour (spec/metrics.md:
+    answered within T over answered + abandoned after the short limit + flowed out)."""
+    base: dict[tuple[str, datetime], int] = defaultdict(int)
+    met: dict[tuple[str, datetime], int] = defaultdict(int)
+    arrivals: dict[tuple[str, datetime], int] = defaultdict(int)
+    tz = agreements.timezone
+    for c in store.contacts.values():
+        if c.internal:
+            continue
+        local = c.queued_at.astimezone(tz)
+        half = local.replace(minute=local.minute - local.minute % 30, second=0, microsecond=0)
+        key = (c.queue, half.astimezone(UTC))
+        if key not in expected:
+            continue
+        arrivals[key] += 1
+        if c.queue_open and not c.short_abandon and c.outcome in (ANSWERED, ABANDONED, FLOWED_OUT):
+            base[key] += 1
+            met[key] += c.in_service_level
+    out = []
+    for (queue, start), (level, contacts, inputs) in sorted(expected.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        key = (queue, start)
+        n = base[key]
+        out.append(Interval(queue, start, level, contacts, met[key] / n if n else None, n, arrivals[key], inputs))
+    return out

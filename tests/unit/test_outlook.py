@@ -1,0 +1,199 @@
+"""The outlook (stream_jobs/core/outlook.py) and what the live state feeds it, by hand.
+
+The Erlang A numbers themselves are checked in tests/unit/test_erlang.py; these check what is
+built on them: the arrival forecast, the time to breach, the agents needed, the inputs the live
+state gathers from events, and (on simulated traffic) that the outlook is not biased.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from schemas.agreements import load_agreements
+from stream_jobs.calibration import calibrate
+from stream_jobs.core import outlook
+from stream_jobs.core.deriver import Deriver
+from stream_jobs.core.live import LiveState
+from stream_jobs.core.outlook import QueueNow
+from stream_jobs.core.store import MemoryStore
+from tests.conftest import call, ev
+
+NOW = datetime(2026, 4, 14, 8, 0, tzinfo=UTC)  # Tue 10:00 in Stockholm
+
+
+def queue_now(**over: object) -> QueueNow:
+    base: dict[str, object] = dict(
+        arrivals_per_second=0.01, handle_seconds=300.0, patience_seconds=150.0, callback_share=0.0,
+        agents=4.0, in_system=2, horizon_seconds=1800.0, threshold_seconds=60.0, target=0.8, past=(),
+    )  # fmt: skip
+    return QueueNow(**(base | over))  # type: ignore[arg-type]
+
+
+# -- the arrival forecast ------------------------------------------------------------------------------
+
+
+def test_without_history_the_forecast_is_the_recent_rate() -> None:
+    # 18 calls in the last 30 minutes: 18 / 1800 s.
+    assert outlook.expected_arrivals(18, lambda o, n: None, NOW) == pytest.approx(0.01)
+
+
+def test_earlier_weeks_give_the_shape_and_today_the_level() -> None:
+    # Earlier weeks: 10 in the half hour before, 30 in the half hour ahead (the morning peak).
+    # Today 25 came in the half hour before: ratio (25 + 5) / (10 + 5) = 2, so 60 ahead.
+    history = {timedelta(0): 30.0, -outlook.HORIZON: 10.0}
+    rate = outlook.expected_arrivals(25, lambda o, n: history[o], NOW)
+    assert rate * 1800 == pytest.approx(60.0)
+
+
+def test_the_ratio_to_earlier_weeks_is_bounded() -> None:
+    # (95 + 5) / (5 + 5) = 10 is held at 2: 2 x 40 = 80; (0 + 5) / (45 + 5) = 0.1 at 0.5: 20.
+    assert outlook.expected_arrivals(95, lambda o, n: 40.0 if o == timedelta(0) else 5.0, NOW) * 1800 == pytest.approx(
+        80
+    )
+    assert outlook.expected_arrivals(0, lambda o, n: 40.0 if o == timedelta(0) else 45.0, NOW) * 1800 == pytest.approx(
+        20
+    )
+
+
+def test_the_share_of_the_horizon_an_absent_agent_is_back() -> None:
+    # Spells with a mean of 30 min over a 30 min horizon: 1 - (1 - e^-1) = e^-1 = 0.3679.
+    assert outlook.available_share(1800, 1800) == pytest.approx(math.exp(-1))
+    assert outlook.available_share(0, 1800) == 1.0
+    assert outlook.available_share(300, 0) == 0.0
+
+
+# -- time to breach and agents needed -------------------------------------------------------------------
+
+
+def test_the_breach_comes_when_the_good_answers_leave_the_window() -> None:
+    # Window: 4 answered within T, 25 min ago, and 1 late, 1 min ago: 4/5 = 80 %, on target.
+    # Nothing more arrives (λ = 0): at +5 min the four leave the window (25 + 5 = 30 min),
+    # leaving 0 of 1, but the rule judges only a base of 5 or more, so no breach is expected.
+    quiet = queue_now(arrivals_per_second=0.0, past=[(1500.0, True)] * 4 + [(60.0, False)])
+    assert outlook.seconds_to_breach(quiet, 1.0) == math.inf
+    # With 1 call a minute expected at a level of 50 %: at +1 min, 4 + 0.5 of 6 = 75 % < 80 %.
+    busy = queue_now(arrivals_per_second=1 / 60, past=[(1500.0, True)] * 4 + [(60.0, False)])
+    assert outlook.seconds_to_breach(busy, 0.5) == 60.0
+    # Already below: 3 of 5.
+    below = queue_now(past=[(100.0, True)] * 3 + [(100.0, False)] * 2)
+    assert outlook.seconds_to_breach(below, 1.0) == 0.0
+
+
+def test_an_understaffed_queue_is_at_risk_and_the_agents_needed_avoid_it() -> None:
+    # One agent, ten waiting, 36 calls an hour of 5 minutes each (15 erlangs): hopeless at 1 agent.
+    now = queue_now(arrivals_per_second=0.01, agents=1.0, in_system=11, past=[(600.0, True)] * 7)
+    p = outlook.predict(now)
+    assert p.service_level < 0.2
+    assert 0 < p.seconds_to_breach <= 900
+    assert p.agents_needed >= 1
+    # With that many more, no breach is expected; with one fewer, it still is.
+    level, _ = outlook.outlook(now, now.agents + p.agents_needed)
+    assert outlook.seconds_to_breach(now, level) == math.inf
+    if p.agents_needed > 1:
+        fewer, _ = outlook.outlook(now, now.agents + p.agents_needed - 1)
+        assert outlook.seconds_to_breach(now, fewer) < math.inf
+
+
+def test_a_well_staffed_queue_needs_nobody() -> None:
+    p = outlook.predict(queue_now(arrivals_per_second=0.005, agents=6.0, in_system=1, past=[(300.0, True)] * 6))
+    assert p.service_level > 0.95 and p.seconds_to_breach == math.inf and p.agents_needed == 0
+    assert p.contacts == pytest.approx(9.0)  # 0.005/s over 30 min
+
+
+def test_fractional_agents_lie_between_the_whole_numbers() -> None:
+    now = queue_now(arrivals_per_second=0.02)
+    four, five, between = (outlook.outlook(now, n)[0] for n in (4.0, 5.0, 4.25))
+    assert between == pytest.approx(four + 0.25 * (five - four))
+
+
+def test_callbacks_are_left_out_of_the_base() -> None:
+    # Half of those who leave unanswered book a callback: the base is 1 - (1 - answer rate) / 2.
+    now = queue_now(arrivals_per_second=0.02, agents=3.0)
+    plain, with_callbacks = outlook.outlook(now), outlook.outlook(QueueNow(**(vars(now) | {"callback_share": 0.5})))
+    base = 1 - (1 - plain[1]) * 0.5
+    assert with_callbacks[0] == pytest.approx(plain[0] / base)
+
+
+# -- the inputs the live state gathers ----------------------------------------------------------------
+
+
+K = {"queue": "kundreskontra"}
+
+
+def test_the_live_state_gathers_arrivals_waits_handling_and_agents() -> None:
+    agreements = load_agreements()
+    clock = [datetime(2026, 4, 14, 8, 30, tzinfo=UTC)]  # Tue 10:30 in Stockholm
+    store = MemoryStore()
+    live = LiveState(agreements, clock=lambda: clock[0])
+    deriver = Deriver(store, agreements, track_changes=True)
+    t = "2026-04-14T10:{:02d}:00+02:00".format
+    agent = {"agent": "a1"}
+    events = [
+        ev("agent.state", t(0), agent="a1", state="busy", queues=["kundreskontra"]),
+        ev("agent.state", t(5), agent="a1", state="wrap_up", queues=["kundreskontra"]),
+        ev("agent.state", t(6), agent="a1", state="ready", queues=["kundreskontra"]),  # handled 6 min
+        ev("agent.state", t(1), agent="a2", state="busy", queues=["kundreskontra"]),
+        *call("c1", ("queued", t(0), K), ("answered", t(1), K | agent)),  # waited 60 s
+        *call("c2", ("queued", t(2), K), ("abandoned", t(4), K)),  # gave up after 120 s
+        *call("c3", ("queued", t(20), K)),  # waiting
+    ]
+    live.observe(events, deriver.apply(events))
+    now = live.queue_now("kundreskontra", clock[0])
+    assert now is not None
+    # 3 arrivals in the last 30 min, no history: 3 / 1800 s.
+    assert now.arrivals_per_second == pytest.approx(3 / 1800)
+    # Handle: one cycle of 360 s with 3 pseudo-cycles of 345 s: (360 + 1035) / 4.
+    assert now.handle_seconds == pytest.approx((360 + 3 * 345) / 4)
+    # Patience: 180 s waited, 1 left, with 3 pseudo-abandons over 450 s: 630 / 4.
+    assert now.patience_seconds == pytest.approx((60 + 120 + 450) / 4)
+    # Agents a1 ready and a2 busy serve it; in the system: a2's call and c3 waiting.
+    assert (now.agents, now.in_system) == (2.0, 2)
+    assert now.threshold_seconds == 60 and now.target == 0.8
+    # The window's base: c1 within 60 s (T = 60 s: 60 is within), c2 abandoned.
+    assert sorted(met for _, met in now.past) == [False, True]
+
+
+def test_earlier_weeks_arrivals_come_from_the_store_on_the_same_local_time_across_dst() -> None:
+    # Summer time began on Sun 29 March 2026: Tue 31 March 10:00 is 08:00 UTC, Tue 24 March
+    # 10:00 was 09:00 UTC. Four calls that Tuesday between 10:00 and 10:30 local are "the same
+    # interval a week earlier" for 31 March at 10:00.
+    agreements = load_agreements()
+    store = MemoryStore()
+    deriver = Deriver(store, agreements)
+    events = [
+        e
+        for i in range(4)
+        for e in call(
+            f"h{i}",
+            ("queued", f"2026-03-24T10:{5 * i:02d}:00+01:00", K),
+            ("answered", f"2026-03-24T10:{5 * i:02d}:30+01:00", K | {"agent": "a"}),
+        )
+    ]
+    deriver.apply(events)
+    now = datetime(2026, 3, 31, 8, 0, tzinfo=UTC)
+    live = LiveState(agreements, clock=lambda: now)
+    live.load_history(store)
+    assert live.history_mean("kundreskontra", now, timedelta(0), outlook.HORIZON) == pytest.approx(4.0)
+    # The half hour before had no call that day, but the day is held: 0, not "unknown".
+    assert live.history_mean("kundreskontra", now, -outlook.HORIZON, outlook.HORIZON) == 0.0
+    # A queue with no call at all that day: no history (a day the store does not hold).
+    assert live.history_mean("avgifter", now, timedelta(0), outlook.HORIZON) is None
+
+
+# -- calibration on simulated traffic -----------------------------------------------------------------
+
+
+def test_on_simulated_traffic_the_outlook_is_not_biased() -> None:
+    """Two weekdays at scale 3 after a week of history: pooled over every judged half hour, the
+    expected service level is within 5 points of the realised one (bench/calibration.py gives
+    the full figures, docs/forecasting.md#calibration)."""
+    rows = calibrate(load_agreements(), date(2026, 3, 10), 2, warmup_days=7, scale=3.0)
+    judged = [r for r in rows if r.realised is not None]
+    assert len(judged) > 100
+    base = sum(r.base for r in judged)
+    expected = sum(r.expected * r.base for r in judged) / base
+    realised = sum((r.realised or 0) * r.base for r in judged) / base
+    assert abs(expected - realised) < 0.05, (expected, realised)
