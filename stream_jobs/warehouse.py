@@ -80,7 +80,7 @@ WHERE outcome = 'waiting'
 """
 ARRIVALS_SQL = """
 SELECT queue, interval_start, offered + out_of_hours FROM queue_intervals FINAL
-WHERE interval_start >= fromUnixTimestamp({lo}, 'UTC') AND interval_start < fromUnixTimestamp({hi}, 'UTC')
+WHERE interval_start >= toDateTime({lo}, 'UTC') AND interval_start < toDateTime({hi}, 'UTC')
   AND offered + out_of_hours > 0
 """
 OPEN_CASES_SQL = """

@@ -351,3 +351,20 @@ def test_restore_skips_stored_payloads_that_no_longer_decode(warehouse, agreemen
     live = LiveState(agreements, clock=clock)
     live.restore(warehouse, lambda kind, key: True)  # raised msgspec.DecodeError: the worker could not start
     assert samples(live)[("availability_queue_agents", ("kundreskontra", "ready"))] == 1
+
+
+def test_the_outlooks_earlier_weeks_read_the_same_arrivals_as_the_memory_store(warehouse, agreements):
+    """Store.arrivals (the outlook's earlier weeks) on ClickHouse's queue_intervals equals the
+    memory store's count from the facts: ordinary contacts per queue and 15 minutes, open or not;
+    internal transfers left out; the window's end excluded."""
+    from stream_jobs.core.store import MemoryStore
+
+    events = list(simulate(agreements, date(2026, 4, 13), 2, seed=5, scale=0.5))
+    memory = MemoryStore()
+    Deriver(memory, agreements).apply(events)
+    Deriver(warehouse, agreements).apply(events)
+    since, until = datetime(2026, 4, 13, 6, 0, tzinfo=UTC), datetime(2026, 4, 14, 14, 0, tzinfo=UTC)
+    stored = sorted(warehouse.arrivals(since, until))
+    assert stored == sorted(memory.arrivals(since, until))
+    assert sum(n for *_, n in stored) > 50
+    assert all(since <= at < until for _, at, _ in stored)
