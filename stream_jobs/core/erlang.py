@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 EPSILON = 1e-12  # probability mass left out by truncating the chain or a Poisson sum
+CHUNK = 1024  # uniformized steps held at once
 MAX_AGENTS = 500  # agents_needed gives up here (a queue that needs more is a model error)
 # Erlang C with λ/(nμ) this close to 1 is λ = nμ up to rounding (65 calls per 900 s of 180 s are
 # 13 erlangs, 65/900·180 = 12.999…8): no steady state, rather than 10^17 states.
@@ -208,17 +209,23 @@ def _evolve(load: Load, agents: int, size: int, p: np.ndarray, seconds: float) -
     if big == 0 or seconds <= 0:
         return p, p.copy()
     up, down = births / big, deaths / big
-    stay = 1.0 - up - down
+    # One uniformized step as a matrix (row vectors: p → p @ step): one call per step, not six.
+    step = np.diag(1.0 - up - down) + np.diag(up[:-1], 1) + np.diag(down[1:], -1)
     # p(t) = Σ_k p_k · P(N(Λt) = k), and (1/H)∫₀ᴴ p(t) dt = Σ_k p_k · P(N > k) / (ΛH), N ~ Poisson(ΛH):
     # p_k the uniformized chain's steps.
     weights = _poisson_weights(big * seconds)
     # P(N > k), summed from the far end: 1 − P(N ≤ k) is 0 in floating point when ΛH < 1e-16.
     beyond = np.append(np.cumsum(weights[::-1])[::-1][1:], 0.0)
-    average, end = np.zeros(size), np.zeros(size)
-    for k in range(len(weights)):
-        average += p * float(beyond[k])
-        end += p * float(weights[k])
-        p = stay * p + np.concatenate(([0.0], (up * p)[:-1])) + np.concatenate(((down * p)[1:], [0.0]))
+    end, average = np.zeros(size), np.zeros(size)
+    for first in range(0, len(weights), CHUNK):  # the steps in blocks: memory stays CHUNK × size
+        count = min(CHUNK, len(weights) - first)
+        steps = np.empty((count, size))
+        steps[0] = p
+        for k in range(1, count):
+            steps[k] = steps[k - 1] @ step
+        end += weights[first : first + count] @ steps
+        average += beyond[first : first + count] @ steps
+        p = steps[-1] @ step
     return end / end.sum(), average / average.sum()
 
 

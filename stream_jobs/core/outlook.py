@@ -116,17 +116,35 @@ def predict(now: QueueNow) -> Prediction:
 def _agents_to_avoid(now: QueueNow, eta: float) -> int:
     """The fewest more agents with which no breach is expected within the horizon; if the
     window's past alone breaks it (more agents cannot mend what already happened), those with
-    which the horizon's callers get the promised level."""
-    for more in range(1, MORE_AGENTS + 1):
-        level, _ = outlook(now, now.agents + more)
-        if eta > 0 and seconds_to_breach(now, level) == math.inf:
-            return more
-        if eta == 0 and level >= now.target:
-            return more
-    for more in range(1, MORE_AGENTS + 1):
-        if outlook(now, now.agents + more)[0] >= now.target:
-            return more
-    return MORE_AGENTS
+    which the horizon's callers get the promised level. Both grow with the agents, so the
+    search halves the range (a handful of outlooks, not MORE_AGENTS)."""
+    levels: dict[int, float] = {}
+
+    def level(more: int) -> float:
+        if more not in levels:
+            levels[more] = outlook(now, now.agents + more)[0]
+        return levels[more]
+
+    found = None
+    if eta > 0:
+        found = _fewest(lambda more: seconds_to_breach(now, level(more)) == math.inf)
+    if found is None:
+        found = _fewest(lambda more: level(more) >= now.target)
+    return MORE_AGENTS if found is None else found
+
+
+def _fewest(enough: Callable[[int], bool]) -> int | None:
+    """The least k in 1 … MORE_AGENTS for which `enough` (false below it, true from it on)."""
+    if not enough(MORE_AGENTS):
+        return None
+    low, high = 1, MORE_AGENTS
+    while low < high:
+        middle = (low + high) // 2
+        if enough(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def expected_arrivals(
