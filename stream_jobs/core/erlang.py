@@ -29,6 +29,7 @@ import numpy as np
 
 EPSILON = 1e-12  # probability mass left out by truncating the chain or a Poisson sum
 CHUNK = 1024  # uniformized steps held at once
+DENSE_STATES = 160  # up to this many states a step is a dense product (fewer numpy calls), beyond it tridiagonal
 MAX_AGENTS = 500  # agents_needed gives up here (a queue that needs more is a model error)
 # Erlang C with λ/(nμ) this close to 1 is λ = nμ up to rounding (65 calls per 900 s of 180 s are
 # 13 erlangs, 65/900·180 = 12.999…8): no steady state, rather than 10^17 states.
@@ -209,8 +210,22 @@ def _evolve(load: Load, agents: int, size: int, p: np.ndarray, seconds: float) -
     if big == 0 or seconds <= 0:
         return p, p.copy()
     up, down = births / big, deaths / big
-    # One uniformized step as a matrix (row vectors: p → p @ step): one call per step, not six.
-    step = np.diag(1.0 - up - down) + np.diag(up[:-1], 1) + np.diag(down[1:], -1)
+    stay = 1.0 - up - down
+    if size <= DENSE_STATES:  # one uniformized step as one product (row vectors: p → p @ matrix)
+        matrix = np.diag(stay) + np.diag(up[:-1], 1) + np.diag(down[1:], -1)
+
+        def step(p: np.ndarray) -> np.ndarray:
+            moved: np.ndarray = p @ matrix
+            return moved
+
+    else:  # a long chain: the tridiagonal step in O(states), not O(states²)
+
+        def step(p: np.ndarray) -> np.ndarray:
+            moved: np.ndarray = stay * p
+            moved[1:] += up[:-1] * p[:-1]
+            moved[:-1] += down[1:] * p[1:]
+            return moved
+
     # p(t) = Σ_k p_k · P(N(Λt) = k), and (1/H)∫₀ᴴ p(t) dt = Σ_k p_k · P(N > k) / (ΛH), N ~ Poisson(ΛH):
     # p_k the uniformized chain's steps.
     weights = _poisson_weights(big * seconds)
@@ -222,10 +237,10 @@ def _evolve(load: Load, agents: int, size: int, p: np.ndarray, seconds: float) -
         steps = np.empty((count, size))
         steps[0] = p
         for k in range(1, count):
-            steps[k] = steps[k - 1] @ step
+            steps[k] = step(steps[k - 1])
         end += weights[first : first + count] @ steps
         average += beyond[first : first + count] @ steps
-        p = steps[-1] @ step
+        p = step(steps[-1])
     return end / end.sum(), average / average.sum()
 
 

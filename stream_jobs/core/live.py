@@ -46,7 +46,8 @@ SAMPLES = 300
 PRIOR_HANDLE_S, PRIOR_PATIENCE_S, PRIOR_AWAY_S, PRIOR_WEIGHT = 345.0, 150.0, 300.0, 3
 HISTORY_WEEKS = 4  # the same weekday and time on this many earlier weeks shapes the arrival forecast
 SERVING = ("ready", "busy", "wrap_up")  # an agent in these states is taking the queue's calls
-MAX_STAFFING_SAMPLES = 200_000  # minutes x queues kept before the oldest are dropped
+MAX_CYCLE = timedelta(hours=1)  # a handling cycle or a spell away longer than this is a lost event
+MAX_IN_SYSTEM = 300  # calls in the system beyond the agents the outlook takes in (lost end events)
 
 # The `source` label takes these values, `imap/<mailbox>` of the agreements, or OTHER_SOURCE:
 # a source name is free text from outside, and every distinct label value is a new series.
@@ -122,12 +123,15 @@ class LiveState(Collector):
         self.settled: dict[str, deque[tuple[datetime, bool]]] = defaultdict(deque)
         self.waits: dict[str, deque[tuple[float, bool, bool]]] = defaultdict(lambda: deque(maxlen=SAMPLES))
         self.handling: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=SAMPLES))
+        self.kinds: dict[str, deque[str]] = defaultdict(lambda: deque(maxlen=SAMPLES))  # base, short, callback
+        self._restored_at: datetime | None = None
+        self._pruned: datetime | None = None
         self.away: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=SAMPLES))  # not-ready spells, s
         self._busy_since: dict[str, datetime] = {}
         self._away_since: dict[str, datetime] = {}
         # Arrivals per (queue, 15-minute interval start, UTC) of earlier weeks, from the store.
         self.history: dict[tuple[str, datetime], int] = {}
-        self.history_days: set[tuple[str, date]] = set()
+        self.history_days: set[date] = set()
         self._history_store: Store | None = None
         self._history_day: date | None = None
         self._predicted: tuple[datetime, dict[str, outlook.Prediction]] | None = None
@@ -210,14 +214,21 @@ class LiveState(Collector):
         """Note the contacts this batch started (arrivals) and settled (waits; the window's base)."""
         now = self.clock()
         had = {(c.queue, c.queued_at, c.outcome) for c in before.contacts} if before is not None else set()
-        started = {(c.queue, c.queued_at) for c in before.contacts} if before is not None else set()
+        # A contact is one arrival, in the last queue it waited in (as the warehouse's intervals
+        # count it): a transfer keeps its first-queued time and moves it to the new queue.
+        started = {c.queued_at: c.queue for c in before.contacts if not c.internal} if before is not None else {}
         for c in after.contacts:
             if c.internal:
                 continue
-            if (c.queue, c.queued_at) not in started:
+            was_in = started.get(c.queued_at)
+            if was_in != c.queue:
+                if was_in is not None and c.queued_at in self.arrived[was_in]:
+                    self.arrived[was_in].remove(c.queued_at)
                 self.arrived[c.queue].append(c.queued_at)
-
-            if c.outcome == WAITING or not c.queue_open or c.short_abandon or (c.queue, c.queued_at, c.outcome) in had:
+            if c.outcome == WAITING or not c.queue_open or (c.queue, c.queued_at, c.outcome) in had:
+                continue
+            self.kinds[c.queue].append("short" if c.short_abandon else "callback" if c.outcome == CALLBACK else "base")
+            if c.short_abandon:  # hung up at once: neither patience nor the base
                 continue
             wait = c.wait_seconds or 0.0
             self.waits[c.queue].append((wait, c.outcome in (ABANDONED, CALLBACK, FLOWED_OUT), c.outcome == CALLBACK))
@@ -232,7 +243,7 @@ class LiveState(Collector):
         if was in ("busy", "wrap_up") and (state not in ("busy", "wrap_up") or (state == "busy" and was == "wrap_up")):
             since = self._busy_since.pop(agent, None)
             seconds = (ev.time - since).total_seconds() if since is not None else -1.0
-            if held is not None and 0 < seconds < STALE_WAIT.total_seconds():
+            if held is not None and 0 < seconds < MAX_CYCLE.total_seconds():
                 for queue in held.data.queues:
                     self.handling[queue].append(seconds)
         if state == "busy" and agent not in self._busy_since:
@@ -256,10 +267,10 @@ class LiveState(Collector):
         self._history_store = store
         self._history_day = now.astimezone(self.agreements.timezone).date()
         self.history = {(q, _utc(at)): n for q, at, n in store.arrivals(since, now)}
-        # A day without a single arrival in a queue is a day the store does not hold (a new
+        # A day without a single arrival in any queue is a day the store does not hold (a new
         # warehouse), not a day without callers: it is left out of the mean, not counted as 0.
         tz = self.agreements.timezone
-        self.history_days = {(q, at.astimezone(tz).date()) for q, at in self.history}
+        self.history_days = {at.astimezone(tz).date() for _, at in self.history}
 
     def _refresh_history(self) -> None:
         store = self._history_store
@@ -277,7 +288,8 @@ class LiveState(Collector):
         for qid, q in self.agreements.queues.items():
             if q.calendar.is_open(now):
                 self.staffing[(qid, minute)] = serving[qid]
-        if len(self.staffing) > MAX_STAFFING_SAMPLES:
+        if self._pruned is None or minute - self._pruned >= timedelta(hours=1):  # by age, hourly
+            self._pruned = minute
             keep = minute - timedelta(weeks=HISTORY_WEEKS, days=1)
             self.staffing = {k: n for k, n in self.staffing.items() if k[1] >= keep}
 
@@ -319,7 +331,7 @@ class LiveState(Collector):
         for weeks in range(1, HISTORY_WEEKS + 1):
             then = local - timedelta(weeks=weeks)  # wall-clock arithmetic: the same local time across DST
             start = (then + offset).astimezone(UTC)
-            if (queue, then.date()) not in self.history_days or not calendar.is_open(then):
+            if then.date() not in self.history_days or not calendar.is_open(then):
                 continue
             counts.append(self._arrivals_between(queue, start, start + length))
         return sum(counts) / len(counts) if counts else None
@@ -361,7 +373,10 @@ class LiveState(Collector):
             arrived.popleft()
         while settled and now - settled[0][0] > window:
             settled.popleft()
-        recent = sum(1 for t in arrived if timedelta(0) <= now - t <= window)
+        recent: float = sum(1 for t in arrived if timedelta(0) <= now - t <= window)
+        restored = self._restored_at
+        if restored is not None and now - window < restored <= now:  # before a restart: from the store
+            recent += self._arrivals_between(queue, now - window, restored)
         rate = outlook.expected_arrivals(recent, lambda o, n: self.history_mean(queue, now, o, n), now)
         # An agent who serves several queues counts in each: it takes whichever call waited longest,
         # so it serves a queue whenever that queue needs it (counting it by its share of the answers
@@ -383,19 +398,23 @@ class LiveState(Collector):
             agents, change = serving + states["not_ready"] * outlook.available_share(mean_away, horizon), []
         else:  # breaks, lunches and shift ends as on earlier weeks at this time
             agents = float(serving)
-        waiting = sum(1 for qid, _ in self.waiting.values() if qid == queue)
+        ages = sorted(((now - since).total_seconds() for qid, since in self.waiting.values() if qid == queue))
+        kinds = Counter(self.kinds[queue])
         return outlook.QueueNow(
             arrivals_per_second=rate,
             handle_seconds=(sum(handles) + PRIOR_WEIGHT * PRIOR_HANDLE_S) / (len(handles) + PRIOR_WEIGHT),
             patience_seconds=(waited + PRIOR_WEIGHT * PRIOR_PATIENCE_S) / (left + PRIOR_WEIGHT),
             callback_share=callbacks / left if left else 0.0,
             agents=agents,
-            in_system=min(states["busy"] + states["wrap_up"], serving) + waiting,
+            # At most MAX_IN_SYSTEM waiting (the longest waits first dropped: most are lost end events).
+            in_system=states["busy"] + states["wrap_up"] + min(len(ages), MAX_IN_SYSTEM),
             horizon_seconds=horizon,
             threshold_seconds=q.service_level_seconds,
             target=q.service_level_target,
             past=[((now - t).total_seconds(), met) for t, met in settled],
             agents_change=change,
+            waiting_ages=ages[:MAX_IN_SYSTEM],
+            base_share=(kinds["base"] + PRIOR_WEIGHT) / (kinds.total() + PRIOR_WEIGHT),
         )
 
     def restore(self, store: Store, owns: Callable[[str, str], bool]) -> None:
@@ -409,7 +428,9 @@ class LiveState(Collector):
         be used (a payload that no longer decodes, a queue or mailbox the agreements do not
         define, a time outside the accepted range) is skipped and counted, never raised."""
         self.waiting, self.open_cases, self.agents = {}, {}, {}
+        self._busy_since, self._away_since = {}, {}  # a cycle begun before is not this worker's to close
         now = self.clock()
+        self._restored_at = now
         until = now + MAX_FUTURE
         skipped = 0
         for call_id, queue, since in store.waiting_calls(now - STALE_WAIT, until):

@@ -44,6 +44,8 @@ class QueueNow:
     # The change from `agents` in each of the horizon's SEGMENTS, as on earlier weeks (breaks
     # starting, agents coming back); empty: `agents` throughout.
     agents_change: Sequence[float] = ()
+    waiting_ages: Sequence[float] = ()  # seconds each call waiting now has waited
+    base_share: float = 1.0  # of the contacts that end, those in the base (not short abandons, not callbacks)
 
 
 @dataclass(frozen=True)
@@ -89,16 +91,21 @@ def available_share(mean_away_seconds: float, horizon_seconds: float) -> float:
 
 def seconds_to_breach(now: QueueNow, service_level: float) -> float:
     """When the 30-minute window's service level is expected to fall below target: the window's
-    known contacts leave it as time goes on, and the horizon's contacts come in at the expected
-    rate with the expected level. 0 if it is below now (with a base the rule judges)."""
-    flow = now.arrivals_per_second  # contacts per second into the window's base
+    known contacts leave it as time goes on; the calls waiting now come in within the first
+    minute (answered within T, at the expected level, only those that have not waited T yet);
+    and the horizon's contacts come in at the expected rate and level. 0 if it is below now
+    (with a base the rule judges)."""
+    flow = now.arrivals_per_second * now.base_share  # contacts per second into the window's base
+    queued = len(now.waiting_ages)
+    queued_met = service_level * sum(1 for age in now.waiting_ages if age <= now.threshold_seconds)
     steps = int(min(now.horizon_seconds, HORIZON.total_seconds()) // STEP)
     for i in range(steps + 1):
         ahead = i * STEP
         known = [met for ago, met in now.past if ago + ahead < WINDOW.total_seconds()]
         coming = flow * ahead
-        base = len(known) + coming
-        if base >= MIN_CONTACTS_WINDOW and (sum(known) + service_level * coming) < now.target * base:
+        base = len(known) + coming + (queued if i else 0)
+        met = sum(known) + service_level * coming + (queued_met if i else 0.0)
+        if base >= MIN_CONTACTS_WINDOW and met < now.target * base:
             return ahead
     return math.inf
 
@@ -158,12 +165,16 @@ def expected_arrivals(
     `recent` is the count of the last `span`; `history(offset, length)` the mean count of earlier
     weeks over [now + offset, now + offset + length) on the same weekday and local time (None
     without history). The earlier weeks give the shape (the morning peak, the month start),
-    today's ratio to them the level: forecast = history ahead × (recent + k) / (history before
-    + k), the ratio kept within RATIO_LIMITS. Without history: the recent rate."""
+    today's ratio to them the level: shaped = history ahead × (recent + k) / (history before
+    + k), the ratio kept within RATIO_LIMITS. The earlier weeks know as much as they saw: the
+    forecast is shaped × w + recent × (1 − w), w = ahead / (ahead + k), so a half hour that
+    had no call on earlier weeks (a small queue, hours newly opened) keeps today's rate.
+    Without history: the recent rate."""
     seconds = span.total_seconds()
     ahead, before = history(timedelta(0), span), history(-span, span)
     if ahead is None or before is None:
         return recent / seconds
     ratio = (recent + PRIOR_CONTACTS) / (before + PRIOR_CONTACTS)
     ratio = min(max(ratio, RATIO_LIMITS[0]), RATIO_LIMITS[1])
-    return ahead * ratio / seconds
+    weight = ahead / (ahead + PRIOR_CONTACTS)
+    return (weight * ahead * ratio + (1 - weight) * recent) / seconds

@@ -42,19 +42,26 @@ def test_without_history_the_forecast_is_the_recent_rate() -> None:
 
 def test_earlier_weeks_give_the_shape_and_today_the_level() -> None:
     # Earlier weeks: 10 in the half hour before, 30 in the half hour ahead (the morning peak).
-    # Today 25 came in the half hour before: ratio (25 + 5) / (10 + 5) = 2, so 60 ahead.
+    # Today 25 came in the half hour before: ratio (25 + 5) / (10 + 5) = 2, so 60 shaped; the
+    # earlier weeks' weight is 30 / (30 + 5) = 6/7: 60 x 6/7 + 25 x 1/7 = 385/7 = 55.
     history = {timedelta(0): 30.0, -outlook.HORIZON: 10.0}
     rate = outlook.expected_arrivals(25, lambda o, n: history[o], NOW)
-    assert rate * 1800 == pytest.approx(60.0)
+    assert rate * 1800 == pytest.approx(55.0)
+
+
+def test_a_half_hour_without_calls_on_earlier_weeks_keeps_todays_rate() -> None:
+    # Nothing ahead on earlier weeks (weight 0): today's 20 stand, not 0.
+    assert outlook.expected_arrivals(20, lambda o, n: 0.0, NOW) * 1800 == pytest.approx(20.0)
 
 
 def test_the_ratio_to_earlier_weeks_is_bounded() -> None:
-    # (95 + 5) / (5 + 5) = 10 is held at 2: 2 x 40 = 80; (0 + 5) / (45 + 5) = 0.1 at 0.5: 20.
+    # (95 + 5) / (5 + 5) = 10 is held at 2: 2 x 40 = 80, weight 40/45: 80 x 8/9 + 95/9 = 735/9;
+    # (0 + 5) / (45 + 5) = 0.1 at 0.5: 20 x 8/9 + 0 = 160/9.
     assert outlook.expected_arrivals(95, lambda o, n: 40.0 if o == timedelta(0) else 5.0, NOW) * 1800 == pytest.approx(
-        80
+        735 / 9
     )
     assert outlook.expected_arrivals(0, lambda o, n: 40.0 if o == timedelta(0) else 45.0, NOW) * 1800 == pytest.approx(
-        20
+        160 / 9
     )
 
 
@@ -80,6 +87,32 @@ def test_the_breach_comes_when_the_good_answers_leave_the_window() -> None:
     # Already below: 3 of 5.
     below = queue_now(past=[(100.0, True)] * 3 + [(100.0, False)] * 2)
     assert outlook.seconds_to_breach(below, 1.0) == 0.0
+
+
+def test_the_calls_waiting_now_enter_the_window_first() -> None:
+    # The window: 8 answered within T = 20 s in the last 10 minutes (100 %). One agent, busy; six
+    # callers have waited 30–80 s, past T; no new calls expected. The six will end outside T, so
+    # within the first minute the window is 8 of 14 = 57 %: a breach in 60 s, not "none".
+    stuck = queue_now(
+        arrivals_per_second=0.0, agents=1.0, in_system=7, threshold_seconds=20.0,
+        past=[(600.0, True)] * 8, waiting_ages=[30.0, 40.0, 50.0, 60.0, 70.0, 80.0],
+    )  # fmt: skip
+    p = outlook.predict(stuck)
+    assert p.seconds_to_breach == 60.0 and p.agents_needed >= 1
+    # The same six, but only just queued (5 s, under T) and a level of 100 % expected: no breach.
+    fresh = QueueNow(**(vars(stuck) | {"waiting_ages": [5.0] * 6}))
+    assert outlook.seconds_to_breach(fresh, 1.0) == math.inf
+
+
+def test_short_abandons_and_callbacks_do_not_flow_into_the_base() -> None:
+    # A call a minute, half of them outside the base: 0.5 a minute into the window. Window: 4 met,
+    # 25 min ago; the horizon's level 0 %, target 80 %. +1 min: 4 of 4.5 (base < 5, not judged);
+    # +2: 4 of 5 = 80 %, on target; +3: 4 of 5.5 = 73 %: the breach. With the whole flow in the
+    # base: +1 min 4 of 5 = 80 %, +2 min 4 of 6 = 67 %.
+    now = queue_now(arrivals_per_second=1 / 60, base_share=0.5, past=[(1500.0, True)] * 4)
+    assert outlook.seconds_to_breach(now, 0.0) == 180.0
+    full = QueueNow(**(vars(now) | {"base_share": 1.0}))
+    assert outlook.seconds_to_breach(full, 0.0) == 120.0
 
 
 def test_an_understaffed_queue_is_at_risk_and_the_agents_needed_avoid_it() -> None:
@@ -179,8 +212,11 @@ def test_earlier_weeks_arrivals_come_from_the_store_on_the_same_local_time_acros
     assert live.history_mean("kundreskontra", now, timedelta(0), outlook.HORIZON) == pytest.approx(4.0)
     # The half hour before had no call that day, but the day is held: 0, not "unknown".
     assert live.history_mean("kundreskontra", now, -outlook.HORIZON, outlook.HORIZON) == 0.0
-    # A queue with no call at all that day: no history (a day the store does not hold).
-    assert live.history_mean("avgifter", now, timedelta(0), outlook.HORIZON) is None
+    # A queue with no call that day, which the store holds (kundreskontra had calls): 0.
+    assert live.history_mean("avgifter", now, timedelta(0), outlook.HORIZON) == 0.0
+    # A Monday: no earlier Monday is held at all (a new warehouse), so no history, not 0.
+    monday = datetime(2026, 3, 30, 8, 0, tzinfo=UTC)
+    assert live.history_mean("kundreskontra", monday, timedelta(0), outlook.HORIZON) is None
 
 
 # -- calibration on simulated traffic -----------------------------------------------------------------
@@ -197,3 +233,48 @@ def test_on_simulated_traffic_the_outlook_is_not_biased() -> None:
     expected = sum(r.expected * r.base for r in judged) / base
     realised = sum((r.realised or 0) * r.base for r in judged) / base
     assert abs(expected - realised) < 0.05, (expected, realised)
+
+
+def test_a_transfer_is_one_arrival_in_the_last_queue_and_short_abandons_stay_out() -> None:
+    agreements = load_agreements()
+    clock = [datetime(2026, 4, 14, 8, 30, tzinfo=UTC)]  # Tue 10:30 in Stockholm
+    store = MemoryStore()
+    live = LiveState(agreements, clock=lambda: clock[0])
+    deriver = Deriver(store, agreements, track_changes=True)
+    t = "2026-04-14T10:{:02d}:00+02:00".format
+    first = call("t1", ("queued", t(1), K))
+    moved = [ev("call.transferred", t(2), call_id="t1", queue="kundreskontra", to_queue="avgifter")]
+    short = [
+        *call("s1", ("queued", t(3), K)),
+        ev("call.abandoned", "2026-04-14T10:03:02+02:00", call_id="s1", queue="kundreskontra"),
+    ]
+    for batch in (first, moved, short):  # the transfer comes in a later batch than the queuing
+        live.observe(batch, deriver.apply(batch))
+    # t1 is avgifter's arrival only (as the warehouse's intervals count it); s1 is kundreskontra's.
+    assert list(live.arrived["avgifter"]) == [datetime(2026, 4, 14, 8, 1, tzinfo=UTC)]
+    assert list(live.arrived["kundreskontra"]) == [datetime(2026, 4, 14, 8, 3, tzinfo=UTC)]
+    # The 2 s abandon is short: not a patience sample, not in the window's base, but it lowers
+    # the share of contacts that reach the base: (0 + 3 pseudo) / (1 + 3).
+    now = live.queue_now("kundreskontra", clock[0])
+    assert now is not None and not live.waits["kundreskontra"] and now.past == []
+    assert now.base_share == pytest.approx(3 / 4)
+
+
+def test_a_restart_takes_the_last_half_hours_arrivals_from_the_store_and_no_open_cycle() -> None:
+    agreements = load_agreements()
+    store = MemoryStore()
+    deriver = Deriver(store, agreements)
+    t = "2026-04-14T10:{:02d}:00+02:00".format
+    # Six calls between 10:00 and 10:15, stored before the restart at 10:20.
+    deriver.apply([e for i in range(6) for e in call(f"r{i}", ("queued", t(2 * i), K), ("abandoned", t(2 * i + 1), K))])
+    deriver.apply([ev("agent.state", t(5), agent="a1", state="busy", queues=["kundreskontra"])])
+    clock = [datetime(2026, 4, 14, 8, 20, tzinfo=UTC)]
+    live = LiveState(agreements, clock=lambda: clock[0])
+    live._busy_since["a1"] = datetime(2026, 4, 14, 6, 0, tzinfo=UTC)  # a cycle begun long before
+    live.restore(store, lambda kind, key: True)
+    assert live._busy_since == {}
+    clock[0] = datetime(2026, 4, 14, 8, 25, tzinfo=UTC)
+    now = live.queue_now("kundreskontra", clock[0])
+    # The window 09:55–10:25: the 10:00–10:15 interval's six from the store (before 10:20), none
+    # seen since; no earlier week, so the rate is the recent count: 6 / 1800 s.
+    assert now is not None and now.arrivals_per_second == pytest.approx(6 / 1800)
