@@ -26,8 +26,8 @@ AGGREGATION = {
     "availability_queue_service_level_target": "max",
     "availability_queue_answer_rate_target": "max",
     "availability_queue_service_level_seconds": "max",
-    # The outlook (docs/forecasting.md) is exact with one worker; with several each sees a share of
-    # the calls and agents, and the most pessimistic view is shown.
+    # The outlook (docs/forecasting.md) is shown and alerted on only where one worker reports the
+    # queue (`one_worker`): with several, each sees a share of the calls and agents.
     "availability_queue_expected_service_level": "min",
     "availability_queue_expected_answer_rate": "min",
     "availability_queue_expected_contacts": "sum",
@@ -86,6 +86,16 @@ def service_level(window: str | None, *matchers: str) -> str:
 def answer_rate(window: str | None, *matchers: str) -> str:
     """Answered / the base, over `window` or (None) today."""
     return ratio(ANSWERED, window, *matchers)
+
+
+def one_worker(*matchers: str) -> str:
+    """Per queue, 1 where exactly one worker reports it: the outlook needs all its calls and agents."""
+    return f"count by (queue) (availability_queue_open{selector(*matchers)}) == 1"
+
+
+def outlook(metric: str, *matchers: str) -> str:
+    """An outlook metric per queue, only where one worker reports the queue."""
+    return f"{per('queue', metric, *matchers)} and on (queue) {one_worker(*matchers)}"
 
 
 def queue_open(*matchers: str) -> str:

@@ -29,6 +29,7 @@ Pure: text in, dataclasses out; fetching and drawing are availability/cli/wall.p
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -250,6 +251,8 @@ def build(samples: Sequence[Sample], counts: WindowCounts | None = None) -> Wall
     ar_target = per_queue("availability_queue_answer_rate_target")
     sl_seconds = per_queue("availability_queue_service_level_seconds")
     sl_next = per_queue("availability_queue_expected_service_level")
+    # kpi_promql.outlook: only where one worker reports the queue
+    workers = Counter(s.labels.get("queue") for s in samples if s.name == "availability_queue_open")
 
     queues = []
     for q in _labels_in_order(samples, "availability_queue_", "queue"):
@@ -263,7 +266,7 @@ def build(samples: Sequence[Sample], counts: WindowCounts | None = None) -> Wall
                 oldest_wait=oldest.get(q),
                 agents_ready=agents,
                 sl_30m=_ratio(window["sl"], window_base, q),
-                sl_next_30m=sl_next.get(q) if open_now == 1 else None,
+                sl_next_30m=sl_next.get(q) if open_now == 1 and workers[q] == 1 else None,
                 sl_today=_ratio(today["sl"], today_base, q),
                 ar_30m=_ratio(window["ar"], window_base, q),
                 ar_today=_ratio(today["ar"], today_base, q),

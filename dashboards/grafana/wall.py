@@ -58,7 +58,7 @@ QUEUE_EXPRS = {
     "agents_ready": f"({READY} or 0 * {OPEN}) and on (queue) ({OPEN} == 1)",
     "sl_30m": kpi_promql.service_level("30m", Q),
     # The worker's outlook (docs/forecasting.md), only while open.
-    "sl_next_30m": kpi_promql.per("queue", "availability_queue_expected_service_level", Q),
+    "sl_next_30m": kpi_promql.outlook("availability_queue_expected_service_level", Q),
     "sl_today": kpi_promql.service_level(None, Q),
     "ar_30m": kpi_promql.answer_rate("30m", Q),
     "ar_today": kpi_promql.answer_rate(None, Q),
