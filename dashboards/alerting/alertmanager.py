@@ -9,7 +9,9 @@ Every alert carries the labels `process` and `severity` (dashboards/alerting/tem
 - then the alert goes by e-mail to its process's managers, or to `default`.
 
 Alerts are grouped by alertname and process, so one problem of one process is one mail (and
-one mail when it is over, `send_resolved`). docs/alerts.md gives the reasons for the intervals.
+one mail when it is over, `send_resolved`). A critical alert (act now) is sent a few seconds
+after it fires (CRITICAL_GROUP_WAIT, a child route of every receiver's route); a warning waits
+GROUP_WAIT for others that start with it. docs/alerts.md gives the reasons for the intervals.
 `availability generate` writes the file.
 """
 
@@ -30,10 +32,16 @@ PHONE_PROCESS = "telefoni"
 # Business-hours routing (docs/alerts.md): a short wait to collect alerts that start together,
 # five minutes before telling about a change in a group, and a reminder twice in a working day
 # while a problem lasts. Alerts end when a queue or mailbox closes, so nothing repeats at night.
+# A critical alert waits only CRITICAL_GROUP_WAIT: it must reach the managers within a minute of
+# the breach (issue #15), and its group (alertname, process) never holds another alert to wait
+# for; the few seconds let an inhibiting alert sent by the same rule evaluation arrive first.
 GROUP_WAIT = "30s"
+CRITICAL_GROUP_WAIT = "5s"
 GROUP_INTERVAL = "5m"
 REPEAT_INTERVAL = "4h"
 RESOLVE_TIMEOUT = "5m"
+
+CRITICAL = 'severity="critical"'  # the matcher of the act-now alerts (dashboards/alerting/rules.py)
 
 ADDRESS = re.compile(r"^[^@\s<>,]+@[^@\s<>,]+\.[a-z]{2,}$", re.IGNORECASE)
 
@@ -58,6 +66,7 @@ class ManagersFile(_Strict):
 @dataclass(frozen=True)
 class Timing:
     group_wait: str = GROUP_WAIT
+    critical_group_wait: str = CRITICAL_GROUP_WAIT
     group_interval: str = GROUP_INTERVAL
     repeat_interval: str = REPEAT_INTERVAL
     resolve_timeout: str = RESOLVE_TIMEOUT
@@ -155,11 +164,20 @@ def config(managers: Managers) -> dict[str, Any]:
         {"name": "default", "email_configs": [_email(managers.default)]},
         {"name": "chat", "webhook_configs": [{"url": managers.chat_webhook_url, "send_resolved": True}]},
     ]
-    routes: list[dict[str, Any]] = [{"receiver": "chat", "continue": True}]
+
+    # Under every receiver's route a child for the critical alerts, with the same receiver and
+    # grouping and only a shorter group_wait. The last route takes the processes nobody is listed
+    # for to `default`: the root's own receiver is never used, because the chat route matches
+    # every alert (Alertmanager falls back to a route's receiver only when no child matched).
+    def critical() -> list[dict[str, Any]]:
+        return [{"matchers": [CRITICAL], "group_wait": t.critical_group_wait}]
+
+    routes: list[dict[str, Any]] = [{"receiver": "chat", "continue": True, "routes": critical()}]
     for process, addresses in managers.managers.items():
         name = f"managers-{process}"
         receivers.append({"name": name, "email_configs": [_email(addresses)]})
-        routes.append({"receiver": name, "matchers": [f'process="{process}"']})
+        routes.append({"receiver": name, "matchers": [f'process="{process}"'], "routes": critical()})
+    routes.append({"receiver": "default", "routes": critical()})
     return {
         "global": {
             "resolve_timeout": t.resolve_timeout,

@@ -24,8 +24,9 @@ SL_WINDOW = "30m"  # spec/metrics.md: live service level "over the last 30 minut
 MIN_CONTACTS_WINDOW = 5  # service level over the window only from this many contacts in its base
 MIN_CONTACTS_TODAY = 10  # answer rate since opening only from this many contacts in its base
 LONG_WAIT_FACTOR = 3  # the oldest wait alerts above 3 × service_level_seconds
-CALLGUIDE_SILENCE = "20m"  # no CallGuide event for this long while some queue was open all that time
+CALLGUIDE_SILENCE = "21m"  # no CallGuide event for this long while some queue was open all that time
 MAILBOX_SILENCE = "4h"  # no event from imap/<mailbox> for this long while the mailbox was open all that time
+AT_RISK_WITHIN = 900  # seconds: the outlook warns of a breach expected this soon
 PHONE_PROCESS = "telefoni"  # the `process` label of alerts about the phone platform as a whole
 
 Severity = Literal["critical", "warning"]
@@ -176,7 +177,7 @@ and on (queue) {QUEUE_OPEN}
 > on (queue) {LONG_WAIT_FACTOR} * {per("queue", "availability_queue_service_level_seconds")}
 and on (queue) {QUEUE_OPEN}
 """,
-            for_="1m",
+            for_="15s",
             severity="critical",
             title="Lång väntetid i kön: {name}",
             summary="{name}: en uppringare har väntat {value}. Lovat: {promise}.",
@@ -235,7 +236,7 @@ and on (mailbox) {MAILBOX_OPEN}
 {per("mailbox", "availability_mailbox_breaching_within_hour", kpi_promql.PRIORITY)} > 0
 and on (mailbox) {MAILBOX_OPEN}
 """,
-            for_="1m",
+            for_="0s",
             severity="critical",
             title="Prioriterade ärenden passerar snart svarstiden: {name}",
             summary=(
@@ -257,7 +258,7 @@ time() - {per("source", "availability_source_last_seen_timestamp_seconds", 'sour
 > {_seconds(CALLGUIDE_SILENCE)}
 and on () min_over_time({per(None, "availability_queue_open")}[{CALLGUIDE_SILENCE}:1m]) == 1
 """,
-            for_="1m",
+            for_="0s",
             severity="critical",
             title="Inga händelser från telefonin (CallGuide)",
             summary="Telefonin (CallGuide): inga händelser på {value} trots att köer är öppna.",
@@ -290,6 +291,35 @@ and on (mailbox) min_over_time(({kpi_promql.mailbox_open()})[{MAILBOX_SILENCE}:1
                 f"({hours(_seconds(MAILBOX_SILENCE))}). Kontrollera IMAP-inläsningen."
             ),
             value_format="duration",
+        ),
+        AlertRule(
+            alert="QueueServiceLevelAtRisk",
+            uid="availability-queue-service-level-at-risk",
+            subject="queue",
+            # The worker's outlook (docs/forecasting.md): a breach expected within AT_RISK_WITHIN
+            # and not there yet (0 is "below target now", which QueueServiceLevelBelowTarget tells),
+            # where one worker reports the queue. The value is the agents that would avoid it.
+            expr=f"""
+{kpi_promql.outlook("availability_queue_agents_needed")}
+and on (queue) {per("queue", "availability_queue_breach_expected_seconds")} > 0
+and on (queue) {per("queue", "availability_queue_breach_expected_seconds")} <= {AT_RISK_WITHIN}
+and on (queue) {QUEUE_OPEN}
+""",
+            for_="1m",
+            severity="warning",
+            title="Servicenivån väntas falla under målet: {name}",
+            summary=(
+                "{value} fler agenter behövs i {name}: servicenivån väntas falla under målet inom 15 minuter. "
+                "Lovat: {promise}."
+            ),
+            description=(
+                "Med samtalen som väntas, handläggarna som är inloggade nu och uppringarnas tålamod "
+                "(Erlang A) väntas servicenivån för de senaste 30 minuterna falla under målet inom "
+                "15 minuter. {value} fler agenter behövs i {name} för att undvika det. "
+                "Serviceavtalet lovar {promise}."
+            ),
+            value_format="count",
+            promises=_queues(sl_promise),
         ),
     )
 

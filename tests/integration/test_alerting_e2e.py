@@ -4,7 +4,7 @@ generated routes -> e-mail to the process's managers (and the chat webhook).
 A real Prometheus and a real Alertmanager (Debian's `prometheus`, `prometheus-alertmanager`),
 an SMTP sink (aiosmtpd) and a chat-webhook sink, all on 127.0.0.1 free ports in temporary
 directories. Short intervals: scrape and rule evaluation every second, every rule's `for`
-1 s, Alertmanager's group_wait and group_interval 1 s, repeat_interval 5 s (REPEAT; the
+1 s, Alertmanager's group waits and group_interval 1 s, repeat_interval 5 s (REPEAT; the
 shipped 4 h could never show a repeat within a test). Prometheus scrapes the URL of the
 `metrics_target` fixture: the stream worker (`availability stream`) fed by traffic that
 breaks a queue's service level, then mends it.
@@ -31,7 +31,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -110,7 +110,7 @@ class StreamWorkerTarget:
         agreements = load_agreements(None)
         self.boundary = Boundary(agreements, Pseudonymiser(DEVELOPMENT_KEY.encode(), agreements))
 
-    def _contacts(self, waits: list[tuple[float, str]]) -> None:
+    def _contacts(self, waits: Sequence[tuple[float, str]]) -> None:
         events = []
         for wait, outcome in waits:
             self.sent += 1
@@ -351,6 +351,7 @@ def alertmanager_server(
         chat_webhook_url=chat_sink.url,
         timing=alertmanager.Timing(
             group_wait="1s",
+            critical_group_wait="1s",
             group_interval=f"{GROUP_INTERVAL:.0f}s",
             repeat_interval=f"{REPEAT:.0f}s",
             resolve_timeout="10s",
