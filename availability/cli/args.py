@@ -4,6 +4,7 @@ argparse (exit 2), before any work starts."""
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -52,6 +53,21 @@ def input_files(names: list[str]) -> list[Path]:
         if not path.is_file():
             raise InputError(f"{path}: no such file")
     return paths
+
+
+def deliver(data: bytes, path: str | None, what: str) -> None:
+    """A command's output to the file at `path` (saying so on stderr), or to stdout; a file that
+    cannot be written is one line (InputError)."""
+    if path:
+        out = Path(path)
+        try:
+            out.write_bytes(data)
+        except OSError as exc:
+            raise InputError(f"{out}: cannot write ({exc.strerror})") from None
+        print(f"wrote the {what} to {out}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
 
 
 def month_arg(text: str) -> str:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from availability.cli.args import SharedOptions, instant_arg, month_arg
+from availability.cli.args import SharedOptions, deliver, instant_arg, month_arg
 from availability.wiring import Wiring
 from schemas.errors import InputError
 
@@ -48,16 +48,7 @@ def cmd_report(args: argparse.Namespace, wiring: Wiring) -> int:
         for line in notices(report, agreements):
             wiring.tell(f"warning: {line}")
     data = render(report, agreements, fmt, lang, width=None if not args.out else 120)
-    if args.out:
-        out = Path(args.out)
-        try:
-            out.write_bytes(data)
-        except OSError as exc:
-            raise InputError(f"{out}: cannot write ({exc.strerror})") from None
-        print(f"wrote the {fmt} report of {report['month']} to {out}", file=sys.stderr)
-    else:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+    deliver(data, args.out, f"{fmt} report of {report['month']}")
     return 0
 
 

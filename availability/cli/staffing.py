@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from availability.cli.args import SharedOptions, positive
+from availability.cli.args import SharedOptions, deliver, positive
 from availability.cli.progress import progress
 from availability.wiring import Wiring
 from schemas.errors import InputError
@@ -96,16 +96,7 @@ def cmd_staffing(args: argparse.Namespace, wiring: Wiring) -> int:
                     wiring.tell(f"warning: {note}")
             data = _plan_output(plan, fmt, lang)
             what = f"staffing plan of {plan.week}"
-    if args.output:
-        out = Path(args.output)
-        try:
-            out.write_bytes(data)
-        except OSError as exc:
-            raise InputError(f"{out}: cannot write ({exc.strerror})") from None
-        print(f"wrote the {fmt} {what} to {out}", file=sys.stderr)
-    else:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+    deliver(data, args.output, f"{fmt} {what}")
     return 0
 
 
@@ -155,30 +146,41 @@ def _next_monday(agreements: Any) -> date:
 def _plan_output(plan: Plan, fmt: str, lang: Lang) -> bytes:
     from dashboards.staffing import formats
 
-    if fmt == "xlsx":
-        binary = io.BytesIO()
-        formats.plan_xlsx(plan, lang, binary)
-        return binary.getvalue()
-    text = io.StringIO(newline="")
-    if fmt == "csv":
-        formats.plan_csv(plan, text)
-        return ("\ufeff" + text.getvalue()).encode()  # the BOM: Excel then reads the file as UTF-8
-    formats.plan_table(plan, lang, text)
-    return text.getvalue().encode()
+    return _rendered(
+        fmt,
+        lambda out: formats.plan_xlsx(plan, lang, out),
+        lambda out: formats.plan_csv(plan, out),
+        lambda out: formats.plan_table(plan, lang, out),
+    )
 
 
 def _backtest_output(bt: Backtest, fmt: str, lang: Lang) -> bytes:
     from dashboards.staffing import formats
 
+    return _rendered(
+        fmt,
+        lambda out: formats.backtest_xlsx(bt, lang, out),
+        lambda out: formats.backtest_csv(bt, out),
+        lambda out: formats.backtest_table(bt, lang, out),
+    )
+
+
+def _rendered(
+    fmt: str,
+    xlsx: Callable[[io.BytesIO], None],
+    csv: Callable[[io.StringIO], None],
+    table: Callable[[io.StringIO], None],
+) -> bytes:
+    """The bytes of one format: a workbook, CSV with a BOM (Excel then reads it as UTF-8), or text."""
     if fmt == "xlsx":
         binary = io.BytesIO()
-        formats.backtest_xlsx(bt, lang, binary)
+        xlsx(binary)
         return binary.getvalue()
     text = io.StringIO(newline="")
     if fmt == "csv":
-        formats.backtest_csv(bt, text)
+        csv(text)
         return ("\ufeff" + text.getvalue()).encode()
-    formats.backtest_table(bt, lang, text)
+    table(text)
     return text.getvalue().encode()
 
 
