@@ -23,7 +23,6 @@ from dashboards.staffing.plan import (
     WRAP_UP_ASSUMED,
     DayStats,
     History,
-    Staffer,
     backtest,
     parameters,
     plan_week,
@@ -120,35 +119,6 @@ def test_parameters_from_the_history_and_their_fallbacks() -> None:
         math.inf,
     )
     assert (empty.talk_source, empty.wrap_up_source, empty.patience_source) == ("assumed", "assumed", "none abandoned")
-
-
-@pytest.mark.parametrize("patience", [60.0, 180.0, math.inf])
-@pytest.mark.parametrize("target", [(60, 0.8, 0.9), (180, 0.7, 0.85), (20, 0.95, 0.0)])
-def test_the_staffer_agrees_with_agents_needed(patience: float, target: tuple[float, float, float]) -> None:
-    seconds, level, answered = target
-    queue = agreements().queues["q"]
-    queue = type(queue)(
-        **{
-            **queue.__dict__,
-            "service_level_seconds": seconds,
-            "service_level_target": level,
-            "answer_rate_target": answered,
-        }
-    )
-    for handle in (200.0, 400.0):
-        staffer = Staffer(queue, _params(handle, patience))
-        for calls in (0.0, 0.3, 1.0, 4.0, 12.0, 40.0):
-            rate = calls / 900
-            want = (
-                0 if rate == 0 else erlang.agents_needed(erlang.Load(rate, handle, patience), seconds, level, answered)
-            )
-            assert staffer.agents(rate) == want, (handle, calls)
-
-
-def _params(handle: float, patience: float) -> Any:
-    from dashboards.staffing.plan import Parameters
-
-    return Parameters(talk_seconds=handle, wrap_up_seconds=0.0, patience_seconds=patience, base_share=1.0)
 
 
 # -- a week's plan ------------------------------------------------------------------------------
