@@ -176,6 +176,8 @@ def unknown_reference(event: Event, agreements: Agreements) -> str | None:
 
 def _decode_reason(exc: Exception, raw: Any) -> str:
     """Why decoding failed: every way msgspec can fail on input, as a reason."""
+    if isinstance(exc, msgspec.DecodeError) and "UTF-8" in str(exc):  # msgspec >= 0.23 says it itself
+        return _utf8_reason(raw)
     if isinstance(exc, msgspec.MsgspecError):
         return reason_of(exc)
     if isinstance(exc, RecursionError):  # msgspec recurses per level, also to skip an unknown field

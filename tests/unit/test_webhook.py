@@ -268,6 +268,7 @@ def test_unusable_bodies_are_answered_without_publishing(boundary: Boundary, pub
     app = create_app(boundary, publisher, token=TOKEN, max_body_bytes=64 * 1024, max_event_bytes=4 * 1024)
     huge_item = event("o-big", "call.offered", call_id="c-big", entrance="x" * 5000)
     huge_size = len(json.dumps(huge_item))  # the item's own bytes, as the batch splits them
+    latin1 = batch(queued("c-1")).replace(b'"c-1"', b'"c-\xe9"')  # saved as Latin-1: é is the byte E9
 
     async def scenario(client: TestClient[Any, Any]) -> dict[str, Reply]:
         return {
@@ -276,6 +277,7 @@ def test_unusable_bodies_are_answered_without_publishing(boundary: Boundary, pub
             "content type": await post(client, body(queued("c-1")), content_type="text/plain"),
             "too large": await post(client, batch(*[queued(f"c-{i}") for i in range(1000)]), content_type=BATCH_TYPE),
             "huge item": await post(client, batch(queued("c-1"), huge_item), content_type=BATCH_TYPE),
+            "latin-1": await post(client, latin1, content_type=BATCH_TYPE),
         }
 
     replies = run(app, scenario)
@@ -287,6 +289,12 @@ def test_unusable_bodies_are_answered_without_publishing(boundary: Boundary, pub
         {"error": "a batch must be a JSON array of CloudEvents", "accepted": 0},
     )
     assert replies["content type"].status == 415
+    # An item saved as Latin-1 is rejected by the boundary with its byte and offset in the item
+    # (msgspec 0.23 reports bad UTF-8 as its own DecodeError, earlier versions as Python's
+    # UnicodeDecodeError: the same reason either way).
+    assert replies["latin-1"].status == 422
+    [rejected] = replies["latin-1"].body["rejected"]
+    assert rejected["reason"].startswith("not valid UTF-8: byte 0xe9 at offset ")
     # 1000 queued items of ~150 bytes are more than the 64 KiB body limit.
     assert replies["too large"].status == 413
     # An item over max_event_bytes (4 KiB; 5000 x's alone are more) is rejected by its size.
