@@ -43,7 +43,7 @@ WORDS = {
         "oldest_wait": "Längsta\nväntan",
         "agents_ready": "Lediga",
         "sl_30m": "SL\n30 min",
-        "sl_next_30m": "Väntat\nnästa 30",
+        "sl_next_30m": "Väntat\n30 min",
         "sl_today": "SL\nidag",
         "ar_30m": "Svar\n30 min",
         "ar_today": "Svar\nidag",
@@ -77,12 +77,12 @@ WORDS = {
         "oldest_wait": "Longest\nwait",
         "agents_ready": "Ready",
         "sl_30m": "SL\n30 min",
-        "sl_next_30m": "Expected\nnext 30",
+        "sl_next_30m": "Next\n30 min",
         "sl_today": "SL\ntoday",
         "ar_30m": "Answer\n30 min",
         "ar_today": "Answer\ntoday",
         "legend": "SL: service level, Answer: answer rate (against the target: ✓ met, ✗ not met); Ready: agents ready; "
-        "Expected: the service level expected over the next 30 minutes",
+        "Next: the service level expected over the next 30 minutes",
         "targets": "Target\nSL / answer",
         "mailbox": "Mailbox",
         "open_cases": "Open\ncases",
@@ -223,16 +223,17 @@ def duration(value: float | None) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def against(value: float | None, target: float | None) -> Text:
-    """A share with ✓ (at or above the target) or ✗, coloured as the wall's tiles."""
+def against(value: float | None, target: float | None, *, mark: bool = True) -> Text:
+    """A share with ✓ (at or above the target) or ✗ (without: `mark` False, an expectation, not
+    a promise kept or broken), coloured as the wall's tiles."""
     from rich.text import Text
 
     if value is None or target is None:
         return Text(pct(value))
     red_below, amber_below = target_bounds(target)  # as Grafana's tiles
     if value < red_below:
-        return Text(f"{pct(value)} ✗", style="bold red")
-    return Text(f"{pct(value)} ✓", style="yellow" if value < amber_below else "green")
+        return Text(f"{pct(value)} ✗" if mark else pct(value), style="bold red")
+    return Text(f"{pct(value)} ✓" if mark else pct(value), style="yellow" if value < amber_below else "green")
 
 
 def _wait(row: QueueRow) -> Text:
@@ -266,11 +267,11 @@ def queue_cells(row: QueueRow, w: dict[str, str]) -> list[Text]:
         _wait(row),
         ready,
         against(row.sl_30m, row.sl_target),
-        against(row.sl_next_30m, row.sl_target),
+        against(row.sl_next_30m, row.sl_target, mark=False),
         against(row.sl_today, row.sl_target),
         against(row.ar_30m, row.ar_target),
         against(row.ar_today, row.ar_target),
-        Text(f"{pct(row.sl_target)} / {pct(row.ar_target)}", style="dim"),
+        Text(f"{pct(row.sl_target)}/{pct(row.ar_target)}", style="dim"),
     ]
 
 

@@ -73,8 +73,8 @@ def flag(v: float | None) -> str:
 def queue_cells(r: QueueRow) -> list[str]:
     return [
         r.queue, flag(r.open), num(r.waiting), clock(r.oldest_wait), num(r.agents_ready),
-        share(r.sl_30m, r.sl_target), share(r.sl_today, r.sl_target), share(r.ar_30m, r.ar_target),
-        share(r.ar_today, r.ar_target), f"{pct(r.sl_target)} / {pct(r.ar_target)}",
+        share(r.sl_30m, r.sl_target), pct(r.sl_next_30m), share(r.sl_today, r.sl_target),
+        share(r.ar_30m, r.ar_target), share(r.ar_today, r.ar_target), f"{pct(r.sl_target)}/{pct(r.ar_target)}",
     ]  # fmt: skip
 
 
@@ -233,7 +233,9 @@ def test_demo_live_shows_the_workers_numbers_and_stops_cleanly_on_ctrl_c(
             assert cells[1] == "Öppet", cells
             assert re.fullmatch(r"\d+", cells[2]) and re.fullmatch(r"\d+:\d\d", cells[3]), cells
             assert re.fullmatch(r"\d+", cells[4]), cells  # agents ready: a number while open
-        assert sum(bool(re.fullmatch(r"\d+ % [✓✗]", c[6])) for c in rows.values()) >= 3, screen
+        assert sum(bool(re.fullmatch(r"\d+ % [✓✗]", c[7])) for c in rows.values()) >= 3, screen  # SL today
+        # The outlook: an expected service level (no ✓/✗: not a promise kept or broken) where open.
+        assert sum(bool(re.fullmatch(r"\d+ %", c[6])) for c in rows.values()) >= 3, screen
 
         # The evening: the replay ended at 17:00; from 17:10 (30 minutes after the mailboxes
         # closed at 16:30 and over an hour after the phones) to midnight nothing on the wall moves.
@@ -314,9 +316,9 @@ def test_wall_once_prints_one_frame_of_a_running_worker(served_metrics: str) -> 
     rows = screen_rows(result.stdout, {"a", "b", "c"}) | screen_rows(result.stdout, {"m"}, "mailboxes")
     # Worker 1 alone: a has 6 in SL of 6 + 1 late + 1 abandoned = 75 % (target 80 %: ✗); answered
     # 7 / 8 = 88 % (target 90 %: ✗); 2 waiting, the longest 45.5 s, 1 agent ready. b is closed.
-    assert rows["a"] == ["a", "Öppet", "2", "0:45", "1", "–", "75 % ✗", "–", "88 % ✗", "80 % / 90 %"]
+    assert rows["a"] == ["a", "Öppet", "2", "0:45", "1", "–", "–", "75 % ✗", "–", "88 % ✗", "80 %/90 %"]
     assert rows["b"][:2] == ["b", "Stängt"] and rows["b"][4] == "–"
-    assert rows["c"][4] == "0" and rows["c"][6] == "–"
+    assert rows["c"][4] == "0" and rows["c"][7] == "–"
     assert rows["m"] == ["m", "Öppet", "4", "1", "1:00:00", "1", "2"]
 
     stopped = subprocess.run(
@@ -336,7 +338,7 @@ def test_one_unreachable_worker_does_not_freeze_the_others(served_metrics: str) 
     assert f"kan inte hämta {dead}: Connection refused" in result.stdout
     # The one that answered is shown, as Grafana would: worker 1's a, as in the test above.
     rows = screen_rows(result.stdout, {"a"})
-    assert rows["a"] == ["a", "Öppet", "2", "0:45", "1", "–", "75 % ✗", "–", "88 % ✗", "80 % / 90 %"]
+    assert rows["a"] == ["a", "Öppet", "2", "0:45", "1", "–", "–", "75 % ✗", "–", "88 % ✗", "80 %/90 %"]
 
 
 def test_the_wall_survives_a_clock_stepped_back(served_metrics: str) -> None:
