@@ -206,7 +206,7 @@ class _Year:
         day = date(year, 1, 1)
         while day.year == year:
             for iv in cal.intervals_on(day):
-                a, b = _instant(day, iv.start, cal.tz), _instant(day, iv.end, cal.tz)
+                a, b = local_instant(day, iv.start, cal.tz), local_instant(day, iv.end, cal.tz)
                 if b <= a:
                     continue  # the wall-clock interval does not exist that day (spring forward)
                 starts.append(a)
@@ -214,11 +214,11 @@ class _Year:
                 cum.append(total)
                 total += b - a
             day += timedelta(days=1)
-        begins, next_begins = _instant(date(year, 1, 1), 0, cal.tz), _instant(date(year + 1, 1, 1), 0, cal.tz)
+        begins, next_begins = local_instant(date(year, 1, 1), 0, cal.tz), local_instant(date(year + 1, 1, 1), 0, cal.tz)
         return cls(year, begins, next_begins, starts, ends, cum, offset)
 
 
-def _instant(day: date, minutes: int, tz: ZoneInfo) -> float:
+def local_instant(day: date, minutes: int, tz: ZoneInfo) -> float:
     """UTC epoch seconds of a local wall-clock time (24:00 is the next midnight)."""
     if minutes == 24 * 60:
         day, minutes = day + timedelta(days=1), 0

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from schemas.calendar import Calendar
+from schemas.calendar import Calendar, local_instant
 
 SLOT_MINUTES = 15
 SLOT_SECONDS = SLOT_MINUTES * 60
@@ -71,25 +71,17 @@ def slot_label(slot: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def _instant(day: date, minutes: int, tz: ZoneInfo) -> float:
-    """Epoch seconds of a local wall-clock time (24:00 is the next midnight), as the calendar
-    turns its intervals into instants."""
-    if minutes >= 24 * 60:
-        day, minutes = day + timedelta(days=1), minutes - 24 * 60
-    return datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=tz).timestamp()
-
-
 def day_slots(calendar: Calendar, day: date) -> dict[int, float]:
     """The open seconds of each slot of a local day that the calendar opens (slots with none are
     absent). Counted on real instants: the day's quarter-hours from local midnight to the next."""
     intervals = [
         (a, b)
         for iv in calendar.intervals_on(day)
-        if (b := _instant(day, iv.end, calendar.tz)) > (a := _instant(day, iv.start, calendar.tz))
+        if (b := local_instant(day, iv.end, calendar.tz)) > (a := local_instant(day, iv.start, calendar.tz))
     ]
     if not intervals:
         return {}
-    begin, end = _instant(day, 0, calendar.tz), _instant(day, 24 * 60, calendar.tz)
+    begin, end = local_instant(day, 0, calendar.tz), local_instant(day, 24 * 60, calendar.tz)
     out: dict[int, float] = defaultdict(float)
     t = begin
     while t < end:
