@@ -41,7 +41,7 @@ from schemas.events import (
 from stream_jobs.core.calls import CallFact
 from stream_jobs.core.mail import MailCase
 from stream_jobs.core.ordering import digest
-from stream_jobs.core.store import RowKey
+from stream_jobs.core.store import RowKey, as_utc
 from stream_jobs.holder import Holder, held_by
 from stream_jobs.intervals import refresh_statements
 
@@ -485,7 +485,7 @@ class Warehouse:
     def _row_keys(self, sql: str, keys: Iterable[str]) -> dict[str, set[RowKey]]:
         out: dict[str, set[RowKey]] = {}
         for key, seq, at in self._rows_by_keys(sql, keys):
-            out.setdefault(str(key), set()).add((int(seq), _utc(at)))
+            out.setdefault(str(key), set()).add((int(seq), as_utc(at)))
         return out
 
     def _rows_by_keys(self, sql: str, keys: Iterable[str]) -> Iterator[tuple[Any, ...]]:
@@ -506,18 +506,18 @@ class Warehouse:
     def waiting_calls(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
         """(call id, queue, first queued) of the calls still waiting, first queued in the window."""
         rows = self.query(WAITING_SQL.format(lo=ms(since), hi=ms(until)))
-        return [(str(call_id), str(queue), _utc(at)) for call_id, queue, at in rows]
+        return [(str(call_id), str(queue), as_utc(at)) for call_id, queue, at in rows]
 
     def open_cases(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
         """The open cases opened in the window, as OPEN_CASE_FIELDS (stream_jobs/core/store.py) -> value."""
         rows = self.records(OPEN_CASES_SQL.format(lo=ms(since), hi=ms(until)))
-        return [row | {"opened_at": _utc(row["opened_at"])} for row in rows]
+        return [row | {"opened_at": as_utc(row["opened_at"])} for row in rows]
 
     def arrivals(self, since: datetime, until: datetime) -> list[tuple[str, datetime, int]]:
         """(queue, interval start, ordinary contacts first queued) of the intervals in [since, until)."""
         lo, hi = math.ceil(since.timestamp()), math.ceil(until.timestamp())
         rows = self.query(ARRIVALS_SQL.format(lo=lo, hi=hi))
-        return [(str(queue), _utc(at), int(n)) for queue, at, n in rows]
+        return [(str(queue), as_utc(at), int(n)) for queue, at, n in rows]
 
     def agent_states(self, since: datetime, until: datetime) -> list[tuple[str, str]]:
         """(agent, JSON payload) of each agent's latest state event (by time, then id) in the window."""
@@ -562,7 +562,7 @@ class Warehouse:
                 continue
             redone = any(done and later >= at and set(files) <= set(again) for later, again, done in rows[i + 1 :])
             if not redone:
-                out.append({"started_at": _utc(at), "files": list(files)})
+                out.append({"started_at": as_utc(at), "files": list(files)})
         return out
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
@@ -644,10 +644,6 @@ def ddl_statements(sql: str) -> list[str]:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 # -- the target in messages, and what went wrong opening it ---------------------------------------

@@ -14,6 +14,7 @@ from dashboards import kpi_sql
 from dashboards.staffing.plan import DayStats, History
 from schemas.agreements import Agreements
 from stream_jobs.core.arrivals import slot_of
+from stream_jobs.core.store import as_utc
 from stream_jobs.warehouse import Warehouse, ms
 
 MAX_TALK_SECONDS = 7200  # a longer talk is a call left open, not handle time
@@ -86,7 +87,7 @@ def read_history(warehouse: Warehouse, agreements: Agreements, first: date, end:
     sums: dict[str, dict[date, dict[str, float]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
     contacts: dict[date, int] = defaultdict(int)
     for row in warehouse.records(INTERVALS_SQL, span):
-        day, slot = slot_of(_utc(row["interval_start"]), tz)
+        day, slot = slot_of(as_utc(row["interval_start"]), tz)
         contacts[day] += row["contacts"]
         if row["queue"] not in agreements.queues or not row["offered"]:
             continue
@@ -110,14 +111,10 @@ def read_history(warehouse: Warehouse, agreements: Agreements, first: date, end:
 def last_day(warehouse: Warehouse, agreements: Agreements) -> date | None:
     """The local day of the newest interval with a contact (None in an empty warehouse)."""
     (newest,) = warehouse.query(LAST_SQL)[0]
-    if newest is None or _utc(newest).year < 1991:  # max() of no rows is the epoch
+    if newest is None or as_utc(newest).year < 1991:  # max() of no rows is the epoch
         return None
-    return _utc(newest).astimezone(agreements.timezone).date()
+    return as_utc(newest).astimezone(agreements.timezone).date()
 
 
 def _typed(values: dict[str, float]) -> dict[str, Any]:
     return {k: int(v) if k in ("talks", "abandons", "wrap_ups") else float(v) for k, v in values.items()}
-
-
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)

@@ -32,7 +32,7 @@ from stream_jobs.core.calls import ABANDONED, ANSWERED, CALLBACK, FLOWED_OUT, WA
 from stream_jobs.core.deriver import BatchResult
 from stream_jobs.core.mail import OPEN, REPLIED, MailCase
 from stream_jobs.core.ordering import conflict_key
-from stream_jobs.core.store import INTERVAL, Store, interval_of
+from stream_jobs.core.store import INTERVAL, Store, as_utc, interval_of
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ class LiveState(Collector):
         since = now - timedelta(weeks=HISTORY_WEEKS, days=1)
         self._history_store = store
         self._history_day = now.astimezone(self.agreements.timezone).date()
-        self.history = {(q, _utc(at)): n for q, at, n in store.arrivals(since, now)}
+        self.history = {(q, as_utc(at)): n for q, at, n in store.arrivals(since, now)}
         # A day without a single arrival in any queue is a day the store does not hold (a new
         # warehouse), not a day without callers: it is left out of the mean, not counted as 0.
         tz = self.agreements.timezone
@@ -283,7 +283,7 @@ class LiveState(Collector):
 
     def sample_staffing(self, now: datetime) -> None:
         """Note how many agents serve each open queue in this minute (at each scrape)."""
-        minute = _utc(now).replace(second=0, microsecond=0)
+        minute = as_utc(now).replace(second=0, microsecond=0)
         serving = Counter(q for ev in self.agents.values() if ev.data.state in SERVING for q in ev.data.queues)
         for qid, q in self.agreements.queues.items():
             if q.calendar.is_open(now):
@@ -300,7 +300,7 @@ class LiveState(Collector):
         local, weeks_seen = now.astimezone(self.agreements.timezone), []
         segment = length / outlook.SEGMENTS
         for weeks in range(1, HISTORY_WEEKS + 1):
-            start = _utc(local - timedelta(weeks=weeks)).replace(second=0, microsecond=0)
+            start = as_utc(local - timedelta(weeks=weeks)).replace(second=0, microsecond=0)
             at_start = self.staffing.get((queue, start))
             if at_start is None:
                 continue
@@ -437,7 +437,7 @@ class LiveState(Collector):
             if queue not in self.agreements.queues:
                 skipped += 1
             elif owns("call", call_id):
-                self.waiting[call_id] = (queue, _utc(since))
+                self.waiting[call_id] = (queue, as_utc(since))
         for row in store.open_cases(EARLIEST_TIME, until):
             if row["mailbox"] not in self.agreements.mailboxes:
                 skipped += 1
@@ -685,12 +685,12 @@ def _left(fact: CallFact | None) -> Counter[str]:
 def _case(row: dict[str, Any]) -> MailCase | None:
     """An open case from its stored row; None if the row cannot be one."""
     try:
-        opened_at = _utc(row["opened_at"])
+        opened_at = as_utc(row["opened_at"])
         if opened_at < EARLIEST_TIME:  # before the business clock starts: not a case the wall can age
             return None
         deadline = row.get("working_day_deadline")
         return MailCase(
-            **(row | {"opened_at": opened_at, "working_day_deadline": None if deadline is None else _utc(deadline)}),
+            **(row | {"opened_at": opened_at, "working_day_deadline": None if deadline is None else as_utc(deadline)}),
             ended_at=None,
             end=OPEN,
             close_reason="",
@@ -698,8 +698,3 @@ def _case(row: dict[str, Any]) -> MailCase | None:
         )
     except Exception:
         return None
-
-
-def _utc(t: datetime) -> datetime:
-    """An instant from a store as aware UTC (a naive one is UTC already)."""
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)

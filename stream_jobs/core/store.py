@@ -37,13 +37,13 @@ INTERVAL = timedelta(minutes=15)  # the interval aggregates' width
 
 def stored_instant(t: datetime) -> datetime:
     """The instant as a DateTime64(3) column holds it: UTC, truncated to the millisecond."""
-    t = _utc(t)
+    t = as_utc(t)
     return t.replace(microsecond=t.microsecond - t.microsecond % 1000)
 
 
 def interval_of(t: datetime) -> datetime:
     """The start of the 15-minute interval (UTC) holding the instant."""
-    t = _utc(t)
+    t = as_utc(t)
     return t.replace(minute=t.minute - t.minute % 15, second=0, microsecond=0)
 
 
@@ -161,7 +161,8 @@ def _kind(ev: Event) -> str:
     return "call" if cls in CALL_CLASSES else "mail" if cls in MAIL_CLASSES else "agent"
 
 
-def _utc(t: datetime) -> datetime:
+def as_utc(t: datetime) -> datetime:
+    """An instant as aware UTC (a naive one, as ClickHouse returns them, is UTC already)."""
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
@@ -198,7 +199,7 @@ class MemoryStore:
 
     def insert_events(self, events: Sequence[Event]) -> None:
         for ev in events:
-            self.events[(_kind(ev), event_key(ev))][(ev.source, ev.id, _utc(ev.time).date())] = ev
+            self.events[(_kind(ev), event_key(ev))][(ev.source, ev.id, as_utc(ev.time).date())] = ev
 
     @property
     def contacts(self) -> dict[tuple[str, int], Contact]:
@@ -282,7 +283,7 @@ class MemoryStore:
 
     def waiting_calls(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
         return [
-            (call_id, c.queue, _utc(c.queued_at))
+            (call_id, c.queue, as_utc(c.queued_at))
             for (call_id, _), c in self.contacts.items()
             if c.outcome == WAITING and since <= c.queued_at <= until
         ]
@@ -290,7 +291,7 @@ class MemoryStore:
     def open_cases(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
         return [
             {name: getattr(c, name) for name in OPEN_CASE_FIELDS}
-            | {"opened_at": _utc(c.opened_at), "sender_ref": c.sender_ref or None}
+            | {"opened_at": as_utc(c.opened_at), "sender_ref": c.sender_ref or None}
             for c in self.cases.values()
             if c.end == OPEN and since <= c.opened_at <= until
         ]
