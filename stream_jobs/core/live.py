@@ -46,7 +46,7 @@ SAMPLES = 300
 PRIOR_HANDLE_S, PRIOR_PATIENCE_S, PRIOR_AWAY_S, PRIOR_WEIGHT = 345.0, 150.0, 300.0, 3
 HISTORY_WEEKS = 4  # the same weekday and time on this many earlier weeks shapes the arrival forecast
 SERVING = ("ready", "busy", "wrap_up")  # an agent in these states is taking the queue's calls
-MAX_CYCLE = timedelta(hours=1)  # a handling cycle or a spell away longer than this is a lost event
+MAX_CYCLE = timedelta(hours=1)  # a handling cycle longer than this is a lost event
 MAX_IN_SYSTEM = 300  # calls in the system beyond the agents the outlook takes in (lost end events)
 
 # The `source` label takes these values, `imap/<mailbox>` of the agreements, or OTHER_SOURCE:
@@ -275,11 +275,17 @@ class LiveState(Collector):
     def _refresh_history(self) -> None:
         store = self._history_store
         if store is not None and self.clock().astimezone(self.agreements.timezone).date() != self._history_day:
-            try:
-                self.load_history(store)
-            except Exception as exc:  # the forecast then uses the recent arrivals alone
-                self._history_day = self.clock().astimezone(self.agreements.timezone).date()
-                log.warning("the outlook could not read earlier weeks' arrivals (%s: %s)", type(exc).__name__, exc)
+            self._read_history(store)
+
+    def _read_history(self, store: Store) -> None:
+        """load_history, or a warning: the forecast then uses the recent arrivals alone, and the
+        read is tried again the next day (not at every batch)."""
+        try:
+            self.load_history(store)
+        except Exception as exc:
+            self._history_store = store
+            self._history_day = self.clock().astimezone(self.agreements.timezone).date()
+            log.warning("the outlook could not read earlier weeks' arrivals (%s: %s)", type(exc).__name__, exc)
 
     def sample_staffing(self, now: datetime) -> None:
         """Note how many agents serve each open queue in this minute (at each scrape)."""
@@ -309,7 +315,7 @@ class LiveState(Collector):
                 a, b = start + k * segment, start + (k + 1) * segment
                 minute, seen = a.replace(second=0, microsecond=0), []
                 while minute < b:
-                    if minute >= a - timedelta(seconds=59) and (n := self.staffing.get((queue, minute))) is not None:
+                    if (n := self.staffing.get((queue, minute))) is not None:
                         seen.append(n)
                     minute += timedelta(minutes=1)
                 changes.append(sum(seen) / len(seen) - at_start if seen else math.nan)
@@ -459,10 +465,7 @@ class LiveState(Collector):
                 skipped += 1
             elif owns("agent", agent):
                 self.agents[agent] = latest_state
-        try:
-            self.load_history(store)
-        except Exception as exc:  # the forecast then uses the recent arrivals alone
-            log.warning("the outlook could not read earlier weeks' arrivals (%s: %s)", type(exc).__name__, exc)
+        self._read_history(store)
         if skipped:
             self.skipped_rows += skipped
             log.warning(
