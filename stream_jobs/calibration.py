@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from ingest.simulator.traffic import simulate
 from schemas.agreements import Agreements
 from schemas.events import Event
+from stream_jobs.core import outlook
 from stream_jobs.core.calls import ABANDONED, ANSWERED, FLOWED_OUT
 from stream_jobs.core.deriver import Deriver
 from stream_jobs.core.live import LiveState
@@ -64,10 +65,10 @@ def calibrate(agreements: Agreements, start: date, days: int, *, warmup_days: in
         local = tick.astimezone(tz)
         if tick < measured_from or local.minute % 30 or local.second:
             continue
-        live._predicted = None  # a fresh outlook at each half hour, not the 15 s cache
-        for queue, p in live.predictions(tick).items():
+        for queue in agreements.queues:  # a fresh outlook at each half hour (not the scrape's cache)
             inputs = live.queue_now(queue, tick)
             if inputs is not None and _open_throughout(agreements, queue, tick):
+                p = outlook.predict(inputs)
                 expected[(queue, tick)] = (p.service_level, p.contacts, inputs)
     return _realised(agreements, store, expected)
 

@@ -15,13 +15,16 @@ from typing import Literal
 
 from dashboards import kpi_promql
 from schemas.agreements import Agreements, Mailbox, Queue
+from stream_jobs.core import outlook
 
 GROUP = "availability"  # the rule group, in Prometheus and in Grafana
 
 # -- thresholds (docs/alerts.md gives the reasons) ----------------------------------------------
 
 SL_WINDOW = "30m"  # spec/metrics.md: live service level "over the last 30 minutes"
-MIN_CONTACTS_WINDOW = 5  # service level over the window only from this many contacts in its base
+# Service level over the window only from this many contacts in its base (the outlook's time to
+# breach judges the window the same way).
+MIN_CONTACTS_WINDOW = outlook.MIN_CONTACTS_WINDOW
 MIN_CONTACTS_TODAY = 10  # answer rate since opening only from this many contacts in its base
 LONG_WAIT_FACTOR = 3  # the oldest wait alerts above 3 × service_level_seconds
 CALLGUIDE_SILENCE = "21m"  # no CallGuide event for this long while some queue was open all that time
