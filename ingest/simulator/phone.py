@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import heapq
 import math
 from collections import deque
@@ -64,6 +65,11 @@ class PhoneDay:
         heapq.heappush(self.heap, (t, self.seq, action, args))
 
     def run(self) -> None:
+        self.begin()
+        self.advance(math.inf)
+
+    def begin(self) -> None:
+        """Schedule the day: its callers, yesterday's redials, the roster's shifts."""
         sim = self.sim
         for q in sim.agreements.queues.values():
             prof = P.queue_profile(q.id)
@@ -74,9 +80,26 @@ class PhoneDay:
         for t, choice, caller in sim.redials.pop(self.day, ()):  # those who gave up yesterday (or before)
             self.at(t, self._offer, choice, caller)
         self._shifts()
-        while self.heap:
+
+    def advance(self, until: float) -> None:
+        """Run the day's actions due before `until`."""
+        while self.heap and self.heap[0][0] < until:
             t, _, action, args = heapq.heappop(self.heap)
             action(t, *args)
+
+    def fork(self, tag: str) -> PhoneDay:
+        """The day as it stands (every caller waiting, every agent's state and shift, every
+        timer), to run on with its own random numbers seeded by `tag`: what could happen next,
+        where the day itself is one thing that did (bench/oracle.py). The fork's events go to an
+        empty collector with ids `{tag}-{n}`; the redials it books stay its own."""
+        sim = copy.copy(self.sim)
+        sim.redials = {}
+        out = Out(self.sim, self.day)
+        out.prefix = f"{tag}-"
+        memo = {id(self.sim): sim, id(self.out): out, id(self.sim.agreements): self.sim.agreements}
+        twin = copy.deepcopy(self, memo)
+        twin.rng = Random(tag)
+        return twin
 
     def emit(self, t: float, kind: Callable[..., Event], data: Any, call: _Call) -> None:
         self.out.emit(t, kind, data, SOURCE, call.id)

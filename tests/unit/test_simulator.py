@@ -13,6 +13,8 @@ from itertools import pairwise
 import pytest
 
 from ingest.simulator import simulate, write_jsonl
+from ingest.simulator.phone import PhoneDay
+from ingest.simulator.state import Out, Simulator, instant
 from schemas import events as E
 from schemas.agreements import Agreements, load_agreements, parse_agreements
 
@@ -342,3 +344,37 @@ def test_other_agreements_get_default_profiles() -> None:
     assert any(isinstance(ev, E.CallAnswered) for ev in events)
     assert any(isinstance(ev, E.MailReplied) for ev in events)
     assert {ev.data.queue for ev in events if isinstance(ev, E.CallQueued)} == {"support"}
+
+
+def _phone_day(agreements: Agreements, day: date) -> tuple[Simulator, PhoneDay]:
+    sim = Simulator(agreements, SEED, 3.0)
+    bounds = [instant(day, h * 60, agreements.timezone) for h in range(25)]
+    return sim, PhoneDay(sim, day, Out(sim, day), bounds)
+
+
+def _what(items: list[tuple[float, int, E.Event]]) -> list[tuple[float, str, str | None, object]]:
+    """The events without their ids (a fork numbers its own)."""
+    return [(t, type(ev).__name__, ev.subject, ev.data) for t, _, ev in items]
+
+
+def test_a_fork_given_the_days_random_numbers_replays_the_rest_of_the_day(agreements: Agreements) -> None:
+    """bench/oracle.py's ceiling rests on the fork being the whole day as it stands (every
+    caller waiting, every agent's shift, every timer): with the day's own random state it
+    emits exactly what the day then does; forking leaves the day and its redials untouched."""
+    sim, day = _phone_day(agreements, WEEK)
+    ten = instant(WEEK, 10 * 60, agreements.timezone)  # the morning peak: callers waiting, agents busy
+    day.begin()
+    day.advance(ten)
+    before = len(day.out.items)
+    twin = day.fork("replay")
+    twin.rng.setstate(day.rng.getstate())
+    other = day.fork("other")
+    for d in (day, twin, other):
+        d.advance(float("inf"))
+    assert twin.out.items[0][2].id == "replay-0"
+    assert _what(twin.out.items) == _what(day.out.items[before:])
+    assert _what(other.out.items) != _what(twin.out.items)  # its own random numbers: another future
+    straight_sim, straight = _phone_day(agreements, WEEK)
+    straight.run()
+    assert [ev for *_, ev in straight.out.items] == [ev for *_, ev in day.out.items]
+    assert sim.redials == straight_sim.redials and sim.redials
