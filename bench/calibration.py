@@ -1,17 +1,20 @@
 """Benchmark: the outlook's expected 30-minute service level against the realised one
 (issue #15, docs/forecasting.md#calibration).
 
-    .venv/bin/python bench/calibration.py [--start 2026-03-02] [--days 5] [--warmup 28] [--scale 10]
+    .venv/bin/python bench/calibration.py [--start 2026-03-02] [--days 10] [--warmup 28] [--scale 10]
 
 The simulator's traffic (the shipped agreements) runs through the Deriver and the live state
 as the worker runs it; at every :00 and :30 of each queue's opening hours the outlook's expected
 service level is taken, then compared with the service level of the contacts first queued in
-that half hour. Prints the share within 10 points, the bias, per queue and per hour.
+that half hour. Prints the share within 10 points, the bias, per queue; and the share had the
+outlook been told the half hour's arrivals, the agents who then served, or both (what is left
+is the model's error). bench/oracle.py measures how close any forecast can come.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import statistics
 import sys
@@ -35,6 +38,11 @@ def report(rows: list[Interval], tz: object) -> None:
             bias = statistics.mean(r.error for r in part if r.error is not None)
             print(f"base >= {least:>2}: {len(part):4} half hours, {within:6.1%} within 10 points, bias {bias:+.1f}")
     print(f"{len(rows) - len(judged)} open half hours had no contact in the base (no realised value)")
+    told = [r for r in judged if r.served and r.realised is not None]
+    for label, staffing, arrivals in (("arrivals", False, True), ("staffing", True, False), ("both", True, True)):
+        level = [r.told(staffing=staffing, arrivals=arrivals) - (r.realised or 0.0) for r in told]
+        within = sum(abs(e) <= 0.1 for e in level) / len(told) if told else math.nan
+        print(f"told the {label + ':':10} {len(told):4} half hours, {within:6.1%} within 10 points")
     by_queue: dict[str, list[Interval]] = defaultdict(list)
     for r in judged:
         by_queue[r.queue].append(r)
@@ -48,13 +56,18 @@ def report(rows: list[Interval], tz: object) -> None:
         )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def traffic_arguments(parser: argparse.ArgumentParser) -> None:
+    """The simulated traffic measured (bench/oracle.py measures the same)."""
     parser.add_argument("--start", type=date.fromisoformat, default=date(2026, 3, 2), help="first measured day")
-    parser.add_argument("--days", type=int, default=5, help="measured days (default 5)")
+    parser.add_argument("--days", type=int, default=10, help="measured days (default 10)")
     parser.add_argument("--warmup", type=int, default=28, help="days simulated before, as history (default 28)")
     parser.add_argument("--scale", type=float, default=10.0, help="simulator scale (default 10)")
     parser.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    traffic_arguments(parser)
     args = parser.parse_args()
     agreements = load_agreements()
     began = time.perf_counter()

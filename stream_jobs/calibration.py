@@ -8,10 +8,11 @@ it sees what a worker sees (events, agents' states, earlier weeks in the store).
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from ingest.simulator.traffic import simulate
 from schemas.agreements import Agreements
@@ -38,11 +39,23 @@ class Interval:
     base: int  # contacts in the base (answered, abandoned after the short limit, flowed out)
     arrivals: int  # ordinary contacts first queued in it (what the forecast forecasts)
     inputs: QueueNow  # what the outlook was computed from
+    served: tuple[float, ...] = ()  # the agents who then served it, in each of the outlook's segments
 
     @property
     def error(self) -> float | None:
         """Expected minus realised, in points (None without a realised value)."""
         return None if self.realised is None else 100 * (self.expected - self.realised)
+
+    def told(self, *, staffing: bool = False, arrivals: bool = False) -> float:
+        """The expected service level had the outlook been told what then happened: the agents
+        who served in each segment, the half hour's arrivals (with the chance they carry). What
+        is left of the error is the model's."""
+        now = self.inputs
+        if staffing and self.served:
+            now = replace(now, agents=0.0, agents_change=self.served)
+        if arrivals:
+            now = replace(now, arrivals_per_second=self.arrivals / now.horizon_seconds)
+        return outlook.outlook(now)[0]
 
 
 def calibrate(agreements: Agreements, start: date, days: int, *, warmup_days: int = 28, seed: int = 1,
@@ -67,10 +80,10 @@ def calibrate(agreements: Agreements, start: date, days: int, *, warmup_days: in
             continue
         for queue in agreements.queues:  # a fresh outlook at each half hour (not the scrape's cache)
             inputs = live.queue_now(queue, tick)
-            if inputs is not None and _open_throughout(agreements, queue, tick):
+            if inputs is not None and open_throughout(agreements, queue, tick):
                 p = outlook.predict(inputs)
                 expected[(queue, tick)] = (p.service_level, p.contacts, inputs)
-    return _realised(agreements, store, expected)
+    return _realised(agreements, store, expected, live.staffing)
 
 
 def _batches(events: Iterator[Event], first: datetime) -> Iterator[tuple[datetime, list[Event]]]:
@@ -84,35 +97,62 @@ def _batches(events: Iterator[Event], first: datetime) -> Iterator[tuple[datetim
     yield tick, batch
 
 
-def _open_throughout(agreements: Agreements, queue: str, start: datetime) -> bool:
+def open_throughout(agreements: Agreements, queue: str, start: datetime) -> bool:
+    """The queue is open for the whole half hour from `start` (the half hours calibrated)."""
     calendar = agreements.queues[queue].calendar
     return calendar.business_seconds(start, start + HORIZON) == HORIZON.total_seconds()
 
 
-def _realised(
-    agreements: Agreements, store: MemoryStore, expected: dict[tuple[str, datetime], tuple[float, float, QueueNow]]
-) -> list[Interval]:
-    """The service level of the contacts first queued in each expected half hour (spec/metrics.md:
-    answered within T over answered + abandoned after the short limit + flowed out)."""
-    base: dict[tuple[str, datetime], int] = defaultdict(int)
-    met: dict[tuple[str, datetime], int] = defaultdict(int)
-    arrivals: dict[tuple[str, datetime], int] = defaultdict(int)
-    tz = agreements.timezone
+@dataclass
+class Counts:
+    """One queue's half hour: the contacts in the base that were met, the base, the arrivals."""
+
+    met: int = 0
+    base: int = 0
+    arrivals: int = 0
+
+    @property
+    def level(self) -> float | None:
+        return self.met / self.base if self.base else None
+
+
+def half_hours(store: MemoryStore, tz: tzinfo) -> dict[tuple[str, datetime], Counts]:
+    """Each queue's half hours (local :00 and :30, as UTC) by the contacts first queued in them
+    (internal calls left out): the service level's base and those met (spec/metrics.md:
+    answered within T over answered + abandoned after the short limit + flowed out, while
+    open), and the arrivals the forecast forecasts."""
+    out: dict[tuple[str, datetime], Counts] = defaultdict(Counts)
     for c in store.contacts.values():
         if c.internal:
             continue
         local = c.queued_at.astimezone(tz)
         half = local.replace(minute=local.minute - local.minute % 30, second=0, microsecond=0)
-        key = (c.queue, half.astimezone(UTC))
-        if key not in expected:
-            continue
-        arrivals[key] += 1
+        counts = out[(c.queue, half.astimezone(UTC))]
+        counts.arrivals += 1
         if c.queue_open and not c.short_abandon and c.outcome in (ANSWERED, ABANDONED, FLOWED_OUT):
-            base[key] += 1
-            met[key] += c.in_service_level
+            counts.base += 1
+            counts.met += c.in_service_level
+    return out
+
+
+def _realised(
+    agreements: Agreements,
+    store: MemoryStore,
+    expected: dict[tuple[str, datetime], tuple[float, float, QueueNow]],
+    staffing: dict[tuple[str, datetime], int],
+) -> list[Interval]:
+    """What each expected half hour's callers got, and the agents who served them (the live
+    state's per-minute samples)."""
+    got = half_hours(store, agreements.timezone)
+    segment = HORIZON / outlook.SEGMENTS
     out = []
     for (queue, start), (level, contacts, inputs) in sorted(expected.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        key = (queue, start)
-        n = base[key]
-        out.append(Interval(queue, start, level, contacts, met[key] / n if n else None, n, arrivals[key], inputs))
+        c = got.get((queue, start), Counts())
+        served = []
+        for k in range(outlook.SEGMENTS):
+            minutes = [start + k * segment + timedelta(minutes=m) for m in range(int(segment / timedelta(minutes=1)))]
+            seen = [n for m in minutes if (n := staffing.get((queue, m))) is not None]
+            served.append(sum(seen) / len(seen) if seen else math.nan)
+        whole = () if any(math.isnan(x) for x in served) else tuple(served)
+        out.append(Interval(queue, start, level, contacts, c.level, c.base, c.arrivals, inputs, whole))
     return out

@@ -8,12 +8,13 @@ state gathers from events, and (on simulated traffic) that the outlook is not bi
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from schemas.agreements import load_agreements
-from stream_jobs.calibration import calibrate
+from stream_jobs.calibration import Interval, calibrate
 from stream_jobs.core import outlook
 from stream_jobs.core.deriver import Deriver
 from stream_jobs.core.live import LiveState
@@ -233,6 +234,21 @@ def test_on_simulated_traffic_the_outlook_is_not_biased() -> None:
     expected = sum(r.expected * r.base for r in judged) / base
     realised = sum((r.realised or 0) * r.base for r in judged) / base
     assert abs(expected - realised) < 0.05, (expected, realised)
+    assert all(len(r.served) == outlook.SEGMENTS for r in judged)  # the worker sampled every minute
+
+
+def test_told_what_then_happened_the_outlook_takes_it_instead_of_its_forecast() -> None:
+    """bench/calibration.py splits the error into the inputs' and the model's: told the agents
+    who served each segment and the half hour's arrivals, the outlook is that of a queue with
+    those agents throughout and that rate."""
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    row = Interval("q", start, 0.9, 18.0, 0.5, 30, 36, queue_now(agents=4.0), served=(2.0,) * outlook.SEGMENTS)
+    assert row.told(staffing=True) == pytest.approx(outlook.outlook(queue_now(agents=2.0))[0])
+    assert row.told(arrivals=True) == pytest.approx(outlook.outlook(queue_now(arrivals_per_second=0.02))[0])
+    both = outlook.outlook(queue_now(agents=2.0, arrivals_per_second=0.02))[0]
+    assert row.told(staffing=True, arrivals=True) == pytest.approx(both)
+    assert both < row.told(staffing=True) < outlook.outlook(queue_now())[0]
+    assert replace(row, served=()).told(staffing=True) == pytest.approx(outlook.outlook(queue_now())[0])
 
 
 def test_a_transfer_is_one_arrival_in_the_last_queue_and_short_abandons_stay_out() -> None:
