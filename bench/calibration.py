@@ -39,10 +39,11 @@ def report(rows: list[Interval], tz: object) -> None:
             print(f"base >= {least:>2}: {len(part):4} half hours, {within:6.1%} within 10 points, bias {bias:+.1f}")
     print(f"{len(rows) - len(judged)} open half hours had no contact in the base (no realised value)")
     told = [r for r in judged if r.served and r.realised is not None]
-    for label, staffing, arrivals in (("arrivals", False, True), ("staffing", True, False), ("both", True, True)):
+    variants = (("the arrivals", False, True), ("the staffing", True, False), ("both", True, True))
+    for label, staffing, arrivals in variants:
         level = [r.told(staffing=staffing, arrivals=arrivals) - (r.realised or 0.0) for r in told]
         within = sum(abs(e) <= 0.1 for e in level) / len(told) if told else math.nan
-        print(f"told the {label + ':':10} {len(told):4} half hours, {within:6.1%} within 10 points")
+        print(f"told {label + ':':14} {len(told):4} half hours, {within:6.1%} within 10 points")
     by_queue: dict[str, list[Interval]] = defaultdict(list)
     for r in judged:
         by_queue[r.queue].append(r)
