@@ -52,6 +52,7 @@ class PhoneDay:
         self.call_prefix = f"sim{sim.seed}-{day:%Y%m%d}-c"
         self.heap: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
         self.seq = self.calls = 0
+        self.now = -math.inf  # the day has run up to here (`advance`)
         queues = sim.agreements.queues
         self.open = {q: sim.hours[queues[q].calendar_id].on(day) for q in queues}
         self.waiting: dict[str, deque[tuple[_Call, int]]] = {q: deque() for q in queues}
@@ -71,34 +72,48 @@ class PhoneDay:
     def begin(self) -> None:
         """Schedule the day: its callers, yesterday's redials, the roster's shifts."""
         sim = self.sim
-        for q in sim.agreements.queues.values():
-            prof = P.queue_profile(q.id)
-            n = sim.volume(prof.calls_per_year, P.WEEKDAY_CALLS, P.HOLIDAY_CALLS, self.day, q.calendar_id,
-                           prof.month_start)  # fmt: skip
-            for t in poisson(self.rng, self.bounds, P.CALL_HOURS, n):
-                self.at(t, self._offer, q.id, sim.caller(self.rng))
+        for q in sim.agreements.queues:
+            for t in self._arrivals(q):
+                self.at(t, self._arrive, q, sim.caller(self.rng))
         for t, choice, caller in sim.redials.pop(self.day, ()):  # those who gave up yesterday (or before)
             self.at(t, self._offer, choice, caller)
         self._shifts()
+
+    def _arrivals(self, q: str) -> list[float]:
+        """The instants the day's new callers of queue q call (a Poisson process)."""
+        sim, prof = self.sim, P.queue_profile(q)
+        calendar = sim.agreements.queues[q].calendar_id
+        n = sim.volume(prof.calls_per_year, P.WEEKDAY_CALLS, P.HOLIDAY_CALLS, self.day, calendar, prof.month_start)
+        return poisson(self.rng, self.bounds, P.CALL_HOURS, n)
 
     def advance(self, until: float) -> None:
         """Run the day's actions due before `until`."""
         while self.heap and self.heap[0][0] < until:
             t, _, action, args = heapq.heappop(self.heap)
             action(t, *args)
+        self.now = until
 
-    def fork(self, tag: str) -> PhoneDay:
-        """The day as it stands (every caller waiting, every agent's state and shift, every
-        timer), to run on with its own random numbers seeded by `tag`: what could happen next,
-        where the day itself is one thing that did (bench/oracle.py). The fork's events go to an
-        empty collector with ids `{tag}-{n}`; the redials it books stay its own."""
+    def fork(self, tag: str, *, new_callers: bool = True) -> PhoneDay:
+        """The day as it stands at `now` (every caller waiting, every agent's state and shift,
+        every timer), to run on with its own random numbers seeded by `tag`: what could happen
+        next, where the day itself is one thing that did (bench/oracle.py). The callers still to
+        call of their own accord are drawn afresh from the same Poisson process (new_callers=False
+        keeps the day's); those who already called and will call again keep their time. The
+        fork's events go to an empty collector with ids `{tag}-{n}`; the redials it books stay
+        its own."""
         sim = copy.copy(self.sim)
         sim.redials = {}
         out = Out(self.sim, self.day)
         out.prefix = f"{tag}-"
-        memo = {id(self.sim): sim, id(self.out): out, id(self.sim.agreements): self.sim.agreements}
-        twin = copy.deepcopy(self, memo)
+        twin = copy.deepcopy(self, {id(self.sim): sim, id(self.out): out})
         twin.rng = Random(tag)
+        if new_callers:
+            twin.heap = [e for e in twin.heap if getattr(e[2], "__func__", None) is not PhoneDay._arrive]
+            heapq.heapify(twin.heap)
+            for q in sim.agreements.queues:
+                for t in twin._arrivals(q):
+                    if t >= twin.now:  # a Poisson process's calls after now do not depend on those before
+                        twin.at(t, twin._arrive, q, sim.caller(twin.rng))
         return twin
 
     def emit(self, t: float, kind: Callable[..., Event], data: Any, call: _Call) -> None:
@@ -108,6 +123,10 @@ class PhoneDay:
         return any(a <= t < b for a, b in self.open[q])
 
     # callers
+
+    def _arrive(self, t: float, choice: str, caller: str) -> None:
+        """A new caller (not a redial): apart from `_offer` so that `fork` can draw them afresh."""
+        self._offer(t, choice, caller)
 
     def _offer(self, t: float, choice: str, caller: str) -> None:
         self.calls += 1

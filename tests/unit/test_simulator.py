@@ -12,6 +12,7 @@ from itertools import pairwise
 
 import pytest
 
+from ingest.simulator import profiles as P
 from ingest.simulator import simulate, write_jsonl
 from ingest.simulator.phone import PhoneDay
 from ingest.simulator.state import Out, Simulator, instant
@@ -359,21 +360,28 @@ def _what(items: list[tuple[float, int, E.Event]]) -> list[tuple[float, str, str
 
 def test_a_fork_given_the_days_random_numbers_replays_the_rest_of_the_day(agreements: Agreements) -> None:
     """bench/oracle.py's ceiling rests on the fork being the whole day as it stands (every
-    caller waiting, every agent's shift, every timer): with the day's own random state it
-    emits exactly what the day then does; forking leaves the day and its redials untouched."""
+    caller waiting, every agent's shift, every timer): with the day's own random state and
+    callers it emits exactly what the day then does; forking leaves the day and its redials
+    untouched. A fork with new callers draws those still to call afresh: none before now."""
     sim, day = _phone_day(agreements, WEEK)
     ten = instant(WEEK, 10 * 60, agreements.timezone)  # the morning peak: callers waiting, agents busy
     day.begin()
     day.advance(ten)
     before = len(day.out.items)
-    twin = day.fork("replay")
+    twin = day.fork("replay", new_callers=False)
     twin.rng.setstate(day.rng.getstate())
     other = day.fork("other")
     for d in (day, twin, other):
         d.advance(float("inf"))
     assert twin.out.items[0][2].id == "replay-0"
     assert _what(twin.out.items) == _what(day.out.items[before:])
-    assert _what(other.out.items) != _what(twin.out.items)  # its own random numbers: another future
+
+    def offered(items: list[tuple[float, int, E.Event]]) -> list[float]:
+        return [t for t, _, ev in items if isinstance(ev, E.CallOffered) and ev.data.entrance == P.ENTRANCE]
+
+    theirs, ours = offered(other.out.items), offered(day.out.items[before:])
+    assert min(theirs) >= ten and set(theirs) != set(ours)  # another afternoon's callers
+    assert 0.8 < len(theirs) / len(ours) < 1.25  # from the same process (thousands of calls at scale 3)
     straight_sim, straight = _phone_day(agreements, WEEK)
     straight.run()
     assert [ev for *_, ev in straight.out.items] == [ev for *_, ev in day.out.items]
