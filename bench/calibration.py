@@ -8,13 +8,12 @@ as the worker runs it; at every :00 and :30 of each queue's opening hours the ou
 service level is taken, then compared with the service level of the contacts first queued in
 that half hour. Prints the share within 10 points, the bias, per queue; and the share had the
 outlook been told the half hour's arrivals, the agents who then served, or both (what is left
-is the model's error). bench/oracle.py measures how close any forecast can come.
+is the model's error and chance's). bench/oracle.py measures how close any forecast can come.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import platform
 import statistics
 import sys
@@ -29,7 +28,7 @@ from schemas.agreements import load_agreements
 from stream_jobs.calibration import Interval, calibrate
 
 
-def report(rows: list[Interval], tz: object) -> None:
+def report(rows: list[Interval]) -> None:
     judged = [r for r in rows if r.error is not None]
     for least in (1, 5, 10, 30):
         part = [r for r in judged if r.base >= least]
@@ -38,12 +37,13 @@ def report(rows: list[Interval], tz: object) -> None:
             bias = statistics.mean(r.error for r in part if r.error is not None)
             print(f"base >= {least:>2}: {len(part):4} half hours, {within:6.1%} within 10 points, bias {bias:+.1f}")
     print(f"{len(rows) - len(judged)} open half hours had no contact in the base (no realised value)")
-    told = [r for r in judged if r.served and r.realised is not None]
-    variants = (("the arrivals", False, True), ("the staffing", True, False), ("both", True, True))
-    for label, staffing, arrivals in variants:
-        level = [r.told(staffing=staffing, arrivals=arrivals) - (r.realised or 0.0) for r in told]
-        within = sum(abs(e) <= 0.1 for e in level) / len(told) if told else math.nan
-        print(f"told {label + ':':14} {len(told):4} half hours, {within:6.1%} within 10 points")
+    told = [r for r in judged if r.served]  # the worker's staffing samples cover them (4 weeks kept)
+    variants = (("as shipped", None), ("told the arrivals", (False, True)), ("told the staffing", (True, False)),
+                ("told both", (True, True)))  # fmt: skip
+    for label, what in variants:
+        level = [(r.told(staffing=what[0], arrivals=what[1]) if what else r.expected) for r in told]
+        within = sum(abs(x - (r.realised or 0.0)) <= 0.1 for x, r in zip(level, told, strict=True)) / len(told)
+        print(f"{label + ':':19} {len(told):4} half hours, {within:6.1%} within 10 points")
     by_queue: dict[str, list[Interval]] = defaultdict(list)
     for r in judged:
         by_queue[r.queue].append(r)
@@ -78,7 +78,7 @@ def main() -> None:
         f"seed {args.seed}: {time.perf_counter() - began:.0f} s on {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}"
     )
-    report(rows, agreements.timezone)
+    report(rows)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ class Interval:
     def told(self, *, staffing: bool = False, arrivals: bool = False) -> float:
         """The expected service level had the outlook been told what then happened: the agents
         who served in each segment, the half hour's arrivals (with the chance they carry). What
-        is left of the error is the model's."""
+        is left of the error is the model's and the chance of the callers' patience and talk."""
         now = self.inputs
         if staffing and self.served:
             now = replace(now, agents=0.0, agents_change=self.served)

@@ -238,7 +238,7 @@ def test_on_simulated_traffic_the_outlook_is_not_biased() -> None:
 
 
 def test_told_what_then_happened_the_outlook_takes_it_instead_of_its_forecast() -> None:
-    """bench/calibration.py splits the error into the inputs' and the model's: told the agents
+    """bench/calibration.py splits the error into the inputs' and the rest: told the agents
     who served each segment and the half hour's arrivals, the outlook is that of a queue with
     those agents throughout and that rate."""
     start = datetime(2026, 3, 2, 9, tzinfo=UTC)
