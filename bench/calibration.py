@@ -40,7 +40,7 @@ def report(rows: list[Interval]) -> None:
     told = [r for r in judged if r.served]  # the worker's staffing samples cover them (4 weeks kept)
     variants = (("as shipped", None), ("told the arrivals", (False, True)), ("told the staffing", (True, False)),
                 ("told both", (True, True)))  # fmt: skip
-    for label, what in variants:
+    for label, what in variants if told else ():
         level = [(r.told(staffing=what[0], arrivals=what[1]) if what else r.expected) for r in told]
         within = sum(abs(x - (r.realised or 0.0)) <= 0.1 for x, r in zip(level, told, strict=True)) / len(told)
         print(f"{label + ':':19} {len(told):4} half hours, {within:6.1%} within 10 points")

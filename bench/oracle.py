@@ -9,8 +9,8 @@ its own random numbers and its own new callers, drawn from the day's Poisson pro
 service level of each queue's callers of the next half hour is counted in each, as
 bench/calibration.py counts the day's own. The forks' spread is what the half hour holds in
 store beyond its state: how many callers come and when, their patience, their talk. (The forks
-also keep what the simulator drew before the half hour for those already in it: a waiting
-caller's patience, a talking one's end, an agent's return; so the ceiling errs high.)
+also keep what the simulator drew before the half hour: a waiting caller's patience, a talking
+one's end, an agent's return, a redial's time; so every figure here errs high.)
 
 For each open half hour with a realised value:
 - the ceiling: the largest share of forks within 10 points of any one value (no forecast made

@@ -380,7 +380,8 @@ def test_a_fork_given_the_days_random_numbers_replays_the_rest_of_the_day(agreem
         return [t for t, _, ev in items if isinstance(ev, E.CallOffered) and ev.data.entrance == P.ENTRANCE]
 
     theirs, ours = offered(other.out.items), offered(day.out.items[before:])
-    assert min(theirs) >= ten and set(theirs) != set(ours)  # another afternoon's callers
+    assert min(theirs) >= ten  # another afternoon's callers: only the redials booked before keep their time
+    assert len(set(theirs) & set(ours)) < 0.1 * len(ours)
     assert 0.8 < len(theirs) / len(ours) < 1.25  # from the same process (thousands of calls at scale 3)
     straight_sim, straight = _phone_day(agreements, WEEK)
     straight.run()
