@@ -83,7 +83,7 @@ def calibrate(agreements: Agreements, start: date, days: int, *, warmup_days: in
             if inputs is not None and open_throughout(agreements, queue, tick):
                 p = outlook.predict(inputs)
                 expected[(queue, tick)] = (p.service_level, p.contacts, inputs)
-    return _realised(agreements, store, expected, live.staffing)
+    return _realised(agreements, store, expected, live)
 
 
 def _batches(events: Iterator[Event], first: datetime) -> Iterator[tuple[datetime, list[Event]]]:
@@ -139,20 +139,15 @@ def _realised(
     agreements: Agreements,
     store: MemoryStore,
     expected: dict[tuple[str, datetime], tuple[float, float, QueueNow]],
-    staffing: dict[tuple[str, datetime], int],
+    live: LiveState,
 ) -> list[Interval]:
     """What each expected half hour's callers got, and the agents who served them (the live
     state's per-minute samples)."""
     got = half_hours(store, agreements.timezone)
-    segment = HORIZON / outlook.SEGMENTS
     out = []
     for (queue, start), (level, contacts, inputs) in sorted(expected.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         c = got.get((queue, start), Counts())
-        served = []
-        for k in range(outlook.SEGMENTS):
-            minutes = [start + k * segment + timedelta(minutes=m) for m in range(int(segment / timedelta(minutes=1)))]
-            seen = [n for m in minutes if (n := staffing.get((queue, m))) is not None]
-            served.append(sum(seen) / len(seen) if seen else math.nan)
+        served = live.staffed(queue, start, HORIZON)
         whole = () if any(math.isnan(x) for x in served) else tuple(served)
         out.append(Interval(queue, start, level, contacts, c.level, c.base, c.arrivals, inputs, whole))
     return out

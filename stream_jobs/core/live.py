@@ -299,27 +299,31 @@ class LiveState(Collector):
             keep = minute - timedelta(weeks=HISTORY_WEEKS, days=1)
             self.staffing = {k: n for k, n in self.staffing.items() if k[1] >= keep}
 
+    def staffed(self, queue: str, start: datetime, length: timedelta) -> list[float]:
+        """The mean of the agents sampled serving the queue in each of the outlook's segments of
+        [start, start + length) (nan where no minute of it was sampled)."""
+        segment, out = length / outlook.SEGMENTS, []
+        for k in range(outlook.SEGMENTS):
+            a, b = start + k * segment, start + (k + 1) * segment
+            minute, seen = a.replace(second=0, microsecond=0), []
+            while minute < b:
+                if (n := self.staffing.get((queue, minute))) is not None:
+                    seen.append(n)
+                minute += timedelta(minutes=1)
+            out.append(sum(seen) / len(seen) if seen else math.nan)
+        return out
+
     def staffing_change(self, queue: str, now: datetime, length: timedelta) -> list[float] | None:
         """How many more agents served the queue than at `now`, on average in each of the
         outlook's segments of [now, now + length), on the same weekday and local time of earlier
         weeks (None if never seen)."""
         local, weeks_seen = now.astimezone(self.agreements.timezone), []
-        segment = length / outlook.SEGMENTS
         for weeks in range(1, HISTORY_WEEKS + 1):
             start = as_utc(local - timedelta(weeks=weeks)).replace(second=0, microsecond=0)
             at_start = self.staffing.get((queue, start))
             if at_start is None:
                 continue
-            changes = []
-            for k in range(outlook.SEGMENTS):
-                a, b = start + k * segment, start + (k + 1) * segment
-                minute, seen = a.replace(second=0, microsecond=0), []
-                while minute < b:
-                    if (n := self.staffing.get((queue, minute))) is not None:
-                        seen.append(n)
-                    minute += timedelta(minutes=1)
-                changes.append(sum(seen) / len(seen) - at_start if seen else math.nan)
-            weeks_seen.append(changes)
+            weeks_seen.append([n - at_start for n in self.staffed(queue, start, length)])
         if not weeks_seen:
             return None
         mean: list[float] = []
