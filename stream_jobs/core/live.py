@@ -359,12 +359,24 @@ class LiveState(Collector):
 
     def predictions(self, now: datetime) -> dict[str, outlook.Prediction]:
         """The outlook of every open queue (recomputed at most every PREDICT_EVERY)."""
-        cached = self._predicted
-        if cached is not None and timedelta(0) <= now - cached[0] < PREDICT_EVERY:
-            return cached[1]
-        out = {qid: outlook.predict(state) for qid in self.agreements.queues if (state := self.queue_now(qid, now))}
-        self._predicted = (now, out)
+        out = self.predicted(now)
+        if out is None:
+            out = outlook.predict_all(self.outlook_inputs(now))
+            self.keep_predictions(now, out)
         return out
+
+    def predicted(self, now: datetime) -> dict[str, outlook.Prediction] | None:
+        """The outlook computed less than PREDICT_EVERY before `now`, if any."""
+        cached = self._predicted
+        return cached[1] if cached is not None and timedelta(0) <= now - cached[0] < PREDICT_EVERY else None
+
+    def keep_predictions(self, now: datetime, out: dict[str, outlook.Prediction]) -> None:
+        self._predicted = (now, out)
+
+    def outlook_inputs(self, now: datetime) -> dict[str, outlook.QueueNow]:
+        """What each open queue's outlook is computed from. Read from the live state, so on the
+        thread that changes it (the worker's event loop); the model itself can run on another."""
+        return {qid: state for qid in self.agreements.queues if (state := self.queue_now(qid, now)) is not None}
 
     def queue_now(self, queue: str, now: datetime) -> outlook.QueueNow | None:
         """What the outlook is computed from, for an open queue (None while closed)."""

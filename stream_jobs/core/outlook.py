@@ -9,7 +9,7 @@ forecast comes from `expected_arrivals`, and stream_jobs/core/erlang.py is the m
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -118,6 +118,11 @@ def predict(now: QueueNow) -> Prediction:
         needed = _agents_to_avoid(now, eta)
     contacts = now.arrivals_per_second * now.horizon_seconds
     return Prediction(service_level, answer_rate, contacts, eta, needed)
+
+
+def predict_all(inputs: Mapping[str, QueueNow]) -> dict[str, Prediction]:
+    """`predict` for each queue: pure, so it can run off the thread that gathered the inputs."""
+    return {queue: predict(now) for queue, now in inputs.items()}
 
 
 def _agents_to_avoid(now: QueueNow, eta: float) -> int:
