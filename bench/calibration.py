@@ -69,12 +69,22 @@ def traffic_arguments(parser: argparse.ArgumentParser) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     traffic_arguments(parser)
+    parser.add_argument("--restart", action="store_true", help="the worker restarts as the first measured day begins")
     args = parser.parse_args()
     agreements = load_agreements()
     began = time.perf_counter()
-    rows = calibrate(agreements, args.start, args.days, warmup_days=args.warmup, seed=args.seed, scale=args.scale)
+    rows = calibrate(
+        agreements,
+        args.start,
+        args.days,
+        warmup_days=args.warmup,
+        seed=args.seed,
+        scale=args.scale,
+        restart=args.restart,
+    )
     print(
         f"{args.days} days from {args.start} after {args.warmup} days of history, scale {args.scale:g}, "
+        f"{'restarted at its start, ' if args.restart else ''}"
         f"seed {args.seed}: {time.perf_counter() - began:.0f} s on {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}"
     )

@@ -59,9 +59,10 @@ class Interval:
 
 
 def calibrate(agreements: Agreements, start: date, days: int, *, warmup_days: int = 28, seed: int = 1,
-              scale: float = 1.0) -> list[Interval]:  # fmt: skip
+              scale: float = 1.0, restart: bool = False) -> list[Interval]:  # fmt: skip
     """Simulate `warmup_days` (history only) and then `days` from `start`; return every open
-    half hour (:00 and :30 local, open for the whole of it) of the `days` for every queue."""
+    half hour (:00 and :30 local, open for the whole of it) of the `days` for every queue.
+    `restart`: the worker restarts at `start` (a new live state, restored from the store)."""
     tz = agreements.timezone
     first = start - timedelta(days=warmup_days)
     store, now = MemoryStore(), [datetime.combine(first, datetime.min.time(), tz).astimezone(UTC)]
@@ -74,6 +75,9 @@ def calibrate(agreements: Agreements, start: date, days: int, *, warmup_days: in
         if batch:
             live.observe(batch, deriver.apply(batch))
         now[0] = tick
+        if restart and tick >= measured_from:
+            restart, live = False, LiveState(agreements, clock=lambda: now[0])
+            live.restore(store, lambda kind, key: True)
         live.sample_staffing(tick)  # as a scrape would (the worker: every scrape)
         local = tick.astimezone(tz)
         if tick < measured_from or local.minute % 30 or local.second:
