@@ -96,6 +96,12 @@ WHERE kind = 'agent'
   AND time >= fromUnixTimestamp64Milli({lo}, 'UTC') AND time <= fromUnixTimestamp64Milli({hi}, 'UTC')
 GROUP BY key
 """
+AGENT_EVENTS_SQL = """
+SELECT key, payload FROM events
+WHERE kind = 'agent'
+  AND time >= fromUnixTimestamp64Milli({lo}, 'UTC') AND time < fromUnixTimestamp64Milli({hi}, 'UTC')
+ORDER BY time, id
+"""
 # The keys of the rows held of some calls or threads ({keys}), withdrawn ones too (no FINAL): the
 # Deriver recomputes their intervals as well, so a batch done again after a failed write, which
 # finds a row already withdrawn, still recomputes the interval it left. A contact's first queued time
@@ -522,6 +528,12 @@ class Warehouse:
     def agent_states(self, since: datetime, until: datetime) -> list[tuple[str, str]]:
         """(agent, JSON payload) of each agent's latest state event (by time, then id) in the window."""
         rows = self.query(AGENTS_SQL.format(lo=ms(since), hi=ms(until)))
+        return [(str(agent), str(payload)) for agent, payload in rows]
+
+    def agent_events(self, since: datetime, until: datetime) -> list[tuple[str, str]]:
+        """(agent, JSON payload) of every agent state event in [since, until), by time, then id
+        (a copy not yet merged away may come twice: the live state takes an event once)."""
+        rows = self.query(AGENT_EVENTS_SQL.format(lo=ms(since), hi=ms(until)))
         return [(str(agent), str(payload)) for agent, payload in rows]
 
     # -- loads: a `process` run marks its start and its end, so a report can tell a partial one ---

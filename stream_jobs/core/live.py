@@ -138,6 +138,7 @@ class LiveState(Collector):
         # Agents serving each queue, sampled per minute (UTC) while open: the staffing of earlier
         # weeks (breaks, lunches, shift ends), as this process saw it since it started.
         self.staffing: dict[tuple[str, datetime], int] = {}
+        self._replayed = False  # the earlier weeks' agent events, read at the first restore
 
     def source_label(self, source: str) -> str:
         """The `source` label: a known source as it is, anything else `other` (bounded series)."""
@@ -482,11 +483,67 @@ class LiveState(Collector):
             elif owns("agent", agent):
                 self.agents[agent] = latest_state
         self._read_history(store)
+        if not self._replayed:  # once a process: later restores (rebalances) keep what it sampled since
+            self._replayed = True
+            skipped += self._replay_agents(store, owns, now)
         if skipped:
             self.skipped_rows += skipped
             log.warning(
                 "restore skipped %d stored rows it could not use (unknown queue or mailbox, bad payload)", skipped
             )
+
+    def _replay_agents(self, store: Store, owns: Callable[[str, str], bool], now: datetime) -> int:
+        """The earlier weeks as this process would have seen them, from the stored agent events:
+        the staffing samples (the breaks and lunches the outlook expects; without them it fell
+        back to the `not_ready` spells, docs/forecasting.md#limits), the handling cycles and the
+        spells of not being ready. Each minute is sampled as `sample_staffing` samples it: the
+        agents serving each open queue at its start. Read a day at a time (bounded memory); a
+        payload that no longer decodes is skipped and counted; if the store cannot be read, the
+        outlook starts without (a warning), as before."""
+        first = (now - timedelta(weeks=HISTORY_WEEKS, days=1)).replace(second=0, microsecond=0)
+        held: dict[str, AgentStateChanged] = {}
+        serving: Counter[str] = Counter()
+        queues = self.agreements.queues
+        minute, skipped = first, 0
+
+        def sample_until(t: datetime) -> None:  # the minutes that began by t: an event at t is after them
+            nonlocal minute
+            while minute <= t:
+                calendars: dict[int, bool] = {}
+                for qid, q in queues.items():
+                    is_open = calendars.setdefault(id(q.calendar), q.calendar.is_open(minute))
+                    if is_open:
+                        self.staffing.setdefault((qid, minute), serving[qid])
+                minute += timedelta(minutes=1)
+
+        day = first - AGENT_HORIZON  # the states agents were in as the first minute begins
+        try:
+            while day < now:
+                for agent, payload in store.agent_events(day, min(day + timedelta(days=1), now)):
+                    try:
+                        ev = decode(payload)
+                    except Exception:  # a payload written by an older version, or damaged
+                        skipped += 1
+                        continue
+                    if type(ev) is not AgentStateChanged or any(q not in queues for q in ev.data.queues):
+                        skipped += 1
+                        continue
+                    before = held.get(agent)
+                    newer = before is None or (ev.time, ev.id) > (before.time, before.id)  # as observe takes it
+                    if not newer or not owns("agent", agent):
+                        continue
+                    sample_until(ev.time)
+                    for was, sign in ((before, -1), (ev, 1)):
+                        if was is not None and was.data.state in SERVING:
+                            serving.update({q: sign for q in was.data.queues})
+                    held[agent] = ev
+                    self._cycle(before, ev)
+                day += timedelta(days=1)
+            sample_until(now)
+        except Exception as exc:
+            log.warning("the outlook could not read earlier weeks' agent events (%s: %s)", type(exc).__name__, exc)
+        self._busy_since, self._away_since = {}, {}  # as restore: the live events close cycles from now on
+        return skipped
 
     # -- reading ----------------------------------------------------------------------------
 

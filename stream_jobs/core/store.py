@@ -151,6 +151,10 @@ class Store(Protocol):
         """(agent, JSON payload) of each agent's latest state event (by time, then id) in the window."""
         ...
 
+    def agent_events(self, since: datetime, until: datetime) -> list[tuple[str, str]]:
+        """(agent, JSON payload) of every agent state event in [since, until), by time, then id."""
+        ...
+
 
 class RefusedData(ValueError):
     """A write `MemoryStore` refuses for what is in it (tests make one refuse)."""
@@ -309,6 +313,16 @@ class MemoryStore:
                     if best is None or (ev.time, ev.id) > (best.time, best.id):
                         latest[agent] = ev
         return [(agent, encode(ev).decode()) for agent, ev in latest.items()]
+
+    def agent_events(self, since: datetime, until: datetime) -> list[tuple[str, str]]:
+        held = [
+            (ev.time, ev.id, agent, ev)
+            for (kind, agent), events in self.events.items()
+            if kind == "agent"
+            for ev in events.values()
+            if since <= ev.time < until
+        ]
+        return [(agent, encode(ev).decode()) for _, _, agent, ev in sorted(held, key=lambda row: row[:2])]
 
 
 K = TypeVar("K")

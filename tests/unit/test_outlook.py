@@ -13,7 +13,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from ingest.simulator import simulate
 from schemas.agreements import load_agreements
+from schemas.events import Event
 from stream_jobs.calibration import Interval, calibrate
 from stream_jobs.core import outlook
 from stream_jobs.core.deriver import Deriver
@@ -294,3 +296,47 @@ def test_a_restart_takes_the_last_half_hours_arrivals_from_the_store_and_no_open
     # The window 09:55–10:25: the 10:00–10:15 interval's six from the store (before 10:20), none
     # seen since; no earlier week, so the rate is the recent count: 6 / 1800 s.
     assert now is not None and now.arrivals_per_second == pytest.approx(6 / 1800)
+
+
+def test_a_restarted_worker_replays_the_earlier_weeks_agent_events_as_it_would_have_sampled_them() -> None:
+    """A worker that restarts finds in the store what its outlook learned from the agents: the
+    staffing it sampled every minute of the earlier weeks (the breaks and lunches to come), the
+    handling cycles and the spells of not being ready. Eight simulated days, fed minute by minute
+    as the worker feeds them and sampled at every minute as a scrape samples: the restored state
+    holds the same samples, minute for minute, and the same cycles and spells."""
+    agreements = load_agreements()
+    first = datetime(2026, 3, 2, tzinfo=agreements.timezone).astimezone(UTC)
+    store, now = MemoryStore(), [first]
+    deriver = Deriver(store, agreements, track_changes=True)
+    ran = LiveState(agreements, clock=lambda: now[0])
+    batch: list[Event] = []
+
+    def next_minute() -> None:
+        ran.observe(batch, deriver.apply(batch))
+        batch.clear()
+        now[0] += timedelta(minutes=1)
+        ran.sample_staffing(now[0])  # the state at the minute's start: the events before it
+
+    for e in simulate(agreements, date(2026, 3, 2), 8, seed=3, scale=0.5):
+        while e.time >= now[0] + timedelta(minutes=1):
+            next_minute()
+        batch.append(e)
+    next_minute()
+    restarted = LiveState(agreements, clock=lambda: now[0])
+    restarted.restore(store, lambda kind, key: True)
+    assert restarted.skipped_rows == 0
+    # Every minute the first worker sampled (8 days, open minutes only), with the same count; the
+    # restarted one also samples the earlier minutes of its four weeks (no agent: 0).
+    assert len(ran.staffing) > 8000 and sum(ran.staffing.values()) > 10_000
+    assert {k: restarted.staffing[k] for k in ran.staffing if k[1] < now[0]} == {
+        k: n for k, n in ran.staffing.items() if k[1] < now[0]
+    }
+    assert not any(n for (_, minute), n in restarted.staffing.items() if minute < first)
+    for queue in agreements.queues:
+        assert list(restarted.handling[queue]) == list(ran.handling[queue]), queue
+        assert list(restarted.away[queue]) == list(ran.away[queue]), queue
+    assert sum(len(d) for d in restarted.handling.values()) > 500
+    # A later restore (a rebalance) does not read them again: what the process sampled since stays.
+    restarted.staffing[("kundreskontra", now[0])] = 99
+    restarted.restore(store, lambda kind, key: True)
+    assert restarted.staffing[("kundreskontra", now[0])] == 99

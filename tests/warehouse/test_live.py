@@ -13,7 +13,7 @@ from ingest.boundary import Boundary, Rejection
 from ingest.pseudonymise import Pseudonymiser
 from ingest.simulator import simulate
 from schemas.agreements import load_agreements
-from schemas.events import encode
+from schemas.events import decode, encode
 from stream_jobs.core.deriver import BatchResult, Deriver
 from stream_jobs.core.live import OUTCOMES, LiveState
 from stream_jobs.warehouse import EVENT_COLUMNS
@@ -368,3 +368,21 @@ def test_the_outlooks_earlier_weeks_read_the_same_arrivals_as_the_memory_store(w
     assert stored == sorted(memory.arrivals(since, until))
     assert sum(n for *_, n in stored) > 50
     assert all(since <= at < until for _, at, _ in stored)
+
+
+def test_the_agent_events_a_restart_replays_are_the_memory_stores(warehouse, agreements):
+    """Store.agent_events (a restarted worker's earlier weeks, LiveState._replay_agents) on
+    ClickHouse's events table: every agent event of the window, by time then id, the window's
+    end excluded; the same rows as the memory store's."""
+    from stream_jobs.core.store import MemoryStore
+
+    events = list(simulate(agreements, date(2026, 4, 13), 2, seed=5, scale=0.5))
+    memory = MemoryStore()
+    Deriver(memory, agreements).apply(events)
+    Deriver(warehouse, agreements).apply(events)
+    since, until = datetime(2026, 4, 13, 6, 0, tzinfo=UTC), datetime(2026, 4, 14, 14, 0, tzinfo=UTC)
+    stored = warehouse.agent_events(since, until)
+    assert stored == memory.agent_events(since, until)
+    assert len(stored) > 100
+    times = [decode(payload).time for _, payload in stored]
+    assert times == sorted(times) and since <= times[0] and times[-1] < until
