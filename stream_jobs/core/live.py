@@ -122,11 +122,11 @@ class LiveState(Collector):
         self.arrived: dict[str, deque[datetime]] = defaultdict(deque)
         self.settled: dict[str, deque[tuple[datetime, bool]]] = defaultdict(deque)
         self.waits: dict[str, deque[tuple[float, bool, bool]]] = defaultdict(lambda: deque(maxlen=SAMPLES))
-        self.handling: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=SAMPLES))
+        self.handling: dict[str, deque[float]] = _last_samples()
         self.kinds: dict[str, deque[str]] = defaultdict(lambda: deque(maxlen=SAMPLES))  # base, short, callback
         self._restored_at: datetime | None = None
         self._pruned: datetime | None = None
-        self.away: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=SAMPLES))  # not-ready spells, s
+        self.away: dict[str, deque[float]] = _last_samples()  # not-ready spells, s
         self._busy_since: dict[str, datetime] = {}
         self._away_since: dict[str, datetime] = {}
         # Arrivals per (queue, 15-minute interval start, UTC) of earlier weeks, from the store.
@@ -138,7 +138,6 @@ class LiveState(Collector):
         # Agents serving each queue, sampled per minute (UTC) while open: the staffing of earlier
         # weeks (breaks, lunches, shift ends), as this process saw it since it started.
         self.staffing: dict[tuple[str, datetime], int] = {}
-        self._replayed = False  # the earlier weeks' agent events, read at the first restore
 
     def source_label(self, source: str) -> str:
         """The `source` label: a known source as it is, anything else `other` (bounded series)."""
@@ -289,12 +288,13 @@ class LiveState(Collector):
             log.warning("the outlook could not read earlier weeks' arrivals (%s: %s)", type(exc).__name__, exc)
 
     def sample_staffing(self, now: datetime) -> None:
-        """Note how many agents serve each open queue in this minute (at each scrape)."""
+        """Note how many agents serve each open queue as this minute begins: at its first scrape
+        (as a restarted worker replays the stored agent events, `_replay_agents`)."""
         minute = as_utc(now).replace(second=0, microsecond=0)
         serving = Counter(q for ev in self.agents.values() if ev.data.state in SERVING for q in ev.data.queues)
         for qid, q in self.agreements.queues.items():
             if q.calendar.is_open(now):
-                self.staffing[(qid, minute)] = serving[qid]
+                self.staffing.setdefault((qid, minute), serving[qid])
         if self._pruned is None or minute - self._pruned >= timedelta(hours=1):  # by age, hourly
             self._pruned = minute
             keep = minute - timedelta(weeks=HISTORY_WEEKS, days=1)
@@ -483,67 +483,77 @@ class LiveState(Collector):
             elif owns("agent", agent):
                 self.agents[agent] = latest_state
         self._read_history(store)
-        if not self._replayed:  # once a process: later restores (rebalances) keep what it sampled since
-            self._replayed = True
-            skipped += self._replay_agents(store, owns, now)
+        self._replay_agents(store, owns, now)
         if skipped:
             self.skipped_rows += skipped
             log.warning(
                 "restore skipped %d stored rows it could not use (unknown queue or mailbox, bad payload)", skipped
             )
 
-    def _replay_agents(self, store: Store, owns: Callable[[str, str], bool], now: datetime) -> int:
-        """The earlier weeks as this process would have seen them, from the stored agent events:
-        the staffing samples (the breaks and lunches the outlook expects; without them it fell
-        back to the `not_ready` spells, docs/forecasting.md#limits), the handling cycles and the
-        spells of not being ready. Each minute is sampled as `sample_staffing` samples it: the
-        agents serving each open queue at its start. Read a day at a time (bounded memory); a
-        payload that no longer decodes is skipped and counted; if the store cannot be read, the
-        outlook starts without (a warning), as before."""
+    def _replay_agents(self, store: Store, owns: Callable[[str, str], bool], now: datetime) -> None:
+        """The earlier weeks as this worker would have seen them, from the stored agent events of
+        the agents it owns: the staffing samples (the breaks and lunches the outlook expects;
+        without them it falls back to the `not_ready` spells, docs/forecasting.md#limits), the
+        handling cycles and the spells of not being ready. At every restore, as what the worker
+        owns may have changed (a rolling update's first assignment is partial); the store holds
+        every event the process saw, so what it replays replaces what it had. Each minute is
+        sampled as `sample_staffing` samples it: the agents serving each open queue as it begins.
+        Read a local day at a time (bounded memory); a day without any agent event in the store
+        (before the warehouse, a gap) is not sampled: unknown, not "nobody served". A payload that
+        no longer decodes is skipped; if the store cannot be read, what the worker had stays."""
+        tz, queues = self.agreements.timezone, self.agreements.queues
         first = (now - timedelta(weeks=HISTORY_WEEKS, days=1)).replace(second=0, microsecond=0)
+        kept = (self.handling, self.away)
+        self.handling, self.away = _last_samples(), _last_samples()
+        staffing: dict[tuple[str, datetime], int] = {}
         held: dict[str, AgentStateChanged] = {}
         serving: Counter[str] = Counter()
-        queues = self.agreements.queues
         minute, skipped = first, 0
 
-        def sample_until(t: datetime) -> None:  # the minutes that began by t: an event at t is after them
+        def sample_until(t: datetime, record: bool) -> None:  # the minutes begun by t: an event at t is after them
             nonlocal minute
             while minute <= t:
-                calendars: dict[int, bool] = {}
+                calendars: dict[int, bool] = {}  # queues share calendars
                 for qid, q in queues.items():
-                    is_open = calendars.setdefault(id(q.calendar), q.calendar.is_open(minute))
-                    if is_open:
-                        self.staffing.setdefault((qid, minute), serving[qid])
+                    if record and calendars.setdefault(id(q.calendar), q.calendar.is_open(minute)):
+                        staffing[(qid, minute)] = serving[qid]
                 minute += timedelta(minutes=1)
 
-        day = first - AGENT_HORIZON  # the states agents were in as the first minute begins
-        try:
-            while day < now:
-                for agent, payload in store.agent_events(day, min(day + timedelta(days=1), now)):
-                    try:
-                        ev = decode(payload)
-                    except Exception:  # a payload written by an older version, or damaged
-                        skipped += 1
-                        continue
-                    if type(ev) is not AgentStateChanged or any(q not in queues for q in ev.data.queues):
-                        skipped += 1
-                        continue
-                    before = held.get(agent)
-                    newer = before is None or (ev.time, ev.id) > (before.time, before.id)  # as observe takes it
-                    if not newer or not owns("agent", agent):
-                        continue
-                    sample_until(ev.time)
-                    for was, sign in ((before, -1), (ev, 1)):
-                        if was is not None and was.data.state in SERVING:
-                            serving.update({q: sign for q in was.data.queues})
-                    held[agent] = ev
-                    self._cycle(before, ev)
-                day += timedelta(days=1)
-            sample_until(now)
-        except Exception as exc:
-            log.warning("the outlook could not read earlier weeks' agent events (%s: %s)", type(exc).__name__, exc)
+        lead = first - AGENT_HORIZON  # the states agents are in as the first minute begins
+        day = lead.astimezone(tz).date()
+        while (start := max(lead, datetime.combine(day, datetime.min.time(), tz).astimezone(UTC))) < now:
+            end = min(datetime.combine(day + timedelta(days=1), datetime.min.time(), tz).astimezone(UTC), now)
+            try:
+                rows = store.agent_events(start, end)
+            except Exception as exc:
+                (self.handling, self.away), self._busy_since, self._away_since = kept, {}, {}
+                log.warning("the outlook could not read earlier weeks' agent events (%s: %s)", type(exc).__name__, exc)
+                return
+            for agent, payload in rows:
+                try:
+                    ev = decode(payload)
+                except Exception:  # a payload written by an older version, or damaged
+                    skipped += 1
+                    continue
+                if type(ev) is not AgentStateChanged or any(q not in queues for q in ev.data.queues):
+                    skipped += 1
+                    continue
+                before = held.get(agent)
+                newer = before is None or (ev.time, ev.id) > (before.time, before.id)  # as observe takes it
+                if not newer or not owns("agent", agent):
+                    continue
+                sample_until(ev.time, bool(rows))
+                for was, sign in ((before, -1), (ev, 1)):
+                    if was is not None and was.data.state in SERVING:
+                        serving.update({q: sign for q in was.data.queues})
+                held[agent] = ev
+                self._cycle(before, ev)
+            sample_until(end - timedelta(microseconds=1), bool(rows))
+            day += timedelta(days=1)
+        self.staffing.update(staffing)
         self._busy_since, self._away_since = {}, {}  # as restore: the live events close cycles from now on
-        return skipped
+        if skipped:
+            log.warning("the outlook's replay skipped %d stored agent events it could not use", skipped)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -774,3 +784,8 @@ def _case(row: dict[str, Any]) -> MailCase | None:
         )
     except Exception:
         return None
+
+
+def _last_samples() -> defaultdict[str, deque[float]]:
+    """The last SAMPLES values of each queue."""
+    return defaultdict(lambda: deque(maxlen=SAMPLES))

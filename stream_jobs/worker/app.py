@@ -53,6 +53,7 @@ from stream_jobs.worker.sink import DEAD_LETTER_LOGGER, DeadLetters, Message, Si
 from stream_jobs.worker.source_health import SourceHealth
 
 log = logging.getLogger(__name__)
+outlook_log = logging.getLogger(f"{__name__}.outlook")  # at most a line a minute (a failure recurs each scrape)
 GROUP = "availability-stream"
 RETRY_PAUSES = (1.0, 2.0, 5.0, 10.0, 30.0)  # between attempts to store a batch the warehouse did not take
 POSITIONS_SQL = "SELECT topic, partition, max(next_offset) FROM stream_positions GROUP BY topic, partition"
@@ -455,22 +456,23 @@ def build_app(parts: WorkerParts, options: WorkerOptions = WorkerOptions(), *, d
 
 
 async def refresh_outlook(live: LiveState, lock: asyncio.Lock) -> None:
-    """Compute the outlook a scrape shows on a thread: its Erlang A chains take 0.1–0.35 s a
-    queue, and on the event loop a scrape would hold the batches behind it that long. The inputs
-    are read here, on the loop that changes the live state; one scrape computes at a time, and
-    those behind it find the result fresh. If the model fails, the scrape's collect tries again
-    and reports it as that section's failure (LiveState.collect)."""
+    """Compute the outlook a scrape shows on a thread: its Erlang A chains take about 0.1 s a
+    queue (0.8 s for nine overloaded ones, bench/outlook_loop.py), and on the event loop a
+    scrape would hold the batches behind it that long. The inputs are read here, on the loop
+    that changes the live state; one scrape computes at a time, and those behind it find the
+    result fresh. It is kept as of when it is ready, so a fast clock (the demo's) does not find
+    it stale at once. If the model fails, the scrape's collect tries again on the loop and
+    leaves the section out (LiveState.collect)."""
     async with lock:
-        now = live.now()
-        if live.predicted(now) is not None:
+        if live.predicted(live.now()) is not None:
             return
-        live.sample_staffing(now)
-        inputs = live.outlook_inputs(now)
+        inputs = live.outlook_inputs(live.now())
         try:
             predicted = await asyncio.to_thread(predict_all, inputs)
-        except Exception:
+        except Exception as exc:
+            outlook_log.warning("the outlook failed on its thread (%s: %s)", type(exc).__name__, exc)
             return
-        live.keep_predictions(now, predicted)
+        live.keep_predictions(live.now(), predicted)
 
 
 class PipelineMetrics(Collector):
@@ -604,8 +606,9 @@ class _Worker(faust.Worker):
         super().on_setup_root_logger(logger, level)
         # While the broker is away the clients log every attempt (~150 lines a second): let the
         # first of each kind through, then one summary a minute, without the tracebacks. The same
-        # for the line per dead letter, which a flood of poison would turn into a flood.
-        limit_repeats((*CLIENT_LOGGERS, DEAD_LETTER_LOGGER))
+        # for the line per dead letter, which a flood of poison would turn into a flood, and for
+        # an outlook that fails at every scrape.
+        limit_repeats((*CLIENT_LOGGERS, DEAD_LETTER_LOGGER, outlook_log.name))
 
 
 def run(parts: WorkerParts, options: WorkerOptions = WorkerOptions()) -> None:

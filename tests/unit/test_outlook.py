@@ -7,6 +7,7 @@ state gathers from events, and (on simulated traffic) that the outlook is not bi
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -298,15 +299,13 @@ def test_a_restart_takes_the_last_half_hours_arrivals_from_the_store_and_no_open
     assert now is not None and now.arrivals_per_second == pytest.approx(6 / 1800)
 
 
-def test_a_restarted_worker_replays_the_earlier_weeks_agent_events_as_it_would_have_sampled_them() -> None:
-    """A worker that restarts finds in the store what its outlook learned from the agents: the
-    staffing it sampled every minute of the earlier weeks (the breaks and lunches to come), the
-    handling cycles and the spells of not being ready. Eight simulated days, fed minute by minute
-    as the worker feeds them and sampled at every minute as a scrape samples: the restored state
-    holds the same samples, minute for minute, and the same cycles and spells."""
+@functools.cache
+def ran_through_eight_days() -> tuple[MemoryStore, LiveState, datetime]:
+    """Eight simulated days from Mon 2 March, fed minute by minute as the worker feeds them and
+    sampled at every minute as a scrape samples: the store, the live state and the clock's now
+    (made once; the tests only read them)."""
     agreements = load_agreements()
-    first = datetime(2026, 3, 2, tzinfo=agreements.timezone).astimezone(UTC)
-    store, now = MemoryStore(), [first]
+    store, now = MemoryStore(), [datetime(2026, 3, 2, tzinfo=agreements.timezone).astimezone(UTC)]
     deriver = Deriver(store, agreements, track_changes=True)
     ran = LiveState(agreements, clock=lambda: now[0])
     batch: list[Event] = []
@@ -322,21 +321,75 @@ def test_a_restarted_worker_replays_the_earlier_weeks_agent_events_as_it_would_h
             next_minute()
         batch.append(e)
     next_minute()
-    restarted = LiveState(agreements, clock=lambda: now[0])
+    return store, ran, now[0]
+
+
+def test_a_restarted_worker_replays_the_earlier_weeks_agent_events_as_it_would_have_sampled_them() -> None:
+    """A worker that restarts finds in the store what its outlook learned from the agents: the
+    staffing it sampled every minute of the earlier weeks (the breaks and lunches to come), the
+    handling cycles and the spells of not being ready. The restored state holds the same samples,
+    minute for minute, the same cycles and spells, and so the same staffing change ahead."""
+    store, ran, now = ran_through_eight_days()
+    restarted = LiveState(ran.agreements, clock=lambda: now)
     restarted.restore(store, lambda kind, key: True)
-    assert restarted.skipped_rows == 0
-    # Every minute the first worker sampled (8 days, open minutes only), with the same count; the
-    # restarted one also samples the earlier minutes of its four weeks (no agent: 0).
     assert len(ran.staffing) > 8000 and sum(ran.staffing.values()) > 10_000
-    assert {k: restarted.staffing[k] for k in ran.staffing if k[1] < now[0]} == {
-        k: n for k, n in ran.staffing.items() if k[1] < now[0]
-    }
-    assert not any(n for (_, minute), n in restarted.staffing.items() if minute < first)
-    for queue in agreements.queues:
+    # The minutes before now, exactly: none from the 21 days of the four weeks before the
+    # traffic began (no agent event stored: unknown, not "nobody served").
+    assert restarted.staffing == {k: n for k, n in ran.staffing.items() if k[1] < now}
+    for queue in ran.agreements.queues:
         assert list(restarted.handling[queue]) == list(ran.handling[queue]), queue
         assert list(restarted.away[queue]) == list(ran.away[queue]), queue
     assert sum(len(d) for d in restarted.handling.values()) > 500
-    # A later restore (a rebalance) does not read them again: what the process sampled since stays.
-    restarted.staffing[("kundreskontra", now[0])] = 99
-    restarted.restore(store, lambda kind, key: True)
-    assert restarted.staffing[("kundreskontra", now[0])] == 99
+    # Mon 9 March, the eighth day, before the morning's coffee breaks: the change the outlook
+    # expects from one earlier week (Mon 2 March), the same for both; not all zero.
+    at = [datetime(2026, 3, 9, 9, m, tzinfo=UTC) for m in (0, 15, 30)]  # 10:00–10:30 local
+    changes = [ran.staffing_change(q, t, outlook.HORIZON) for q in ran.agreements.queues for t in at]
+    assert [restarted.staffing_change(q, t, outlook.HORIZON) for q in ran.agreements.queues for t in at] == changes
+    assert any(c and any(c) for c in changes)
+
+
+def test_each_restore_replays_for_the_agents_the_worker_owns_then() -> None:
+    """A rolling update: the first assignment holds none of the agents' partitions, the next all
+    of them. The second restore replaces what the first replayed; the minute being sampled now
+    is the process's own."""
+    store, ran, now = ran_through_eight_days()
+    worker = LiveState(ran.agreements, clock=lambda: now)
+    worker.restore(store, lambda kind, key: kind != "agent")
+    assert worker.staffing and not any(worker.staffing.values())  # the days seen, nobody of its own
+    assert not any(worker.handling.values())
+    worker.staffing[("kundreskontra", now)] = 99  # sampled by this process, this minute
+    worker.restore(store, lambda kind, key: True)
+    assert {k: n for k, n in worker.staffing.items() if k[1] < now} == {
+        k: n for k, n in ran.staffing.items() if k[1] < now
+    }
+    assert worker.staffing[("kundreskontra", now)] == 99
+    assert list(worker.handling["kundreskontra"]) == list(ran.handling["kundreskontra"])
+
+
+class TroubledStore(MemoryStore):
+    """Agent events as ClickHouse may give them (a copy not yet merged away) beside what an older
+    version wrote (a payload that no longer decodes, a queue no longer defined); or none at all."""
+
+    broken = False
+
+    def agent_events(self, since: datetime, until: datetime) -> list[tuple[str, str]]:
+        if self.broken:
+            raise ConnectionError("the warehouse does not answer")
+        rows = super().agent_events(since, until)
+        old = '{"type": "agent.state", "data": {"agent": "a9"'
+        return [row for row in rows for _ in range(2)] + [("a9", old)] * bool(rows)
+
+
+def test_the_replay_takes_a_copy_once_skips_what_it_cannot_use_and_survives_a_store_that_fails() -> None:
+    store, ran, now = ran_through_eight_days()
+    troubled = TroubledStore()
+    troubled.events = store.events
+    worker = LiveState(ran.agreements, clock=lambda: now)
+    worker.restore(troubled, lambda kind, key: True)
+    assert worker.staffing == {k: n for k, n in ran.staffing.items() if k[1] < now}
+    assert list(worker.handling["kundreskontra"]) == list(ran.handling["kundreskontra"])
+    # The warehouse gone at a later restore: what the worker had stays (a warning, no exception).
+    troubled.broken = True
+    kept = (dict(worker.staffing), list(worker.handling["kundreskontra"]))
+    worker.restore(troubled, lambda kind, key: True)
+    assert (worker.staffing, list(worker.handling["kundreskontra"])) == kept
