@@ -47,6 +47,7 @@ PRIOR_HANDLE_S, PRIOR_PATIENCE_S, PRIOR_AWAY_S, PRIOR_WEIGHT = 345.0, 150.0, 300
 HISTORY_WEEKS = 4  # the same weekday and time on this many earlier weeks shapes the arrival forecast
 SERVING = ("ready", "busy", "wrap_up")  # an agent in these states is taking the queue's calls
 MAX_CYCLE = timedelta(hours=1)  # a handling cycle longer than this is a lost event
+REPLAY_RETRY = timedelta(minutes=15)  # a failed replay of the earlier weeks' agent events is tried again
 MAX_IN_SYSTEM = 300  # calls in the system beyond the agents the outlook takes in (lost end events)
 
 # The `source` label takes these values, `imap/<mailbox>` of the agreements, or OTHER_SOURCE:
@@ -134,6 +135,8 @@ class LiveState(Collector):
         self.history_days: set[date] = set()
         self._history_store: Store | None = None
         self._history_day: date | None = None
+        # A replay of the agent events that failed: (store, owns, when), tried again REPLAY_RETRY later.
+        self._replay_retry: tuple[Store, Callable[[str, str], bool], datetime] | None = None
         self._predicted: tuple[datetime, dict[str, outlook.Prediction]] | None = None
         # Agents serving each queue, sampled per minute (UTC) while open: the staffing of earlier
         # weeks (breaks, lunches, shift ends), as this process saw it since it started.
@@ -276,6 +279,9 @@ class LiveState(Collector):
         store = self._history_store
         if store is not None and self.clock().astimezone(self.agreements.timezone).date() != self._history_day:
             self._read_history(store)
+        retry = self._replay_retry
+        if retry is not None and self.clock() - retry[2] >= REPLAY_RETRY:
+            self._replay_agents(retry[0], retry[1], self.clock())
 
     def _read_history(self, store: Store) -> None:
         """load_history, or a warning: the forecast then uses the recent arrivals alone, and the
@@ -498,13 +504,28 @@ class LiveState(Collector):
         owns may have changed (a rolling update's first assignment is partial); the store holds
         every event the process saw, so what it replays replaces what it had. Each minute is
         sampled as `sample_staffing` samples it: the agents serving each open queue as it begins.
-        Read a local day at a time (bounded memory); a day without any agent event in the store
-        (before the warehouse, a gap) is not sampled: unknown, not "nobody served". A payload that
-        no longer decodes is skipped; if the store cannot be read, what the worker had stays."""
-        tz, queues = self.agreements.timezone, self.agreements.queues
-        first = (now - timedelta(weeks=HISTORY_WEEKS, days=1)).replace(second=0, microsecond=0)
+        Read a local day at a time (bounded memory). Minutes are unknown, not "nobody served",
+        on a day without a usable agent event stored and before the first one (the warehouse
+        began, a gap). If the replay fails, the earlier weeks' samples are dropped (they may be
+        of another ownership) and it is tried again REPLAY_RETRY later."""
+        self._replay_retry = None
         kept = (self.handling, self.away)
         self.handling, self.away = _last_samples(), _last_samples()
+        try:
+            self.staffing.update(self._replayed(store, owns, now))
+        except Exception as exc:
+            self.handling, self.away = kept
+            self.staffing = {k: n for k, n in self.staffing.items() if k[1] >= now}
+            self._replay_retry = (store, owns, now)
+            log.warning("the outlook could not replay earlier weeks' agent events (%s: %s)", type(exc).__name__, exc)
+        self._busy_since, self._away_since = {}, {}  # as restore: the live events close cycles from now on
+
+    def _replayed(
+        self, store: Store, owns: Callable[[str, str], bool], now: datetime
+    ) -> dict[tuple[str, datetime], int]:
+        """The staffing samples of `_replay_agents`; the cycles and spells go to the live state's."""
+        tz, queues = self.agreements.timezone, self.agreements.queues
+        first = (now - timedelta(weeks=HISTORY_WEEKS, days=1)).replace(second=0, microsecond=0)
         staffing: dict[tuple[str, datetime], int] = {}
         held: dict[str, AgentStateChanged] = {}
         serving: Counter[str] = Counter()
@@ -523,13 +544,8 @@ class LiveState(Collector):
         day = lead.astimezone(tz).date()
         while (start := max(lead, datetime.combine(day, datetime.min.time(), tz).astimezone(UTC))) < now:
             end = min(datetime.combine(day + timedelta(days=1), datetime.min.time(), tz).astimezone(UTC), now)
-            try:
-                rows = store.agent_events(start, end)
-            except Exception as exc:
-                (self.handling, self.away), self._busy_since, self._away_since = kept, {}, {}
-                log.warning("the outlook could not read earlier weeks' agent events (%s: %s)", type(exc).__name__, exc)
-                return
-            for agent, payload in rows:
+            usable = []
+            for agent, payload in store.agent_events(start, end):
                 try:
                     ev = decode(payload)
                 except Exception:  # a payload written by an older version, or damaged
@@ -537,23 +553,24 @@ class LiveState(Collector):
                     continue
                 if type(ev) is not AgentStateChanged or any(q not in queues for q in ev.data.queues):
                     skipped += 1
-                    continue
+                else:
+                    usable.append((agent, ev))
+            for agent, ev in usable:
                 before = held.get(agent)
                 newer = before is None or (ev.time, ev.id) > (before.time, before.id)  # as observe takes it
                 if not newer or not owns("agent", agent):
                     continue
-                sample_until(ev.time, bool(rows))
+                sample_until(ev.time, bool(held))
                 for was, sign in ((before, -1), (ev, 1)):
                     if was is not None and was.data.state in SERVING:
                         serving.update({q: sign for q in was.data.queues})
                 held[agent] = ev
                 self._cycle(before, ev)
-            sample_until(end - timedelta(microseconds=1), bool(rows))
+            sample_until(end - timedelta(microseconds=1), bool(usable and held))
             day += timedelta(days=1)
-        self.staffing.update(staffing)
-        self._busy_since, self._away_since = {}, {}  # as restore: the live events close cycles from now on
         if skipped:
             log.warning("the outlook's replay skipped %d stored agent events it could not use", skipped)
+        return staffing
 
     # -- reading ----------------------------------------------------------------------------
 
