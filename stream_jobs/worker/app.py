@@ -457,20 +457,20 @@ def build_app(parts: WorkerParts, options: WorkerOptions = WorkerOptions(), *, d
 
 async def refresh_outlook(live: LiveState, lock: asyncio.Lock) -> None:
     """Compute the outlook a scrape shows on a thread: its Erlang A chains take about 0.1 s a
-    queue (0.8 s for nine overloaded ones, bench/outlook_loop.py), and on the event loop a
-    scrape would hold the batches behind it that long. The inputs are read here, on the loop
-    that changes the live state; one scrape computes at a time, and those behind it find the
-    result fresh. It is kept as of when it is ready, so a fast clock (the demo's) does not find
-    it stale at once. If the model fails, the scrape's collect tries again on the loop and
-    leaves the section out (LiveState.collect)."""
+    queue (about a second for nine overloaded ones, bench/outlook_loop.py), and on the event
+    loop a scrape would hold the batches behind it that long. The inputs are read here, on the
+    loop that changes the live state; one scrape computes at a time, and those behind it find
+    the result fresh. It is kept as of when it is ready, so a fast clock (the demo's) does not
+    find it stale at once. If anything fails, the page still answers: the scrape's collect tries
+    again on the loop and leaves the section out (LiveState.collect)."""
     async with lock:
-        if live.predicted(live.now()) is not None:
-            return
-        inputs = live.outlook_inputs(live.now())
         try:
+            if live.predicted(live.now()) is not None:
+                return
+            inputs = live.outlook_inputs(live.now())
             predicted = await asyncio.to_thread(predict_all, inputs)
         except Exception as exc:
-            outlook_log.warning("the outlook failed on its thread (%s: %s)", type(exc).__name__, exc)
+            outlook_log.warning("the outlook failed (%s: %s)", type(exc).__name__, exc)
             return
         live.keep_predictions(live.now(), predicted)
 

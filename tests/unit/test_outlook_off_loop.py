@@ -108,7 +108,7 @@ def test_a_fast_clock_finds_the_outlook_fresh_and_a_failing_model_is_logged(
 ) -> None:
     """The demo's clock runs ~200× the wall's: the outlook is kept as of when it is ready, so the
     scrape that asked shows it (not computed again on the loop). A model that fails on the
-    thread is logged there, and nothing is kept."""
+    thread, or inputs that cannot be read, are logged, nothing is kept, and nothing is raised."""
     monkeypatch.setattr(app, "predict_all", slow)
     began = time.perf_counter()
     live = overloaded()
@@ -123,4 +123,8 @@ def test_a_fast_clock_finds_the_outlook_fresh_and_a_failing_model_is_logged(
     again = overloaded()
     asyncio.run(refresh_outlook(again, asyncio.Lock()))
     assert again.predicted(NOW) is None
-    assert "the outlook failed on its thread (ValueError: no steady state)" in caplog.text
+    assert "the outlook failed (ValueError: no steady state)" in caplog.text
+    # Nor does a failure reading the inputs stop the page (/metrics never answers 500).
+    monkeypatch.setattr(again, "outlook_inputs", failing)
+    asyncio.run(refresh_outlook(again, asyncio.Lock()))
+    assert again.predicted(NOW) is None and caplog.text.count("the outlook failed") == 2
