@@ -139,7 +139,8 @@ class LiveState(Collector):
         self._replay_retry: tuple[Store, Callable[[str, str], bool], datetime] | None = None
         self._predicted: tuple[datetime, dict[str, outlook.Prediction]] | None = None
         # Agents serving each queue, sampled per minute (UTC) while open: the staffing of earlier
-        # weeks (breaks, lunches, shift ends), as this process saw it since it started.
+        # weeks (breaks, lunches, shift ends), replayed from the store at each restore and
+        # sampled at each scrape since.
         self.staffing: dict[tuple[str, datetime], int] = {}
 
     def source_label(self, source: str) -> str:
